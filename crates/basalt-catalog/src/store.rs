@@ -1,0 +1,540 @@
+//! The durable catalog: one immutable [`CatalogState`] per committed version, persisted
+//! atomically (write temp file, fsync, rename, fsync directory).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::table::TableMeta;
+use crate::{CATALOG_FORMAT_VERSION, CatalogError, SliceId, TableId};
+
+/// A schema (namespace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaMeta {
+    pub name: String,
+    pub owner: String,
+}
+
+/// A database user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMeta {
+    pub name: String,
+    pub superuser: bool,
+}
+
+/// The fixed shape of the cluster, recorded when the data directory is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    pub nodes: u32,
+    pub slices_per_node: u32,
+}
+
+impl Topology {
+    pub fn slice_count(&self) -> u32 {
+        self.nodes * self.slices_per_node
+    }
+    /// All slices, in order.
+    pub fn slices(&self) -> impl Iterator<Item = SliceId> + use<> {
+        (0..self.slice_count()).map(SliceId)
+    }
+    /// The node holding a slice.
+    pub fn node_of(&self, slice: SliceId) -> u32 {
+        slice.0 / self.slices_per_node
+    }
+    /// The first slice of each node: where DISTSTYLE ALL copies live.
+    pub fn first_slices(&self) -> impl Iterator<Item = SliceId> + use<> {
+        let per = self.slices_per_node;
+        (0..self.nodes).map(move |n| SliceId(n * per))
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} node(s) x {} slice(s)", self.nodes, self.slices_per_node)
+    }
+}
+
+/// One committed version of the whole catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogState {
+    /// Commit sequence number.
+    pub version: u64,
+    /// Bumped by every commit that changed schemas or table definitions.
+    pub ddl_version: u64,
+    pub topology: Topology,
+    pub next_table_id: u64,
+    pub schemas: BTreeMap<String, SchemaMeta>,
+    pub tables: BTreeMap<TableId, TableMeta>,
+    pub users: BTreeMap<String, UserMeta>,
+}
+
+impl CatalogState {
+    fn initial(topology: Topology, superuser: &str) -> Self {
+        let mut schemas = BTreeMap::new();
+        schemas.insert(
+            "public".to_string(),
+            SchemaMeta {
+                name: "public".into(),
+                owner: superuser.into(),
+            },
+        );
+        let mut users = BTreeMap::new();
+        users.insert(
+            superuser.to_string(),
+            UserMeta {
+                name: superuser.into(),
+                superuser: true,
+            },
+        );
+        CatalogState {
+            version: 0,
+            ddl_version: 0,
+            topology,
+            next_table_id: 100_000,
+            schemas,
+            tables: BTreeMap::new(),
+            users,
+        }
+    }
+
+    pub fn table_by_name(&self, schema: &str, name: &str) -> Option<&TableMeta> {
+        self.tables
+            .values()
+            .find(|t| t.schema == schema && t.name == name)
+    }
+
+    pub fn table_id_by_name(&self, schema: &str, name: &str) -> Option<TableId> {
+        self.table_by_name(schema, name).map(|t| t.id)
+    }
+
+    /// Every segment file referenced by this version, as `(slice, table, file)`.
+    pub fn live_files(&self) -> BTreeSet<(SliceId, TableId, String)> {
+        let mut out = BTreeSet::new();
+        for t in self.tables.values() {
+            for (slice, segs) in &t.data.slices {
+                for s in segs {
+                    out.insert((*slice, t.id, s.file.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Envelope of the persisted file: a format version and a checksum over the body.
+#[derive(Serialize, Deserialize)]
+struct CatalogFile {
+    format: String,
+    format_version: u32,
+    crc32: u32,
+    body: String,
+}
+
+const CATALOG_FILE: &str = "catalog.json";
+const FORMAT_NAME: &str = "basalt-catalog";
+
+/// The leader's catalog: the current committed state plus its durable file.
+pub struct CatalogStore {
+    dir: PathBuf,
+    current: RwLock<Arc<CatalogState>>,
+    commit_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for CatalogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogStore")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl CatalogStore {
+    /// Open the catalog under `dir`, creating an empty one with `topology` if none exists.
+    pub fn open(dir: &Path, topology: Topology, superuser: &str) -> Result<Self, CatalogError> {
+        fs::create_dir_all(dir).map_err(|source| CatalogError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(CATALOG_FILE);
+        let state = if path.exists() {
+            let state = read_catalog(&path)?;
+            if state.topology != topology {
+                return Err(CatalogError::TopologyMismatch {
+                    found: state.topology.to_string(),
+                    asked: topology.to_string(),
+                });
+            }
+            state
+        } else {
+            let state = CatalogState::initial(topology, superuser);
+            write_catalog(dir, &state)?;
+            state
+        };
+        Ok(CatalogStore {
+            dir: dir.to_path_buf(),
+            current: RwLock::new(Arc::new(state)),
+            commit_lock: Mutex::new(()),
+        })
+    }
+
+    /// Read the topology recorded in an existing data directory, if any.
+    pub fn recorded_topology(dir: &Path) -> Result<Option<Topology>, CatalogError> {
+        let path = dir.join(CATALOG_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(Some(read_catalog(&path)?.topology))
+    }
+
+    /// The latest committed state.
+    pub fn snapshot(&self) -> Arc<CatalogState> {
+        self.current.read().clone()
+    }
+
+    /// Start a transaction on the latest committed state.
+    pub fn begin(&self) -> Transaction {
+        let base = self.snapshot();
+        Transaction {
+            working: (*base).clone(),
+            base,
+            touched: BTreeSet::new(),
+            touched_schemas: BTreeSet::new(),
+            ddl: false,
+        }
+    }
+
+    /// Commit a transaction: check for write-write conflicts with commits made since it began,
+    /// merge its changes into the newest committed state, persist atomically, then publish.
+    pub fn commit(&self, txn: Transaction) -> Result<Arc<CatalogState>, CatalogError> {
+        if !txn.is_dirty() {
+            return Ok(self.snapshot());
+        }
+        let _guard = self.commit_lock.lock();
+        let current = self.snapshot();
+        // Write-write conflicts: something this transaction wrote was also changed by a commit
+        // made after it began. The first committer wins (Redshift's serializable isolation).
+        for id in &txn.touched {
+            let before = txn.base.tables.get(id).map(|t| t.version);
+            let now = current.tables.get(id).map(|t| t.version);
+            if before != now {
+                let name = txn
+                    .working
+                    .tables
+                    .get(id)
+                    .or_else(|| txn.base.tables.get(id))
+                    .map(|t| t.qualified_name())
+                    .unwrap_or_else(|| id.to_string());
+                return Err(CatalogError::SerializationConflict {
+                    table: name,
+                    detail: format!("a concurrent commit (version {}) changed it", current.version),
+                });
+            }
+        }
+        for name in &txn.touched_schemas {
+            if txn.base.schemas.get(name) != current.schemas.get(name) {
+                return Err(CatalogError::SerializationConflict {
+                    table: name.clone(),
+                    detail: format!("a concurrent commit (version {}) changed the schema", current.version),
+                });
+            }
+        }
+        let mut next = (*current).clone();
+        for name in &txn.touched_schemas {
+            match txn.working.schemas.get(name) {
+                Some(s) => next.schemas.insert(name.clone(), s.clone()),
+                None => next.schemas.remove(name),
+            };
+        }
+        for id in &txn.touched {
+            match txn.working.tables.get(id) {
+                Some(t) => {
+                    if let Some(other) = next.table_by_name(&t.schema, &t.name)
+                        && other.id != *id
+                    {
+                        return Err(CatalogError::TableExists {
+                            name: t.qualified_name(),
+                        });
+                    }
+                    next.tables.insert(*id, t.clone())
+                }
+                None => next.tables.remove(id),
+            };
+        }
+        next.next_table_id = next.next_table_id.max(txn.working.next_table_id);
+        if txn.ddl {
+            next.ddl_version += 1;
+        }
+        next.version = current.version + 1;
+        write_catalog(&self.dir, &next)?;
+        let next = Arc::new(next);
+        *self.current.write() = next.clone();
+        Ok(next)
+    }
+}
+
+/// A transaction's private view of the catalog. Edits are invisible to others until
+/// [`CatalogStore::commit`].
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    base: Arc<CatalogState>,
+    working: CatalogState,
+    touched: BTreeSet<TableId>,
+    touched_schemas: BTreeSet<String>,
+    ddl: bool,
+}
+
+impl Transaction {
+    /// The state as this transaction sees it.
+    pub fn state(&self) -> &CatalogState {
+        &self.working
+    }
+
+    /// The committed version this transaction started from.
+    pub fn base_version(&self) -> u64 {
+        self.base.version
+    }
+
+    /// Mutable access to one table (DML, or DDL with [`Transaction::mark_ddl`]). Marks it written.
+    pub fn table_mut(&mut self, id: TableId) -> Option<&mut TableMeta> {
+        self.touched.insert(id);
+        self.working.tables.get_mut(&id)
+    }
+
+    /// This transaction changes definitions (bumps the DDL version on commit).
+    pub fn mark_ddl(&mut self) {
+        self.ddl = true;
+    }
+
+    /// Add a new table (CREATE TABLE).
+    pub fn insert_table(&mut self, table: TableMeta) {
+        self.ddl = true;
+        self.touched.insert(table.id);
+        self.working.tables.insert(table.id, table);
+    }
+
+    /// Remove a table (DROP TABLE).
+    pub fn remove_table(&mut self, id: TableId) -> Option<TableMeta> {
+        self.ddl = true;
+        self.touched.insert(id);
+        self.working.tables.remove(&id)
+    }
+
+    /// Add or replace a schema.
+    pub fn put_schema(&mut self, schema: SchemaMeta) {
+        self.ddl = true;
+        self.touched_schemas.insert(schema.name.clone());
+        self.working.schemas.insert(schema.name.clone(), schema);
+    }
+
+    /// Remove a schema.
+    pub fn remove_schema(&mut self, name: &str) -> Option<SchemaMeta> {
+        self.ddl = true;
+        self.touched_schemas.insert(name.to_string());
+        self.working.schemas.remove(name)
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.ddl || !self.touched.is_empty() || !self.touched_schemas.is_empty()
+    }
+
+    /// Allocate a new table id.
+    pub fn allocate_table_id(&mut self) -> TableId {
+        let id = TableId(self.working.next_table_id);
+        self.working.next_table_id += 1;
+        id
+    }
+
+    /// Files that this transaction's writes added and that are not in its base version: the
+    /// files to delete if it rolls back.
+    pub fn files_added(&self) -> BTreeSet<(SliceId, TableId, String)> {
+        let before = self.base.live_files();
+        self.working
+            .live_files()
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect()
+    }
+}
+
+fn read_catalog(path: &Path) -> Result<CatalogState, CatalogError> {
+    let bytes = fs::read(path).map_err(|source| CatalogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let corrupt = |reason: String| CatalogError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file: CatalogFile =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not a catalog file: {e}")))?;
+    if file.format != FORMAT_NAME {
+        return Err(corrupt(format!("unknown format {:?}", file.format)));
+    }
+    if file.format_version != CATALOG_FORMAT_VERSION {
+        return Err(CatalogError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: file.format_version,
+            expected: CATALOG_FORMAT_VERSION,
+        });
+    }
+    let crc = crc32fast::hash(file.body.as_bytes());
+    if crc != file.crc32 {
+        return Err(corrupt(format!(
+            "checksum mismatch (stored {:08x}, computed {crc:08x})",
+            file.crc32
+        )));
+    }
+    serde_json::from_str(&file.body).map_err(|e| corrupt(format!("bad catalog body: {e}")))
+}
+
+fn write_catalog(dir: &Path, state: &CatalogState) -> Result<(), CatalogError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CatalogError::Io { path, source }
+    };
+    let body = serde_json::to_string(state).expect("catalog state serializes");
+    let file = CatalogFile {
+        format: FORMAT_NAME.into(),
+        format_version: CATALOG_FORMAT_VERSION,
+        crc32: crc32fast::hash(body.as_bytes()),
+        body,
+    };
+    let bytes = serde_json::to_vec(&file).expect("catalog file serializes");
+    let tmp = dir.join(format!("{CATALOG_FILE}.tmp"));
+    let dst = dir.join(CATALOG_FILE);
+    {
+        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    fs::rename(&tmp, &dst).map_err(io(&dst))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{Constraints, TableData};
+    use crate::types::{DistStyle, SqlType};
+    use crate::{ColumnMeta, Encoding, SegmentMeta};
+
+    const TOPO: Topology = Topology {
+        nodes: 1,
+        slices_per_node: 2,
+    };
+
+    fn table(id: TableId, name: &str) -> TableMeta {
+        TableMeta {
+            id,
+            schema: "public".into(),
+            name: name.into(),
+            columns: vec![ColumnMeta {
+                id: 0,
+                name: "a".into(),
+                ty: SqlType::Integer,
+                nullable: true,
+                default: None,
+                identity: None,
+                encoding: Encoding::Az64,
+            }],
+            next_column_id: 1,
+            diststyle: DistStyle::Even,
+            distkey: None,
+            sortkey: None,
+            encode_auto: true,
+            backup: true,
+            temporary: false,
+            constraints: Constraints::default(),
+            owner: "basalt".into(),
+            created_at: "2026-01-01 00:00:00".into(),
+            hash_fingerprint: 0,
+            identity_next: Default::default(),
+            version: 0,
+            data: TableData::default(),
+        }
+    }
+
+    #[test]
+    fn commit_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        let mut txn = store.begin();
+        let id = txn.allocate_table_id();
+        txn.insert_table(table(id, "t"));
+        store.commit(txn).unwrap();
+        drop(store);
+        let store = CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        assert!(store.snapshot().table_by_name("public", "t").is_some());
+    }
+
+    #[test]
+    fn write_write_conflict_aborts_second_committer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        let mut txn = store.begin();
+        let id = txn.allocate_table_id();
+        txn.insert_table(table(id, "t"));
+        store.commit(txn).unwrap();
+
+        let mut a = store.begin();
+        let mut b = store.begin();
+        a.table_mut(id).unwrap().version += 1;
+        b.table_mut(id).unwrap().version += 1;
+        store.commit(a).unwrap();
+        let err = store.commit(b).unwrap_err();
+        assert_eq!(err.sqlstate(), "40001");
+    }
+
+    #[test]
+    fn torn_file_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        let path = dir.path().join(CATALOG_FILE);
+        let mut text = fs::read_to_string(&path).unwrap();
+        text = text.replace("public", "publix");
+        fs::write(&path, text).unwrap();
+        let err = CatalogStore::open(dir.path(), TOPO, "basalt").unwrap_err();
+        assert!(matches!(err, CatalogError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn topology_is_fixed_at_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        let other = Topology {
+            nodes: 2,
+            slices_per_node: 2,
+        };
+        assert!(CatalogStore::open(dir.path(), other, "basalt").is_err());
+    }
+
+    /// Freezes the persisted shape: if this fails, bump CATALOG_FORMAT_VERSION and update the
+    /// expected text (and write a reader for the old version).
+    #[test]
+    fn frozen_format() {
+        let mut state = CatalogState::initial(TOPO, "basalt");
+        let mut t = table(TableId(100_000), "t");
+        t.data.slices.insert(
+            SliceId(1),
+            vec![SegmentMeta {
+                file: "s.parquet".into(),
+                rows: 3,
+                bytes: 10,
+                sorted: false,
+            }],
+        );
+        state.tables.insert(t.id, t);
+        let json = serde_json::to_string(&state).unwrap();
+        let expected = r#"{"version":0,"ddl_version":0,"topology":{"nodes":1,"slices_per_node":2},"next_table_id":100000,"schemas":{"public":{"name":"public","owner":"basalt"}},"tables":{"100000":{"id":100000,"schema":"public","name":"t","columns":[{"id":0,"name":"a","ty":"integer","nullable":true,"default":null,"identity":null,"encoding":"az64"}],"next_column_id":1,"diststyle":"even","distkey":null,"sortkey":null,"encode_auto":true,"backup":true,"temporary":false,"constraints":{"primary_key":[],"unique":[],"foreign_keys":[]},"owner":"basalt","created_at":"2026-01-01 00:00:00","hash_fingerprint":0,"identity_next":{},"version":0,"data":{"slices":{"1":[{"file":"s.parquet","rows":3,"bytes":10,"sorted":false}]}}}},"users":{"basalt":{"name":"basalt","superuser":true}}}"#;
+        assert_eq!(json, expected, "persisted catalog format changed");
+        assert_eq!(CATALOG_FORMAT_VERSION, 1);
+    }
+}

@@ -1,0 +1,494 @@
+//! DML: INSERT, DELETE, UPDATE. Rows are conformed to the table's types (casts, NOT NULL,
+//! lengths, defaults, IDENTITY), placed on slices by DISTSTYLE, and written by the compute
+//! nodes as new segments; the transaction then points the table at them.
+//!
+//! DELETE and UPDATE rewrite the table (correct now; delete vectors come with the storage
+//! engine): the new version's rows are produced by a DataFusion query over the old version.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use basalt_catalog::{SegmentMeta, SliceId, SqlType, TableId, TableMeta};
+use basalt_sql::ParsedStatement;
+use basalt_sql::sqlparser::ast::{
+    AssignmentTarget, FromTable, Statement, TableFactor, TableObject,
+};
+use basalt_storage::{WriteRequest, split_by_slice};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, new_null_array,
+};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+
+use crate::session::{StatementOutput, ident_name, split_name};
+use crate::{NodeError, Session};
+
+/// Rows buffered per slice before a segment is written.
+const FLUSH_ROWS: usize = 1 << 20;
+
+const CAST: CastOptions<'static> = CastOptions {
+    safe: false,
+    format_options: datafusion::arrow::util::display::FormatOptions::new(),
+};
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn table_ref(t: &TableMeta) -> String {
+    format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
+}
+
+/// How each table column is produced from a source batch.
+enum ColumnSource {
+    /// Index into the source batch.
+    Source(usize),
+    Default(ScalarValue),
+    Identity,
+    Null,
+}
+
+impl Session {
+    pub(crate) async fn dml(&mut self, ps: ParsedStatement) -> Result<StatementOutput, NodeError> {
+        match ps.statement {
+            Statement::Insert(ins) => {
+                let TableObject::TableName(name) = &ins.table else {
+                    return Err(NodeError::unsupported("INSERT INTO a table function"));
+                };
+                if ins.returning.is_some() {
+                    return Err(NodeError::unsupported("INSERT ... RETURNING"));
+                }
+                if ins.on.is_some() {
+                    return Err(NodeError::unsupported("INSERT ... ON CONFLICT"));
+                }
+                let state = self.txn_mut().txn.state().clone();
+                let table = self.resolve_table(&state, name)?;
+                let cols: Option<Vec<String>> = (!ins.columns.is_empty()).then(|| {
+                    ins.columns
+                        .iter()
+                        .map(|c| split_name(c).map(|(_, n)| n).unwrap_or_default())
+                        .collect()
+                });
+                let rows = match ins.source {
+                    Some(q) => self.insert_query(table.id, cols, Statement::Query(q)).await?,
+                    None => {
+                        // INSERT ... DEFAULT VALUES
+                        self.insert_query(table.id, Some(vec![]), basalt_sql::parse("SELECT 1")?.remove(0).statement).await?
+                    }
+                };
+                Ok(StatementOutput::Command {
+                    tag: "INSERT 0".into(),
+                    rows: Some(rows),
+                })
+            }
+            Statement::Delete(del) => {
+                let tables = match &del.from {
+                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+                };
+                let [twj] = tables.as_slice() else {
+                    return Err(NodeError::unsupported("DELETE from several tables"));
+                };
+                let TableFactor::Table { name, alias, .. } = &twj.relation else {
+                    return Err(NodeError::unsupported("DELETE from a derived table"));
+                };
+                if del.returning.is_some() {
+                    return Err(NodeError::unsupported("DELETE ... RETURNING"));
+                }
+                let state = self.txn_mut().txn.state().clone();
+                let table = self.resolve_table(&state, name)?;
+                let alias = alias.as_ref().map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name)))).unwrap_or_default();
+                let before = table.data.row_count() / copies(&table, self) as u64;
+                let keep = match (&del.selection, &del.using) {
+                    (None, None) => None,
+                    (Some(pred), None) => Some(format!(
+                        "SELECT * FROM {}{alias} WHERE ({pred}) IS NOT TRUE",
+                        table_ref(&table)
+                    )),
+                    (pred, Some(using)) => {
+                        let using: Vec<String> = using.iter().map(|u| u.to_string()).collect();
+                        let pred = pred.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "TRUE".into());
+                        Some(format!(
+                            "SELECT * FROM {}{alias} WHERE NOT EXISTS (SELECT 1 FROM {} WHERE {pred})",
+                            table_ref(&table),
+                            using.join(", ")
+                        ))
+                    }
+                };
+                let after = self.rewrite_table(table.id, keep).await?;
+                Ok(StatementOutput::command_rows("DELETE", before.saturating_sub(after)))
+            }
+            Statement::Update(up) => {
+                if up.from.is_some() {
+                    return Err(NodeError::unsupported("UPDATE ... FROM"));
+                }
+                if up.returning.is_some() {
+                    return Err(NodeError::unsupported("UPDATE ... RETURNING"));
+                }
+                let TableFactor::Table { name, alias, .. } = &up.table.relation else {
+                    return Err(NodeError::unsupported("UPDATE of a derived table"));
+                };
+                let state = self.txn_mut().txn.state().clone();
+                let table = self.resolve_table(&state, name)?;
+                let mut assigned: BTreeMap<String, String> = BTreeMap::new();
+                for a in &up.assignments {
+                    let AssignmentTarget::ColumnName(c) = &a.target else {
+                        return Err(NodeError::unsupported("UPDATE with tuple assignment"));
+                    };
+                    let col = split_name(c)?.1;
+                    let Some(cm) = table.column(&col) else {
+                        return Err(basalt_catalog::CatalogError::ColumnNotFound {
+                            table: table.name.clone(),
+                            column: col,
+                        }
+                        .into());
+                    };
+                    if cm.identity.as_ref().is_some_and(|i| !i.by_default) {
+                        return Err(NodeError::invalid(
+                            "428C9",
+                            format!("cannot update identity column \"{col}\""),
+                        ));
+                    }
+                    let value = if a.value.to_string().eq_ignore_ascii_case("default") {
+                        cm.default.clone().unwrap_or_else(|| "NULL".into())
+                    } else {
+                        a.value.to_string()
+                    };
+                    assigned.insert(col, value);
+                }
+                let hit = match &up.selection {
+                    Some(p) => format!("(({p}) IS TRUE)"),
+                    None => "TRUE".into(),
+                };
+                let projection: Vec<String> = table
+                    .columns
+                    .iter()
+                    .map(|c| match assigned.get(&c.name) {
+                        Some(v) => format!(
+                            "CASE WHEN {hit} THEN CAST(({v}) AS {}) ELSE {} END AS {}",
+                            c.ty.cast_name(),
+                            quote_ident(&c.name),
+                            quote_ident(&c.name)
+                        ),
+                        None => quote_ident(&c.name),
+                    })
+                    .collect();
+                let alias = alias.as_ref().map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name)))).unwrap_or_default();
+                let count_sql = format!("SELECT count(*) FROM {}{alias} WHERE {hit}", table_ref(&table));
+                let updated = self.count(&count_sql).await?;
+                let sql = format!("SELECT {} FROM {}{alias}", projection.join(", "), table_ref(&table));
+                self.rewrite_table(table.id, Some(sql)).await?;
+                Ok(StatementOutput::command_rows("UPDATE", updated))
+            }
+            other => Err(NodeError::unsupported(other.to_string())),
+        }
+    }
+
+    async fn count(&mut self, sql: &str) -> Result<u64, NodeError> {
+        let stmt = basalt_sql::parse(sql)?.remove(0).statement;
+        let batches = self.query(stmt).await?.collect().await?;
+        let v = batches
+            .first()
+            .and_then(|b| b.column(0).as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>().map(|a| a.value(0)))
+            .unwrap_or(0);
+        Ok(v as u64)
+    }
+
+    /// Plan `source` and stream its rows.
+    async fn source_stream(&mut self, source: Statement) -> Result<SendableRecordBatchStream, NodeError> {
+        let (_state, _pin) = self.refresh_view();
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(source)))
+            .await?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    /// INSERT the rows of a query into a table (also CTAS). Returns the row count.
+    pub(crate) async fn insert_query(
+        &mut self,
+        table_id: TableId,
+        columns: Option<Vec<String>>,
+        source: Statement,
+    ) -> Result<u64, NodeError> {
+        let table = self.txn_mut().txn.state().tables.get(&table_id).cloned().expect("table exists");
+        let stream = self.source_stream(source).await?;
+        let width = stream.schema().fields().len();
+        let targets: Vec<String> = match columns {
+            Some(c) => c,
+            None => table.columns.iter().take(width).map(|c| c.name.clone()).collect(),
+        };
+        if width > targets.len() {
+            return Err(NodeError::invalid("42601", "INSERT has more expressions than target columns"));
+        }
+        if width < targets.len() && !targets.is_empty() {
+            return Err(NodeError::invalid("42601", "INSERT has more target columns than expressions"));
+        }
+        let mut plan = vec![];
+        for c in &table.columns {
+            let src = match targets.iter().position(|t| *t == c.name) {
+                Some(i) => {
+                    if c.identity.as_ref().is_some_and(|id| !id.by_default) {
+                        return Err(NodeError::invalid(
+                            "428C9",
+                            format!("cannot set an identity column \"{}\" to a value", c.name),
+                        ));
+                    }
+                    ColumnSource::Source(i)
+                }
+                None if c.identity.is_some() => ColumnSource::Identity,
+                None => match &c.default {
+                    Some(d) => ColumnSource::Default(self.eval_default(d, &c.ty).await?),
+                    None => ColumnSource::Null,
+                },
+            };
+            plan.push(src);
+        }
+        for t in &targets {
+            if table.column(t).is_none() {
+                return Err(basalt_catalog::CatalogError::ColumnNotFound {
+                    table: table.name.clone(),
+                    column: t.clone(),
+                }
+                .into());
+            }
+        }
+        self.write_stream(table_id, stream, &plan, false).await
+    }
+
+    /// Evaluate a DEFAULT expression once per statement.
+    async fn eval_default(&mut self, expr: &str, ty: &SqlType) -> Result<ScalarValue, NodeError> {
+        let stmt = basalt_sql::parse(&format!("SELECT CAST(({expr}) AS {})", ty.cast_name()))?.remove(0).statement;
+        let batches = self.query(stmt).await?.collect().await?;
+        let b = batches.first().ok_or_else(|| NodeError::internal("default produced no row"))?;
+        Ok(ScalarValue::try_from_array(b.column(0), 0)?)
+    }
+
+    /// Replace a table's rows by the rows of `select` (all current rows when None). Returns
+    /// the new row count.
+    pub(crate) async fn rewrite_table(&mut self, table_id: TableId, select: Option<String>) -> Result<u64, NodeError> {
+        let table = self.txn_mut().txn.state().tables.get(&table_id).cloned().expect("table exists");
+        let sql = match select {
+            Some(s) => s,
+            None => format!("SELECT * FROM {}", table_ref(&table)),
+        };
+        let stmt = basalt_sql::parse(&sql)?.remove(0).statement;
+        let stream = self.source_stream(stmt).await?;
+        let plan: Vec<ColumnSource> = (0..table.columns.len()).map(ColumnSource::Source).collect();
+        self.write_stream(table_id, stream, &plan, true).await
+    }
+
+    /// Conform, place and write a stream of rows; `replace` swaps the table's data for them.
+    async fn write_stream(
+        &mut self,
+        table_id: TableId,
+        mut stream: SendableRecordBatchStream,
+        plan: &[ColumnSource],
+        replace: bool,
+    ) -> Result<u64, NodeError> {
+        let table = Arc::new(self.txn_mut().txn.state().tables.get(&table_id).cloned().expect("table exists"));
+        let topology = self.leader.topology();
+        let mut identity = table.identity_next.clone();
+        let mut pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)> = BTreeMap::new();
+        let mut written: BTreeMap<SliceId, Vec<SegmentMeta>> = BTreeMap::new();
+        let mut rows = 0u64;
+        let mut rr = self.rr;
+        let result: Result<(), NodeError> = async {
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let conformed = conform(&table, &batch, plan, &mut identity)?;
+                rows += conformed.num_rows() as u64;
+                for (slice, part) in split_by_slice(&table, &topology, &conformed, &mut rr)? {
+                    let e = pending.entry(slice).or_default();
+                    e.1 += part.num_rows();
+                    e.0.push(part);
+                    if e.1 >= FLUSH_ROWS {
+                        let batches = std::mem::take(&mut e.0);
+                        e.1 = 0;
+                        let segs = self.write_slice(&table, slice, batches).await?;
+                        written.entry(slice).or_default().extend(segs);
+                    }
+                }
+            }
+            for (slice, (batches, _)) in std::mem::take(&mut pending) {
+                let segs = self.write_slice(&table, slice, batches).await?;
+                written.entry(slice).or_default().extend(segs);
+            }
+            Ok(())
+        }
+        .await;
+        self.rr = rr;
+        // Every file written is recorded, so a failure or rollback removes it.
+        let open = self.txn.as_mut().expect("transaction open");
+        for (slice, segs) in &written {
+            for s in segs {
+                open.written.insert((*slice, table_id, s.file.clone()));
+            }
+        }
+        result?;
+        let t = open.txn.table_mut(table_id).expect("table exists");
+        if replace {
+            t.data.slices.clear();
+        }
+        for (slice, segs) in written {
+            t.data.slices.entry(slice).or_default().extend(segs);
+        }
+        t.identity_next = identity;
+        t.version += 1;
+        Ok(rows)
+    }
+
+    async fn write_slice(
+        &self,
+        table: &Arc<TableMeta>,
+        slice: SliceId,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<SegmentMeta>, NodeError> {
+        let node = self.leader.compute().node_for(slice)?;
+        Ok(node
+            .write(WriteRequest {
+                table: table.clone(),
+                slice,
+                batches,
+            })
+            .await?)
+    }
+}
+
+/// Number of stored copies of each row (ALL tables keep one per node).
+fn copies(table: &TableMeta, session: &Session) -> usize {
+    match table.effective_diststyle() {
+        basalt_catalog::DistStyle::All | basalt_catalog::DistStyle::Auto => {
+            session.leader.topology().nodes as usize
+        }
+        _ => 1,
+    }
+}
+
+/// Build a batch in the table's column order and types from a source batch.
+fn conform(
+    table: &TableMeta,
+    src: &RecordBatch,
+    plan: &[ColumnSource],
+    identity: &mut BTreeMap<u32, i64>,
+) -> Result<RecordBatch, NodeError> {
+    let n = src.num_rows();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(table.columns.len());
+    for (c, how) in table.columns.iter().zip(plan) {
+        let target = c.ty.to_arrow();
+        let arr: ArrayRef = match how {
+            ColumnSource::Source(i) => {
+                let a = src.column(*i);
+                let a = if a.data_type() == &target { a.clone() } else { cast_value(a, &target, c)? };
+                if let Some(id) = &c.identity
+                    && a.null_count() > 0
+                {
+                    let _ = id;
+                    fill_identity(&a, c.id, c.identity.as_ref().expect("identity"), &c.ty, identity)?
+                } else {
+                    a
+                }
+            }
+            ColumnSource::Default(v) => {
+                let a = v.to_array_of_size(n)?;
+                if a.data_type() == &target { a } else { cast_value(&a, &target, c)? }
+            }
+            ColumnSource::Null => new_null_array(&target, n),
+            ColumnSource::Identity => {
+                let id = c.identity.as_ref().expect("identity column");
+                fill_identity(&new_null_array(&target, n), c.id, id, &c.ty, identity)?
+            }
+        };
+        let arr = check_column(c, arr)?;
+        cols.push(arr);
+    }
+    Ok(RecordBatch::try_new(table.arrow_schema(), cols)?)
+}
+
+fn cast_value(a: &ArrayRef, target: &DataType, c: &basalt_catalog::ColumnMeta) -> Result<ArrayRef, NodeError> {
+    // Booleans stored into strings print as Postgres does.
+    if a.data_type() == &DataType::Boolean && matches!(target, DataType::Utf8) {
+        let b = a.as_boolean();
+        return Ok(Arc::new(b.iter().map(|v| v.map(|x| if x { "true" } else { "false" })).collect::<StringArray>()));
+    }
+    cast_with_options(a, target, &CAST).map_err(|e| {
+        let msg = e.to_string();
+        let state = if msg.to_ascii_lowercase().contains("overflow") || msg.contains("too large") || msg.contains("out of range") || msg.contains("precision") {
+            "22003"
+        } else {
+            "22P02"
+        };
+        NodeError::invalid(state, format!("column \"{}\" of type {}: {}", c.name, c.ty.display_name(), msg.trim_start_matches("Cast error: ")))
+    })
+}
+
+/// Fill NULLs of an IDENTITY column with the next values.
+fn fill_identity(
+    a: &ArrayRef,
+    col: u32,
+    id: &basalt_catalog::Identity,
+    ty: &SqlType,
+    next: &mut BTreeMap<u32, i64>,
+) -> Result<ArrayRef, NodeError> {
+    let mut v = *next.get(&col).unwrap_or(&id.seed);
+    let mut out: Vec<i64> = Vec::with_capacity(a.len());
+    let as64 = cast_with_options(a, &DataType::Int64, &CAST)?;
+    let as64 = as64.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    for i in 0..a.len() {
+        if as64.is_null(i) {
+            out.push(v);
+            v = v.checked_add(id.step).ok_or_else(|| NodeError::invalid("22003", "IDENTITY value out of range"))?;
+        } else {
+            out.push(as64.value(i));
+        }
+    }
+    next.insert(col, v);
+    Ok(match ty {
+        SqlType::SmallInt => Arc::new(Int16Array::from(out.iter().map(|x| *x as i16).collect::<Vec<_>>())),
+        SqlType::Integer => Arc::new(Int32Array::from(out.iter().map(|x| *x as i32).collect::<Vec<_>>())),
+        _ => Arc::new(Int64Array::from(out)),
+    })
+}
+
+/// NOT NULL and length checks; CHAR values lose trailing blanks (blank-padded semantics).
+fn check_column(c: &basalt_catalog::ColumnMeta, a: ArrayRef) -> Result<ArrayRef, NodeError> {
+    if !c.nullable && a.null_count() > 0 {
+        return Err(NodeError::invalid(
+            "23502",
+            format!("null value in column \"{}\" violates not-null constraint", c.name),
+        ));
+    }
+    match c.ty {
+        SqlType::Varchar(n) => {
+            let s = a.as_string::<i32>();
+            if s.iter().flatten().any(|v| v.len() > n as usize) {
+                return Err(NodeError::invalid(
+                    "22001",
+                    format!("value too long for type character varying({n})"),
+                ));
+            }
+            Ok(a)
+        }
+        SqlType::Char(n) => {
+            let s = a.as_string::<i32>();
+            let trimmed: StringArray = s.iter().map(|v| v.map(|x| x.trim_end_matches(' '))).collect();
+            if trimmed.iter().flatten().any(|v| v.len() > n as usize) {
+                return Err(NodeError::invalid(
+                    "22001",
+                    format!("value too long for type character({n})"),
+                ));
+            }
+            Ok(Arc::new(trimmed))
+        }
+        _ => Ok(a),
+    }
+}

@@ -1,0 +1,180 @@
+use basalt_catalog::CatalogError;
+use basalt_sql::SqlError;
+use basalt_storage::StorageError;
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+
+/// Every error a session can return to a client. [`NodeError::sqlstate`] gives the Postgres
+/// SQLSTATE; the wire layer maps it once.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{}", df_message(.0))]
+    DataFusion(#[from] DataFusionError),
+    #[error("{0}")]
+    Arrow(#[from] ArrowError),
+    /// A feature BasaltDB does not support (yet); the message names it.
+    #[error("{feature} is not supported")]
+    Unsupported { feature: String },
+    #[error("{message}")]
+    InvalidInput { sqlstate: &'static str, message: String },
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    TransactionAborted,
+    #[error("database \"{name}\" does not exist")]
+    UnknownDatabase { name: String },
+    #[error("role \"{name}\" does not exist")]
+    UnknownUser { name: String },
+    #[error("canceling statement due to user request")]
+    Canceled,
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+fn df_message(e: &DataFusionError) -> String {
+    match e.find_root() {
+        DataFusionError::External(inner) => inner.to_string(),
+        DataFusionError::ArrowError(a, _) => arrow_message(a),
+        DataFusionError::Plan(m) | DataFusionError::Execution(m) => m.clone(),
+        DataFusionError::SQL(p, _) => p.to_string(),
+        DataFusionError::SchemaError(s, _) => s.to_string(),
+        DataFusionError::NotImplemented(m) => format!("{m} is not supported"),
+        other => other.to_string(),
+    }
+}
+
+fn arrow_message(a: &ArrowError) -> String {
+    match a {
+        ArrowError::DivideByZero => "division by zero".into(),
+        ArrowError::CastError(m) | ArrowError::ComputeError(m) | ArrowError::InvalidArgumentError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn arrow_sqlstate(a: &ArrowError) -> &'static str {
+    match a {
+        ArrowError::DivideByZero => "22012",
+        ArrowError::ArithmeticOverflow(_) => "22003",
+        ArrowError::CastError(m) => {
+            if m.contains("overflow") || m.contains("too large") || m.contains("out of range") {
+                "22003"
+            } else {
+                "22P02"
+            }
+        }
+        ArrowError::ParseError(_) => "22P02",
+        ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => "22003",
+        _ => "XX000",
+    }
+}
+
+fn df_sqlstate(e: &DataFusionError) -> &'static str {
+    match e.find_root() {
+        DataFusionError::ArrowError(a, _) => arrow_sqlstate(a),
+        DataFusionError::External(inner) => {
+            if let Some(s) = inner.downcast_ref::<StorageError>() {
+                s.sqlstate()
+            } else if let Some(n) = inner.downcast_ref::<NodeError>() {
+                n.sqlstate()
+            } else if let Some(a) = inner.downcast_ref::<ArrowError>() {
+                arrow_sqlstate(a)
+            } else {
+                "XX000"
+            }
+        }
+        DataFusionError::SQL(_, _) => "42601",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::SchemaError(s, _) => {
+            use datafusion::common::SchemaError;
+            match s.as_ref() {
+                SchemaError::FieldNotFound { .. } => "42703",
+                SchemaError::AmbiguousReference { .. } => "42702",
+                SchemaError::DuplicateQualifiedField { .. }
+                | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            }
+        }
+        DataFusionError::Plan(m) => plan_sqlstate(m),
+        DataFusionError::Execution(m) => {
+            if m.contains("Divide by zero") || m.contains("division by zero") {
+                "22012"
+            } else if m.contains("overflow") || m.contains("Overflow") {
+                "22003"
+            } else if m.contains("Cannot cast") || m.contains("Can't cast") || m.contains("parse") {
+                "22P02"
+            } else {
+                "XX000"
+            }
+        }
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        _ => "XX000",
+    }
+}
+
+fn plan_sqlstate(m: &str) -> &'static str {
+    if m.contains("table") && (m.contains("not found") || m.contains("does not exist")) {
+        "42P01"
+    } else if m.contains("No field named") || m.contains("column") && m.contains("not found") {
+        "42703"
+    } else if m.contains("Invalid function") || m.contains("No function matches") {
+        "42883"
+    } else if m.contains("Cannot cast") || m.contains("Can't cast") {
+        "42846"
+    } else if m.contains("Divide by zero") {
+        "22012"
+    } else if m.contains("not supported") || m.contains("Unsupported") {
+        "0A000"
+    } else {
+        "42601"
+    }
+}
+
+impl NodeError {
+    /// The Postgres SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            NodeError::Sql(e) => e.sqlstate(),
+            NodeError::Catalog(e) => e.sqlstate(),
+            NodeError::Storage(e) => e.sqlstate(),
+            NodeError::DataFusion(e) => df_sqlstate(e),
+            NodeError::Arrow(a) => arrow_sqlstate(a),
+            NodeError::Unsupported { .. } => "0A000",
+            NodeError::InvalidInput { sqlstate, .. } => sqlstate,
+            NodeError::TransactionAborted => "25P02",
+            NodeError::UnknownDatabase { .. } => "3D000",
+            NodeError::UnknownUser { .. } => "28000",
+            NodeError::Canceled => "57014",
+            NodeError::Internal { .. } => "XX000",
+        }
+    }
+
+    /// 1-based character position in the query text, for syntax errors.
+    pub fn position(&self) -> Option<usize> {
+        match self {
+            NodeError::Sql(e) => e.position(),
+            _ => None,
+        }
+    }
+
+    pub fn invalid(sqlstate: &'static str, message: impl Into<String>) -> Self {
+        NodeError::InvalidInput {
+            sqlstate,
+            message: message.into(),
+        }
+    }
+
+    pub fn unsupported(feature: impl Into<String>) -> Self {
+        NodeError::Unsupported {
+            feature: feature.into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        NodeError::Internal {
+            message: message.into(),
+        }
+    }
+}

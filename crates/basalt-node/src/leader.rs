@@ -1,0 +1,209 @@
+//! The leader: catalog owner, session factory, and reclaimer of retired segment files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use basalt_catalog::{CatalogState, CatalogStore, SliceId, TableId, Topology};
+use basalt_storage::ComputeCluster;
+use parking_lot::Mutex;
+use tracing::info;
+
+use crate::{LeaderConfig, NodeError, Session};
+
+type FileSet = BTreeSet<(SliceId, TableId, String)>;
+
+/// Segment files no longer referenced by the newest version, kept until no statement still
+/// reads a version that references them.
+#[derive(Default)]
+struct Reclaimer {
+    /// Catalog version → number of statements reading it.
+    pins: BTreeMap<u64, usize>,
+    /// (version that retired them, files)
+    retired: Vec<(u64, FileSet)>,
+}
+
+/// The leader node.
+pub struct Leader {
+    config: LeaderConfig,
+    catalog: CatalogStore,
+    compute: Arc<ComputeCluster>,
+    next_session: AtomicU32,
+    reclaimer: Mutex<Reclaimer>,
+}
+
+impl std::fmt::Debug for Leader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leader")
+            .field("data_dir", &self.config.data_dir)
+            .finish()
+    }
+}
+
+/// Keeps one catalog version's files alive while a statement reads them.
+pub struct VersionPin {
+    leader: Arc<Leader>,
+    version: u64,
+}
+
+impl Drop for VersionPin {
+    fn drop(&mut self) {
+        self.leader.unpin(self.version);
+    }
+}
+
+impl Leader {
+    /// Open (or create) the warehouse under `config.data_dir`: catalog, compute nodes, and
+    /// recovery (drop temporary tables of dead sessions, remove orphan files).
+    pub fn open(config: LeaderConfig) -> Result<Arc<Leader>, NodeError> {
+        let topology = Topology {
+            nodes: config.nodes.max(1),
+            slices_per_node: config.slices_per_node.max(1),
+        };
+        let catalog =
+            CatalogStore::open(&config.data_dir.join("catalog"), topology, &config.superuser)?;
+        let compute = Arc::new(ComputeCluster::open(&config.data_dir.join("data"), topology)?);
+        // Temporary tables belong to sessions, and no session survives a restart.
+        let mut txn = catalog.begin();
+        let temps: Vec<TableId> = txn
+            .state()
+            .tables
+            .values()
+            .filter(|t| t.temporary)
+            .map(|t| t.id)
+            .collect();
+        let temp_schemas: Vec<String> = txn
+            .state()
+            .schemas
+            .keys()
+            .filter(|s| s.starts_with("pg_temp_"))
+            .cloned()
+            .collect();
+        for id in temps {
+            txn.remove_table(id);
+        }
+        for s in temp_schemas {
+            txn.remove_schema(&s);
+        }
+        let state = catalog.commit(txn)?;
+        let removed = compute.collect_garbage(&state.live_files())?;
+        info!(
+            data_dir = %config.data_dir.display(),
+            %topology,
+            version = state.version,
+            tables = state.tables.len(),
+            orphans_removed = removed,
+            "leader opened catalog"
+        );
+        Ok(Arc::new(Leader {
+            config,
+            catalog,
+            compute,
+            next_session: AtomicU32::new(1),
+            reclaimer: Mutex::new(Reclaimer::default()),
+        }))
+    }
+
+    pub fn config(&self) -> &LeaderConfig {
+        &self.config
+    }
+
+    pub fn catalog(&self) -> &CatalogStore {
+        &self.catalog
+    }
+
+    pub fn compute(&self) -> &Arc<ComputeCluster> {
+        &self.compute
+    }
+
+    pub fn topology(&self) -> Topology {
+        self.compute.topology
+    }
+
+    /// Start a session for `user` connected to `database`.
+    pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Result<Session, NodeError> {
+        if !database.eq_ignore_ascii_case(&self.config.database) {
+            return Err(NodeError::UnknownDatabase {
+                name: database.to_string(),
+            });
+        }
+        if !self.user_exists(user) {
+            return Err(NodeError::UnknownUser {
+                name: user.to_string(),
+            });
+        }
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        Session::new(self.clone(), id, user.to_string())
+    }
+
+    pub fn user_exists(&self, user: &str) -> bool {
+        self.catalog.snapshot().users.contains_key(user)
+    }
+
+    /// The configured password of a user, if any.
+    pub fn user_password(&self, user: &str) -> Option<String> {
+        (user == self.config.superuser)
+            .then(|| self.config.password.clone())
+            .flatten()
+    }
+
+    /// Pin a catalog version for the life of a statement.
+    pub(crate) fn pin(self: &Arc<Self>, version: u64) -> VersionPin {
+        *self.reclaimer.lock().pins.entry(version).or_default() += 1;
+        VersionPin {
+            leader: self.clone(),
+            version,
+        }
+    }
+
+    fn unpin(&self, version: u64) {
+        let mut r = self.reclaimer.lock();
+        if let Some(n) = r.pins.get_mut(&version) {
+            *n -= 1;
+            if *n == 0 {
+                r.pins.remove(&version);
+            }
+        }
+        self.reclaim(&mut r);
+    }
+
+    /// Record files that `new` no longer references (compared with `old`) for deletion once no
+    /// statement reads a version older than `new`.
+    pub(crate) fn retire(&self, old: &CatalogState, new: &CatalogState) {
+        let live = new.live_files();
+        let gone: FileSet = old
+            .live_files()
+            .into_iter()
+            .filter(|f| !live.contains(f))
+            .collect();
+        let mut r = self.reclaimer.lock();
+        if !gone.is_empty() {
+            r.retired.push((new.version, gone));
+        }
+        self.reclaim(&mut r);
+    }
+
+    fn reclaim(&self, r: &mut Reclaimer) {
+        let oldest_pin = r.pins.keys().next().copied().unwrap_or(u64::MAX);
+        let (ready, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut r.retired)
+            .into_iter()
+            .partition(|(v, _)| oldest_pin >= *v);
+        r.retired = keep;
+        for (_, files) in ready {
+            self.delete_files(&files);
+        }
+    }
+
+    /// Delete files straight away (files of a rolled-back transaction, never visible).
+    pub(crate) fn delete_files(&self, files: &FileSet) {
+        let mut by: BTreeMap<(SliceId, TableId), Vec<String>> = BTreeMap::new();
+        for (s, t, f) in files {
+            by.entry((*s, *t)).or_default().push(f.clone());
+        }
+        for ((slice, table), files) in by {
+            if let Ok(node) = self.compute.node_for(slice) {
+                node.remove(slice, table, &files);
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! # basalt-node — the leader and compute roles
+//!
+//! Stage on the query path: **session → plan → execute → commit**. The [`Leader`] owns the
+//! catalog and the sessions; each [`Session`] parses a query string (basalt-sql), runs
+//! utility statements itself (transactions, SET/SHOW, DDL), plans queries with DataFusion over
+//! BasaltDB table providers (basalt-planner), and writes through the compute service
+//! (basalt-storage), committing a new table version at the end of each transaction.
+//!
+//! ```text
+//!  wire ─▶ Session::execute ─▶ parse ─┬─ BEGIN/COMMIT/SET/SHOW ─▶ session state
+//!                                     ├─ DDL ─▶ Transaction (catalog copy)
+//!                                     ├─ INSERT/UPDATE/DELETE ─▶ plan source ─▶ place ─▶ compute.write
+//!                                     └─ SELECT/EXPLAIN ─▶ DataFusion ─▶ slice scans ─▶ batches
+//! ```
+
+mod config;
+mod ddl;
+mod dml;
+mod error;
+mod leader;
+mod params;
+mod pg;
+mod session;
+mod settings;
+
+pub use config::{AuthMethod, LeaderConfig};
+pub use error::NodeError;
+pub use leader::Leader;
+pub use session::{Prepared, Session, StatementOutput, TransactionStatus};
+
+/// `server_version` reported to clients. PEP 440-parseable (redshift_connector parses it), and
+/// 15 rather than Redshift's 8.0.2 so psql 15 and pgjdbc pick the catalog queries our
+/// pg_catalog answers (see docs/decisions/0002-server-version.md).
+pub const SERVER_VERSION: &str = "15.0";
+
+/// `SELECT version()`.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} on x86_64-pc-linux-gnu, compiled by rustc, Redshift 1.0.0 (BasaltDB {})",
+        env!("CARGO_PKG_VERSION")
+    )
+}

@@ -1,0 +1,823 @@
+//! A client session: statement dispatch, transactions, settings, query execution.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use basalt_catalog::{CatalogState, SliceId, TableId, TableMeta, Transaction};
+use basalt_planner::{BasaltCatalog, CatalogView};
+use basalt_sql::ParsedStatement;
+use basalt_sql::sqlparser::ast::{
+    ObjectName, ObjectType, Reset, Set, Statement, TransactionModifier,
+};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use crate::leader::VersionPin;
+use crate::settings::Settings;
+use crate::{Leader, NodeError, params};
+
+/// What a statement returns.
+pub enum StatementOutput {
+    /// Rows, streamed as they are produced.
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+    /// A command completion: `tag` as Postgres spells it (`INSERT`, `CREATE TABLE`, ...) and
+    /// the row count where the tag carries one.
+    Command { tag: String, rows: Option<u64> },
+}
+
+impl std::fmt::Debug for StatementOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatementOutput::Rows { schema, .. } => write!(f, "Rows({schema:?})"),
+            StatementOutput::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
+        }
+    }
+}
+
+impl StatementOutput {
+    pub(crate) fn command(tag: &str) -> Self {
+        StatementOutput::Command {
+            tag: tag.to_string(),
+            rows: None,
+        }
+    }
+    pub(crate) fn command_rows(tag: &str, rows: u64) -> Self {
+        StatementOutput::Command {
+            tag: tag.to_string(),
+            rows: Some(rows),
+        }
+    }
+
+    /// Collect all rows (for tests and the embedding API).
+    pub async fn collect(self) -> Result<Vec<RecordBatch>, NodeError> {
+        match self {
+            StatementOutput::Rows { stream, .. } => {
+                let batches: Vec<_> = stream.collect().await;
+                Ok(batches.into_iter().collect::<Result<Vec<_>, _>>()?)
+            }
+            StatementOutput::Command { .. } => Ok(vec![]),
+        }
+    }
+}
+
+/// Transaction state as the wire protocol reports it in ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+/// A statement prepared by the extended protocol.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sql: String,
+    /// Types of `$1..$n`.
+    pub param_types: Vec<DataType>,
+    /// Columns the statement returns; None for commands.
+    pub result_schema: Option<SchemaRef>,
+    pub(crate) statement: Option<ParsedStatement>,
+}
+
+pub(crate) type FileSet = BTreeSet<(SliceId, TableId, String)>;
+
+/// An open transaction of a session.
+pub(crate) struct OpenTxn {
+    pub txn: Transaction,
+    pub explicit: bool,
+    pub failed: bool,
+    pub savepoints: Vec<(String, Transaction)>,
+    /// Every file written in this transaction (some may be superseded before commit).
+    pub written: FileSet,
+}
+
+/// A client session on the leader.
+pub struct Session {
+    pub(crate) id: u32,
+    pub(crate) leader: Arc<Leader>,
+    pub(crate) user: String,
+    pub(crate) ctx: SessionContext,
+    pub(crate) view: Arc<CatalogView>,
+    pub(crate) txn: Option<OpenTxn>,
+    pub(crate) settings: Settings,
+    /// Round-robin position for EVEN placement.
+    pub(crate) rr: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).finish()
+    }
+}
+
+/// Does the statement read the Postgres catalog (client metadata queries)? Those get
+/// datafusion-pg-catalog's rewrites, which are meant for catalog SQL only.
+fn is_catalog_query(sql: &str) -> bool {
+    let s = sql.to_ascii_lowercase();
+    s.contains("pg_")
+        || s.contains("information_schema")
+        || s.contains("::reg")
+        || s.contains("current_schemas")
+        || s.contains("format_type")
+}
+
+impl Session {
+    pub(crate) fn new(leader: Arc<Leader>, id: u32, user: String) -> Result<Self, NodeError> {
+        let db = leader.config().database.clone();
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(&db, "public")
+            .with_information_schema(true)
+            .with_target_partitions(leader.topology().slice_count().max(2) as usize);
+        {
+            let opts = config.options_mut();
+            opts.sql_parser.parse_float_as_decimal = true;
+            opts.sql_parser.map_string_types_to_utf8view = false;
+            opts.execution.time_zone = Some("+00:00".into());
+        }
+        let ctx = SessionContext::new_with_config(config);
+        let view = Arc::new(CatalogView::new(leader.catalog().snapshot()));
+        view.set_temp_schema(Some(format!("pg_temp_{id}")));
+        ctx.register_catalog(
+            &db,
+            Arc::new(BasaltCatalog::new(view.clone(), leader.compute().clone())),
+        );
+        crate::pg::setup(&ctx, &db, &leader)?;
+        crate::pg::setup_user(&ctx, &user);
+        basalt_planner::redshift::register(&ctx);
+        Ok(Session {
+            id,
+            settings: Settings::new(&user),
+            leader,
+            user,
+            ctx,
+            view,
+            txn: None,
+            rr: id as u64,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// A session setting (`SHOW name`).
+    pub fn setting(&self, name: &str) -> Option<String> {
+        self.settings.get(name).map(|s| s.to_string())
+    }
+
+    pub fn transaction_status(&self) -> TransactionStatus {
+        match &self.txn {
+            Some(t) if t.failed => TransactionStatus::Failed,
+            Some(t) if t.explicit => TransactionStatus::InTransaction,
+            _ => TransactionStatus::Idle,
+        }
+    }
+
+    /// Run every statement of a query string, stopping at the first error (whose result is
+    /// the last element).
+    pub async fn execute(&mut self, sql: &str) -> Vec<Result<StatementOutput, NodeError>> {
+        let statements = match self.parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                self.mark_failed();
+                return vec![Err(e)];
+            }
+        };
+        let mut out = vec![];
+        for stmt in statements {
+            let r = self.run(stmt).await;
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Parse one statement for the extended protocol and describe its parameters and result.
+    pub async fn prepare(
+        &mut self,
+        sql: &str,
+        param_types: &[Option<DataType>],
+    ) -> Result<Prepared, NodeError> {
+        let mut statements = self.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(NodeError::invalid(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(stmt) = statements.pop() else {
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                param_types: vec![],
+                result_schema: None,
+                statement: None,
+            });
+        };
+        let n = params::count_placeholders(&stmt.statement);
+        let (inferred, result_schema) = self.describe(&stmt, n, param_types).await?;
+        let param_types = (0..n)
+            .map(|i| {
+                param_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| inferred.get(i).cloned().flatten())
+                    .unwrap_or(DataType::Utf8)
+            })
+            .collect();
+        Ok(Prepared {
+            sql: sql.to_string(),
+            param_types,
+            result_schema,
+            statement: Some(stmt),
+        })
+    }
+
+    /// Execute a prepared statement with parameter values.
+    pub async fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: Vec<ScalarValue>,
+    ) -> Result<StatementOutput, NodeError> {
+        let Some(stmt) = &prepared.statement else {
+            return Ok(StatementOutput::command(""));
+        };
+        let mut stmt = stmt.clone();
+        params::substitute(&mut stmt.statement, &params)?;
+        let out = self.run(stmt).await?;
+        Ok(match (out, &prepared.result_schema) {
+            (StatementOutput::Rows { schema, stream }, Some(described)) if schema != *described => {
+                conform_stream(stream, described.clone())
+            }
+            (out, _) => out,
+        })
+    }
+
+    fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>, NodeError> {
+        let mut statements = basalt_sql::parse(sql).or_else(|e| {
+            // Client catalog queries sometimes need datafusion-pg-catalog's own parser (it
+            // substitutes a few known client queries).
+            if is_catalog_query(sql) {
+                crate::pg::parse_fallback(sql).ok_or(NodeError::from(e))
+            } else {
+                Err(NodeError::from(e))
+            }
+        })?;
+        for s in &mut statements {
+            if is_catalog_query(&s.sql) {
+                crate::pg::rewrite(&mut s.statement);
+            }
+            basalt_planner::redshift::rewrite(&mut s.statement)?;
+        }
+        Ok(statements)
+    }
+
+    fn mark_failed(&mut self) {
+        if let Some(t) = &mut self.txn
+            && t.explicit
+        {
+            t.failed = true;
+        }
+    }
+
+    /// Run one statement, handling the implicit transaction around it and failure state.
+    async fn run(&mut self, stmt: ParsedStatement) -> Result<StatementOutput, NodeError> {
+        debug!(session = self.id, sql = %stmt.sql, "statement");
+        let is_txn_control = matches!(
+            stmt.statement,
+            Statement::Commit { .. } | Statement::Rollback { .. }
+        );
+        if self.txn.as_ref().is_some_and(|t| t.failed) && !is_txn_control {
+            return Err(NodeError::TransactionAborted);
+        }
+        let r = self.dispatch(stmt).await;
+        match &r {
+            Ok(_) => {
+                if self.txn.as_ref().is_some_and(|t| !t.explicit) {
+                    self.commit_open().await?;
+                }
+            }
+            Err(_) => {
+                if self.txn.as_ref().is_some_and(|t| !t.explicit) {
+                    self.rollback_open();
+                } else {
+                    self.mark_failed();
+                }
+            }
+        }
+        r
+    }
+
+    async fn dispatch(&mut self, ps: ParsedStatement) -> Result<StatementOutput, NodeError> {
+        let stmt = &ps.statement;
+        match stmt {
+            Statement::StartTransaction { modifier, .. } => {
+                if matches!(modifier, Some(TransactionModifier::Try | TransactionModifier::Catch)) {
+                    return Err(NodeError::unsupported("BEGIN TRY/CATCH"));
+                }
+                self.begin_explicit();
+                Ok(StatementOutput::command("BEGIN"))
+            }
+            Statement::Commit { .. } => self.commit_explicit().await,
+            Statement::Rollback { savepoint, .. } => match savepoint {
+                Some(sp) => self.rollback_to_savepoint(&sp.value),
+                None => {
+                    self.rollback_open();
+                    Ok(StatementOutput::command("ROLLBACK"))
+                }
+            },
+            Statement::Savepoint { name } => self.savepoint(&name.value),
+            Statement::ReleaseSavepoint { name } => self.release_savepoint(&name.value),
+            Statement::Set(set) => self.set(set),
+            Statement::ShowVariable { variable } => self.show(variable),
+            Statement::Reset(r) => {
+                match &r.reset {
+                    Reset::ALL => self.settings.reset_all(),
+                    Reset::ConfigurationParameter(name) => {
+                        self.settings.reset(&object_name_text(name))
+                    }
+                }
+                Ok(StatementOutput::command("RESET"))
+            }
+            Statement::Discard { .. } => Ok(StatementOutput::command("DISCARD ALL")),
+            Statement::Deallocate { .. } => Ok(StatementOutput::command("DEALLOCATE")),
+            Statement::Query(_) | Statement::Explain { .. } => self.query(ps.statement).await,
+            Statement::CreateSchema { .. }
+            | Statement::CreateTable(_)
+            | Statement::AlterTable(_)
+            | Statement::Truncate(_) => self.ddl(ps).await,
+            Statement::Drop { object_type, .. }
+                if matches!(object_type, ObjectType::Table | ObjectType::Schema) =>
+            {
+                self.ddl(ps).await
+            }
+            Statement::Insert(_) | Statement::Delete(_) | Statement::Update(_) => {
+                self.dml(ps).await
+            }
+            Statement::Analyze(_) => Err(NodeError::unsupported(
+                "ANALYZE (table statistics arrive with the storage engine issue)",
+            )),
+            Statement::Vacuum(_) => Err(NodeError::unsupported(
+                "VACUUM (arrives with the storage engine issue)",
+            )),
+            other => Err(NodeError::unsupported(statement_kind(other))),
+        }
+    }
+
+    // ---- transactions ----
+
+    fn begin_explicit(&mut self) {
+        match &mut self.txn {
+            Some(t) => {
+                // Postgres: WARNING there is already a transaction in progress.
+                t.explicit = true;
+            }
+            None => {
+                self.txn = Some(OpenTxn {
+                    txn: self.leader.catalog().begin(),
+                    explicit: true,
+                    failed: false,
+                    savepoints: vec![],
+                    written: FileSet::new(),
+                });
+            }
+        }
+    }
+
+    /// The open transaction, starting an implicit one if needed.
+    pub(crate) fn txn_mut(&mut self) -> &mut OpenTxn {
+        if self.txn.is_none() {
+            self.txn = Some(OpenTxn {
+                txn: self.leader.catalog().begin(),
+                explicit: false,
+                failed: false,
+                savepoints: vec![],
+                written: FileSet::new(),
+            });
+        }
+        self.txn.as_mut().expect("just set")
+    }
+
+    async fn commit_explicit(&mut self) -> Result<StatementOutput, NodeError> {
+        match &self.txn {
+            Some(t) if t.failed => {
+                self.rollback_open();
+                Ok(StatementOutput::command("ROLLBACK"))
+            }
+            Some(_) => {
+                self.commit_open().await?;
+                Ok(StatementOutput::command("COMMIT"))
+            }
+            None => Ok(StatementOutput::command("COMMIT")),
+        }
+    }
+
+    /// Commit the open transaction: publish the new catalog version, then reclaim files.
+    pub(crate) async fn commit_open(&mut self) -> Result<(), NodeError> {
+        let Some(open) = self.txn.take() else {
+            return Ok(());
+        };
+        let old = self.leader.catalog().snapshot();
+        let written = open.written.clone();
+        match self.leader.catalog().commit(open.txn) {
+            Ok(new) => {
+                // Files written but superseded inside the transaction were never visible.
+                let live = new.live_files();
+                let superseded: FileSet = written.into_iter().filter(|f| !live.contains(f)).collect();
+                self.leader.delete_files(&superseded);
+                self.leader.retire(&old, &new);
+                Ok(())
+            }
+            Err(e) => {
+                self.leader.delete_files(&written);
+                Err(e.into())
+            }
+        }
+    }
+
+    pub(crate) fn rollback_open(&mut self) {
+        if let Some(open) = self.txn.take() {
+            self.leader.delete_files(&open.written);
+        }
+    }
+
+    fn savepoint(&mut self, name: &str) -> Result<StatementOutput, NodeError> {
+        let Some(t) = self.txn.as_mut().filter(|t| t.explicit) else {
+            return Err(NodeError::invalid(
+                "25P01",
+                "SAVEPOINT can only be used in transaction blocks",
+            ));
+        };
+        let snap = t.txn.clone();
+        t.savepoints.push((name.to_string(), snap));
+        Ok(StatementOutput::command("SAVEPOINT"))
+    }
+
+    fn release_savepoint(&mut self, name: &str) -> Result<StatementOutput, NodeError> {
+        let Some(t) = self.txn.as_mut().filter(|t| t.explicit) else {
+            return Err(NodeError::invalid(
+                "25P01",
+                "RELEASE SAVEPOINT can only be used in transaction blocks",
+            ));
+        };
+        let Some(pos) = t.savepoints.iter().rposition(|(n, _)| n == name) else {
+            return Err(NodeError::invalid(
+                "3B001",
+                format!("savepoint \"{name}\" does not exist"),
+            ));
+        };
+        t.savepoints.truncate(pos);
+        Ok(StatementOutput::command("RELEASE"))
+    }
+
+    fn rollback_to_savepoint(&mut self, name: &str) -> Result<StatementOutput, NodeError> {
+        let Some(t) = self.txn.as_mut().filter(|t| t.explicit) else {
+            return Err(NodeError::invalid(
+                "25P01",
+                "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+            ));
+        };
+        let Some(pos) = t.savepoints.iter().rposition(|(n, _)| n == name) else {
+            return Err(NodeError::invalid(
+                "3B001",
+                format!("savepoint \"{name}\" does not exist"),
+            ));
+        };
+        t.savepoints.truncate(pos + 1);
+        t.txn = t.savepoints[pos].1.clone();
+        t.failed = false;
+        Ok(StatementOutput::command("ROLLBACK"))
+    }
+
+    // ---- catalog view ----
+
+    /// The catalog as the current statement sees it, installed in the planner's view, and a
+    /// pin that keeps its files alive while the statement (or its result stream) runs.
+    pub(crate) fn refresh_view(&mut self) -> (Arc<CatalogState>, VersionPin) {
+        let (state, version) = match &self.txn {
+            Some(t) => (Arc::new(t.txn.state().clone()), t.txn.base_version()),
+            None => {
+                let s = self.leader.catalog().snapshot();
+                let v = s.version;
+                (s, v)
+            }
+        };
+        self.view.set(state.clone());
+        (state, self.leader.pin(version))
+    }
+
+    /// Resolve a table name as the session sees it (temp tables first for unqualified names).
+    pub(crate) fn resolve_table(
+        &self,
+        state: &CatalogState,
+        name: &ObjectName,
+    ) -> Result<TableMeta, NodeError> {
+        let (schema, table) = split_name(name)?;
+        let found = match &schema {
+            Some(s) => state.table_by_name(s, &table),
+            None => state
+                .table_by_name(&self.temp_schema(), &table)
+                .or_else(|| state.table_by_name("public", &table)),
+        };
+        found.cloned().ok_or_else(|| {
+            basalt_catalog::CatalogError::TableNotFound {
+                name: match schema {
+                    Some(s) => format!("{s}.{table}"),
+                    None => table,
+                },
+            }
+            .into()
+        })
+    }
+
+    pub(crate) fn temp_schema(&self) -> String {
+        format!("pg_temp_{}", self.id)
+    }
+
+    // ---- queries ----
+
+    /// Plan and start a query; rows stream from the slices.
+    pub(crate) async fn query(&mut self, stmt: Statement) -> Result<StatementOutput, NodeError> {
+        let (_state, pin) = self.refresh_view();
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        let stream = stream.map(move |b| {
+            let _keep = &pin;
+            b
+        });
+        Ok(StatementOutput::Rows {
+            schema: schema.clone(),
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        })
+    }
+
+    /// Parameter types and result columns of a statement, without running it.
+    async fn describe(
+        &mut self,
+        stmt: &ParsedStatement,
+        n: usize,
+        given: &[Option<DataType>],
+    ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>), NodeError> {
+        match &stmt.statement {
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Ok((vec![], Some(show_schema(&name))))
+            }
+            Statement::Query(_) | Statement::Explain { .. } => {
+                self.refresh_view();
+                let state = self.ctx.state();
+                let planned = state
+                    .statement_to_plan(DFStatement::Statement(Box::new(stmt.statement.clone())))
+                    .await;
+                match planned {
+                    Ok(plan) => {
+                        let types = plan.get_parameter_types().unwrap_or_default();
+                        let inferred = (1..=n)
+                            .map(|i| {
+                                types
+                                    .get(&format!("${i}"))
+                                    .cloned()
+                                    .flatten()
+                                    
+                            })
+                            .collect();
+                        Ok((inferred, Some(Arc::new(plan.schema().as_arrow().clone()))))
+                    }
+                    Err(first) => {
+                        // Untyped parameters DataFusion cannot infer: plan with typed NULLs.
+                        let mut s = stmt.statement.clone();
+                        let nulls: Vec<ScalarValue> = (0..n)
+                            .map(|i| {
+                                ScalarValue::try_from(
+                                    given.get(i).cloned().flatten().unwrap_or(DataType::Utf8),
+                                )
+                                .unwrap_or(ScalarValue::Null)
+                            })
+                            .collect();
+                        params::substitute(&mut s, &nulls)?;
+                        let plan = state
+                            .statement_to_plan(DFStatement::Statement(Box::new(s)))
+                            .await
+                            .map_err(|_| first)?;
+                        Ok((vec![], Some(Arc::new(plan.schema().as_arrow().clone()))))
+                    }
+                }
+            }
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                self.refresh_view();
+                let planned = self
+                    .ctx
+                    .state()
+                    .statement_to_plan(DFStatement::Statement(Box::new(stmt.statement.clone())))
+                    .await;
+                let inferred = match planned {
+                    Ok(plan) => {
+                        let types = plan.get_parameter_types().unwrap_or_default();
+                        (1..=n)
+                            .map(|i| {
+                                types
+                                    .get(&format!("${i}"))
+                                    .cloned()
+                                    .flatten()
+                                    
+                            })
+                            .collect()
+                    }
+                    Err(_) => vec![],
+                };
+                Ok((inferred, None))
+            }
+            _ => Ok((vec![], None)),
+        }
+    }
+
+    // ---- settings ----
+
+    fn set(&mut self, set: &Set) -> Result<StatementOutput, NodeError> {
+        match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = object_name_text(variable);
+                let value = values
+                    .iter()
+                    .map(expr_setting_text)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.settings.set(&name, &value);
+            }
+            Set::SetTimeZone { value, .. } => {
+                self.settings.set("timezone", &expr_setting_text(value));
+            }
+            Set::SetNames { charset_name, .. } => {
+                self.settings.set("client_encoding", &charset_name.value);
+            }
+            Set::MultipleAssignments { assignments } => {
+                for a in assignments {
+                    self.settings
+                        .set(&object_name_text(&a.name), &expr_setting_text(&a.value));
+                }
+            }
+            Set::SetTransaction { .. } | Set::SetSessionParam(_) | Set::SetRole { .. } => {}
+            Set::SetSessionAuthorization(_) => {}
+            other => {
+                warn!(statement = %other, "ignored SET form");
+            }
+        }
+        Ok(StatementOutput::command("SET"))
+    }
+
+    fn show(&mut self, variable: &[basalt_sql::sqlparser::ast::Ident]) -> Result<StatementOutput, NodeError> {
+        let name = variable
+            .iter()
+            .map(|i| i.value.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if name == "all" {
+            let all = self.settings.all();
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("setting", DataType::Utf8, false),
+                Field::new("description", DataType::Utf8, false),
+            ]));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(all.iter().map(|r| r.0.clone()))),
+                    Arc::new(StringArray::from_iter_values(all.iter().map(|r| r.1.clone()))),
+                    Arc::new(StringArray::from_iter_values(all.iter().map(|r| r.2.clone()))),
+                ],
+            )?;
+            return Ok(rows_output(schema, vec![batch]));
+        }
+        let Some(value) = self.settings.get(&name).map(|s| s.to_string()) else {
+            return Err(NodeError::invalid(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        };
+        let schema = show_schema(&name);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value]))],
+        )?;
+        Ok(rows_output(schema, vec![batch]))
+    }
+}
+
+/// The column SHOW returns: named like the setting, as Postgres does.
+fn show_schema(name: &str) -> SchemaRef {
+    let col = match name.to_ascii_lowercase().as_str() {
+        "time zone" => "TimeZone".to_string(),
+        "transaction isolation level" => "transaction_isolation".to_string(),
+        other => other.to_string(),
+    };
+    Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
+}
+
+pub(crate) fn rows_output(schema: SchemaRef, batches: Vec<RecordBatch>) -> StatementOutput {
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    StatementOutput::Rows {
+        schema: schema.clone(),
+        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+    }
+}
+
+/// Cast a result stream to the schema announced by Describe.
+fn conform_stream(stream: SendableRecordBatchStream, target: SchemaRef) -> StatementOutput {
+    let t = target.clone();
+    let s = stream.map(move |b| {
+        let b = b?;
+        let cols = b
+            .columns()
+            .iter()
+            .zip(t.fields())
+            .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(t.clone(), cols)?)
+    });
+    StatementOutput::Rows {
+        schema: target.clone(),
+        stream: Box::pin(RecordBatchStreamAdapter::new(target, s)),
+    }
+}
+
+pub(crate) fn object_name_text(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn expr_setting_text(e: &basalt_sql::sqlparser::ast::Expr) -> String {
+    use basalt_sql::sqlparser::ast::{Expr, Value};
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Normalize an identifier as Postgres does: lower-case unless quoted.
+pub(crate) fn ident_name(i: &basalt_sql::sqlparser::ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+/// Split `[schema.]table` into normalized parts (a leading database part is accepted).
+pub(crate) fn split_name(name: &ObjectName) -> Result<(Option<String>, String), NodeError> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(ident_name).unwrap_or_else(|| p.to_string()))
+        .collect();
+    match parts.as_slice() {
+        [t] => Ok((None, t.clone())),
+        [s, t] => Ok((Some(s.clone()), t.clone())),
+        [_db, s, t] => Ok((Some(s.clone()), t.clone())),
+        _ => Err(NodeError::invalid(
+            "42601",
+            format!("improper qualified name (too many dotted names): {name}"),
+        )),
+    }
+}
+
+fn statement_kind(s: &Statement) -> String {
+    let text = s.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    words.join(" ").to_uppercase()
+}

@@ -1,0 +1,14 @@
+//! # basalt-planner — DataFusion glue
+//!
+//! Stage on the query path: **plan**. BasaltDB tables appear to DataFusion as
+//! [`BasaltTable`] providers whose scans are [`SliceScanExec`]s: one partition per slice
+//! holding the table, each reading that slice's segments through its compute node. The
+//! [`redshift`] module adds Redshift's functions and rewrites Redshift-only syntax into forms
+//! DataFusion plans.
+
+mod catalog;
+mod provider;
+pub mod redshift;
+
+pub use catalog::{BasaltCatalog, CatalogView};
+pub use provider::{BasaltTable, SliceScanExec};

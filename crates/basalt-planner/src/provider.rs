@@ -1,0 +1,271 @@
+//! Table provider and slice scan.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use basalt_catalog::{SegmentMeta, SliceId, TableMeta};
+use basalt_storage::{ComputeCluster, ScanRequest, target_slices};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Statistics, internal_err};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+
+/// A BasaltDB table at the version the planning transaction sees.
+#[derive(Debug)]
+pub struct BasaltTable {
+    meta: Arc<TableMeta>,
+    compute: Arc<ComputeCluster>,
+}
+
+impl BasaltTable {
+    pub fn new(meta: Arc<TableMeta>, compute: Arc<ComputeCluster>) -> Self {
+        BasaltTable { meta, compute }
+    }
+
+    pub fn meta(&self) -> &Arc<TableMeta> {
+        &self.meta
+    }
+}
+
+#[async_trait]
+impl TableProvider for BasaltTable {
+    fn schema(&self) -> SchemaRef {
+        self.meta.arrow_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        if self.meta.temporary {
+            TableType::Temporary
+        } else {
+            TableType::Base
+        }
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters prune blocks by zone maps; DataFusion still applies them exactly.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        let mut s = Statistics::new_unknown(&self.meta.arrow_schema());
+        s.num_rows = Precision::Exact(logical_rows(&self.meta, &self.compute) as usize);
+        Some(s)
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(SliceScanExec::new(
+            self.meta.clone(),
+            self.compute.clone(),
+            projection.cloned(),
+            filters.to_vec(),
+            limit,
+        )?))
+    }
+}
+
+/// Rows a query sees: one copy for ALL tables.
+fn logical_rows(meta: &TableMeta, compute: &ComputeCluster) -> u64 {
+    let slices = scan_slices(meta, compute);
+    slices
+        .iter()
+        .map(|s| {
+            meta.data
+                .slices
+                .get(s)
+                .map(|v| v.iter().map(|g| g.rows).sum::<u64>())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Slices a scan reads: every slice holding rows, but for ALL tables only the first node's copy.
+fn scan_slices(meta: &TableMeta, compute: &ComputeCluster) -> Vec<SliceId> {
+    let targets = target_slices(meta, &compute.topology);
+    match meta.effective_diststyle() {
+        basalt_catalog::DistStyle::All | basalt_catalog::DistStyle::Auto => {
+            targets.into_iter().take(1).collect()
+        }
+        _ => targets,
+    }
+}
+
+/// Reads one table version: partition i scans the i-th slice holding the table, on the compute
+/// node that owns that slice.
+#[derive(Debug)]
+pub struct SliceScanExec {
+    meta: Arc<TableMeta>,
+    compute: Arc<ComputeCluster>,
+    projection: Option<Vec<usize>>,
+    filters: Vec<Expr>,
+    limit: Option<usize>,
+    tasks: Vec<(SliceId, Vec<SegmentMeta>)>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl SliceScanExec {
+    pub fn new(
+        meta: Arc<TableMeta>,
+        compute: Arc<ComputeCluster>,
+        projection: Option<Vec<usize>>,
+        filters: Vec<Expr>,
+        limit: Option<usize>,
+    ) -> Result<Self> {
+        let full = meta.arrow_schema();
+        let schema = match &projection {
+            Some(p) => Arc::new(full.project(p)?),
+            None => full,
+        };
+        let tasks: Vec<(SliceId, Vec<SegmentMeta>)> = scan_slices(&meta, &compute)
+            .into_iter()
+            .map(|s| (s, meta.data.slices.get(&s).cloned().unwrap_or_default()))
+            .collect();
+        let partitions = tasks.len().max(1);
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(SliceScanExec {
+            meta,
+            compute,
+            projection,
+            filters,
+            limit,
+            tasks,
+            schema,
+            properties,
+        })
+    }
+
+    pub fn table(&self) -> &Arc<TableMeta> {
+        &self.meta
+    }
+}
+
+impl DisplayAs for SliceScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "SliceScanExec: table={} diststyle={} slices={} segments={}",
+            self.meta.qualified_name(),
+            self.meta.diststyle_text(),
+            self.tasks.len(),
+            self.tasks.iter().map(|(_, s)| s.len()).sum::<usize>()
+        )?;
+        if !self.filters.is_empty() {
+            let f2: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
+            write!(f, " zone_map_filters=[{}]", f2.join(", "))?;
+        }
+        if let Some(l) = self.limit {
+            write!(f, " limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for SliceScanExec {
+    fn name(&self) -> &str {
+        "SliceScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            internal_err!("SliceScanExec has no children")
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let Some((slice, segments)) = self.tasks.get(partition).cloned() else {
+            return Ok(Box::pin(
+                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    self.schema.clone(),
+                    futures::stream::empty(),
+                ),
+            ));
+        };
+        let node = self
+            .compute
+            .node_for(slice)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        node.scan(
+            ScanRequest {
+                table: self.meta.clone(),
+                slice,
+                segments,
+                projection: self.projection.clone(),
+                filters: self.filters.clone(),
+                limit: self.limit,
+            },
+            context,
+        )
+        .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let mut s = Statistics::new_unknown(&self.schema);
+        let rows: u64 = match partition {
+            Some(p) => self
+                .tasks
+                .get(p)
+                .map(|(_, segs)| segs.iter().map(|g| g.rows).sum())
+                .unwrap_or(0),
+            None => self
+                .tasks
+                .iter()
+                .flat_map(|(_, segs)| segs.iter().map(|g| g.rows))
+                .sum(),
+        };
+        s.num_rows = match self.limit {
+            Some(l) => Precision::Inexact((rows as usize).min(l)),
+            None => Precision::Exact(rows as usize),
+        };
+        Ok(Arc::new(s))
+    }
+}

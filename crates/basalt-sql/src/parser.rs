@@ -1,0 +1,502 @@
+//! Splitting a query string into statements, lifting Redshift table attributes out, and
+//! parsing the rest with sqlparser.
+
+use sqlparser::ast::{ColumnOption, Statement};
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use crate::{BasaltDialect, SqlError};
+
+/// `[COMPOUND | INTERLEAVED] SORTKEY (cols)` or `SORTKEY AUTO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKeyStyle {
+    Compound,
+    Interleaved,
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKeyAttr {
+    pub style: SortKeyStyle,
+    pub columns: Vec<String>,
+}
+
+/// Redshift table attributes lifted out of a CREATE TABLE statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableAttributes {
+    /// `DISTSTYLE AUTO|EVEN|KEY|ALL`, upper-cased.
+    pub diststyle: Option<String>,
+    pub distkey: Option<String>,
+    pub sortkey: Option<SortKeyAttr>,
+    pub backup: Option<bool>,
+    /// `ENCODE AUTO` at table level.
+    pub encode_auto: bool,
+}
+
+/// A Redshift column attribute carried by `ColumnOption::DialectSpecific`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnAttribute {
+    Encode(String),
+    DistKey,
+    SortKey,
+    Identity {
+        seed: i64,
+        step: i64,
+        by_default: bool,
+    },
+}
+
+/// Decode a column option produced by [`BasaltDialect`].
+pub fn column_attribute(opt: &ColumnOption) -> Option<ColumnAttribute> {
+    let ColumnOption::DialectSpecific(tokens) = opt else {
+        return None;
+    };
+    let word = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) => Some(w.value.clone()),
+        _ => None,
+    };
+    let number = |i: usize| match tokens.get(i) {
+        Some(Token::Number(n, _)) => n.parse::<i64>().ok(),
+        _ => None,
+    };
+    match word(0)?.as_str() {
+        "ENCODE" => Some(ColumnAttribute::Encode(word(1)?)),
+        "DISTKEY" => Some(ColumnAttribute::DistKey),
+        "SORTKEY" => Some(ColumnAttribute::SortKey),
+        "IDENTITY" => Some(ColumnAttribute::Identity {
+            seed: number(1)?,
+            step: number(2)?,
+            by_default: word(3).is_some(),
+        }),
+        _ => None,
+    }
+}
+
+/// One parsed statement with its source text.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    /// The statement's own text (without the trailing semicolon).
+    pub sql: String,
+    pub statement: Statement,
+    /// Set for CREATE TABLE statements.
+    pub table_attributes: Option<TableAttributes>,
+}
+
+/// Parse a query string holding zero or more `;`-separated statements.
+pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
+    let dialect = BasaltDialect;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Syntax {
+            position: char_position(sql, e.location.line, e.location.column),
+            message: e.message,
+        })?;
+    let mut out = Vec::new();
+    for mut stmt_tokens in split_statements(tokens) {
+        if stmt_tokens.iter().all(|t| is_trivia(&t.token)) {
+            continue;
+        }
+        let text = statement_text(sql, &stmt_tokens);
+        drop_approximate(&mut stmt_tokens);
+        let table_attributes = lift_table_attributes(&mut stmt_tokens)?;
+        let mut parser = Parser::new(&dialect).with_tokens_with_locations(stmt_tokens);
+        let statement = parser
+            .parse_statement()
+            .and_then(|s| {
+                // Anything left over (other than trivia) is a syntax error.
+                let next = parser.peek_token();
+                if next.token == Token::EOF {
+                    Ok(s)
+                } else {
+                    Err(ParserError::ParserError(format!(
+                        "Expected: end of statement, found: {} at Line: {}, Column: {}",
+                        next.token, next.span.start.line, next.span.start.column
+                    )))
+                }
+            })
+            .map_err(|e| syntax_error(sql, e))?;
+        out.push(ParsedStatement {
+            sql: text,
+            statement,
+            table_attributes,
+        });
+    }
+    Ok(out)
+}
+
+fn is_trivia(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_) | Token::EOF | Token::SemiColon)
+}
+
+/// Split on top-level semicolons.
+fn split_statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
+    let mut out = vec![];
+    let mut cur = vec![];
+    let mut depth = 0i32;
+    for t in tokens {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::SemiColon if depth <= 0 => {
+                out.push(std::mem::take(&mut cur));
+                depth = 0;
+                continue;
+            }
+            Token::EOF => continue,
+            _ => {}
+        }
+        cur.push(t);
+    }
+    out.push(cur);
+    out
+}
+
+fn statement_text(sql: &str, tokens: &[TokenWithSpan]) -> String {
+    let significant: Vec<_> = tokens.iter().filter(|t| !is_trivia(&t.token)).collect();
+    let (Some(first), Some(last)) = (significant.first(), significant.last()) else {
+        return String::new();
+    };
+    let start = byte_offset(sql, first.span.start.line, first.span.start.column);
+    let end = byte_offset(sql, last.span.end.line, last.span.end.column);
+    match (start, end) {
+        (Some(s), Some(e)) if s <= e => sql[s..e].to_string(),
+        _ => sql.to_string(),
+    }
+}
+
+/// Byte offset of a 1-based (line, column) location, columns counted in characters.
+fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
+    let mut cur_line = 1u64;
+    let mut cur_col = 1u64;
+    for (i, ch) in sql.char_indices() {
+        if cur_line == line && cur_col == column {
+            return Some(i);
+        }
+        if ch == '\n' {
+            cur_line += 1;
+            cur_col = 1;
+        } else {
+            cur_col += 1;
+        }
+    }
+    (cur_line == line && cur_col == column).then_some(sql.len())
+}
+
+/// 1-based character position as Postgres reports it in ErrorResponse.
+fn char_position(sql: &str, line: u64, column: u64) -> Option<usize> {
+    let b = byte_offset(sql, line, column)?;
+    Some(sql[..b].chars().count() + 1)
+}
+
+fn syntax_error(sql: &str, e: ParserError) -> SqlError {
+    let msg = match e {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+        ParserError::RecursionLimitExceeded => "statement is nested too deeply".to_string(),
+    };
+    // sqlparser appends " at Line: L, Column: C".
+    let (message, position) = match msg.rfind(" at Line: ") {
+        Some(idx) => {
+            let loc = &msg[idx + " at Line: ".len()..];
+            let mut parts = loc.split(", Column: ");
+            let line = parts.next().and_then(|l| l.trim().parse::<u64>().ok());
+            let col = parts.next().and_then(|c| c.trim().parse::<u64>().ok());
+            let pos = match (line, col) {
+                (Some(l), Some(c)) => char_position(sql, l, c),
+                _ => None,
+            };
+            (msg[..idx].to_string(), pos)
+        }
+        None => (msg, None),
+    };
+    SqlError::Syntax { message, position }
+}
+
+/// Redshift's `APPROXIMATE COUNT(DISTINCT x)` / `APPROXIMATE PERCENTILE_DISC`: we answer
+/// exactly, which is within any approximation's error bound.
+fn drop_approximate(tokens: &mut [TokenWithSpan]) {
+    let idx: Vec<usize> = significant_indices(tokens);
+    for w in idx.windows(2) {
+        if word_is(&tokens[w[0]].token, "APPROXIMATE")
+            && (word_is(&tokens[w[1]].token, "COUNT")
+                || word_is(&tokens[w[1]].token, "PERCENTILE_DISC"))
+        {
+            tokens[w[0]].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+        }
+    }
+}
+
+fn significant_indices(tokens: &[TokenWithSpan]) -> Vec<usize> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn word_is(t: &Token, w: &str) -> bool {
+    matches!(t, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
+}
+
+fn word_value(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) => Some(w.value.clone()),
+        _ => None,
+    }
+}
+
+/// Lift Redshift table attributes out of a CREATE TABLE token stream (any order, at top level
+/// after the table name and before `AS`).
+fn lift_table_attributes(
+    tokens: &mut [TokenWithSpan],
+) -> Result<Option<TableAttributes>, SqlError> {
+    let idx = significant_indices(tokens);
+    // CREATE [OR REPLACE] [LOCAL] [TEMP|TEMPORARY] TABLE
+    let mut i = 0;
+    if !idx
+        .first()
+        .is_some_and(|&p| word_is(&tokens[p].token, "CREATE"))
+    {
+        return Ok(None);
+    }
+    i += 1;
+    while i < idx.len()
+        && ["OR", "REPLACE", "LOCAL", "TEMP", "TEMPORARY"]
+            .iter()
+            .any(|w| word_is(&tokens[idx[i]].token, w))
+    {
+        i += 1;
+    }
+    if !(i < idx.len() && word_is(&tokens[idx[i]].token, "TABLE")) {
+        return Ok(None);
+    }
+    i += 1;
+    let mut attrs = TableAttributes::default();
+    let mut depth = 0i32;
+    let mut erase: Vec<usize> = vec![];
+    let unexpected = |what: &str, t: Option<&TokenWithSpan>| SqlError::Syntax {
+        message: format!(
+            "Expected: {what}, found: {}",
+            t.map(|t| t.token.to_string())
+                .unwrap_or_else(|| "EOF".into())
+        ),
+        position: None,
+    };
+    while i < idx.len() {
+        let tok = &tokens[idx[i]].token;
+        match tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if depth != 0 || !matches!(tok, Token::Word(_)) {
+            i += 1;
+            continue;
+        }
+        let at = |k: usize| idx.get(k).map(|&p| &tokens[p]);
+        if word_is(tok, "AS") {
+            break;
+        } else if word_is(tok, "BACKUP") {
+            let v = at(i + 1).ok_or_else(|| unexpected("YES or NO", None))?;
+            attrs.backup = Some(if word_is(&v.token, "YES") {
+                true
+            } else if word_is(&v.token, "NO") {
+                false
+            } else {
+                return Err(unexpected("YES or NO", Some(v)));
+            });
+            erase.extend([idx[i], idx[i + 1]]);
+            i += 2;
+        } else if word_is(tok, "DISTSTYLE") {
+            let v = at(i + 1).ok_or_else(|| unexpected("AUTO, EVEN, KEY or ALL", None))?;
+            let style = word_value(&v.token)
+                .map(|s| s.to_ascii_uppercase())
+                .filter(|s| ["AUTO", "EVEN", "KEY", "ALL"].contains(&s.as_str()))
+                .ok_or_else(|| unexpected("AUTO, EVEN, KEY or ALL", Some(v)))?;
+            attrs.diststyle = Some(style);
+            erase.extend([idx[i], idx[i + 1]]);
+            i += 2;
+        } else if word_is(tok, "DISTKEY") {
+            let (cols, next) = paren_list(tokens, &idx, i + 1)
+                .ok_or_else(|| unexpected("( column )", at(i + 1)))?;
+            if cols.len() != 1 {
+                return Err(SqlError::Syntax {
+                    message: "DISTKEY takes exactly one column".into(),
+                    position: None,
+                });
+            }
+            attrs.distkey = cols.into_iter().next();
+            erase.extend(idx[i..next].iter().copied());
+            i = next;
+        } else if word_is(tok, "COMPOUND") || word_is(tok, "INTERLEAVED") || word_is(tok, "SORTKEY")
+        {
+            let mut j = i;
+            let style = if word_is(tok, "SORTKEY") {
+                SortKeyStyle::Compound
+            } else {
+                j += 1;
+                if !at(j).is_some_and(|t| word_is(&t.token, "SORTKEY")) {
+                    return Err(unexpected("SORTKEY", at(j)));
+                }
+                if word_is(tok, "INTERLEAVED") {
+                    SortKeyStyle::Interleaved
+                } else {
+                    SortKeyStyle::Compound
+                }
+            };
+            if at(j + 1).is_some_and(|t| word_is(&t.token, "AUTO")) {
+                attrs.sortkey = Some(SortKeyAttr {
+                    style: SortKeyStyle::Auto,
+                    columns: vec![],
+                });
+                erase.extend(idx[i..j + 2].iter().copied());
+                i = j + 2;
+            } else {
+                let (cols, next) = paren_list(tokens, &idx, j + 1)
+                    .ok_or_else(|| unexpected("( column [, ...] )", at(j + 1)))?;
+                attrs.sortkey = Some(SortKeyAttr {
+                    style,
+                    columns: cols,
+                });
+                erase.extend(idx[i..next].iter().copied());
+                i = next;
+            }
+        } else if word_is(tok, "ENCODE") {
+            if !at(i + 1).is_some_and(|t| word_is(&t.token, "AUTO")) {
+                return Err(unexpected("AUTO", at(i + 1)));
+            }
+            attrs.encode_auto = true;
+            erase.extend([idx[i], idx[i + 1]]);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    for p in erase {
+        tokens[p].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+    }
+    Ok(Some(attrs))
+}
+
+/// `( ident [, ident ...] )` starting at significant index `start`; returns the identifiers
+/// (case-folded like Postgres unless quoted) and the significant index after `)`.
+fn paren_list(tokens: &[TokenWithSpan], idx: &[usize], start: usize) -> Option<(Vec<String>, usize)> {
+    let mut k = start;
+    if tokens.get(*idx.get(k)?)?.token != Token::LParen {
+        return None;
+    }
+    k += 1;
+    let mut cols = vec![];
+    loop {
+        match &tokens[*idx.get(k)?].token {
+            Token::Word(w) => cols.push(if w.quote_style.is_some() {
+                w.value.clone()
+            } else {
+                w.value.to_lowercase()
+            }),
+            _ => return None,
+        }
+        k += 1;
+        match &tokens[*idx.get(k)?].token {
+            Token::Comma => k += 1,
+            Token::RParen => return Some((cols, k + 1)),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_and_skips_empty_ones() {
+        let s = parse("select 1; ; select 2;").unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].sql, "select 1");
+        assert!(parse(";").unwrap().is_empty());
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn lifts_table_attributes_in_any_order() {
+        let s = parse(
+            "create table t (a int encode zstd distkey, b varchar(10) sortkey, c int identity(1, 2)) \
+             interleaved sortkey (b, a) backup no diststyle key encode auto",
+        )
+        .unwrap();
+        let attrs = s[0].table_attributes.clone().unwrap();
+        assert_eq!(attrs.diststyle.as_deref(), Some("KEY"));
+        assert_eq!(attrs.backup, Some(false));
+        assert!(attrs.encode_auto);
+        assert_eq!(
+            attrs.sortkey,
+            Some(SortKeyAttr {
+                style: SortKeyStyle::Interleaved,
+                columns: vec!["b".into(), "a".into()]
+            })
+        );
+        let Statement::CreateTable(ct) = &s[0].statement else {
+            panic!()
+        };
+        let a_attrs: Vec<_> = ct.columns[0]
+            .options
+            .iter()
+            .filter_map(|o| column_attribute(&o.option))
+            .collect();
+        assert_eq!(
+            a_attrs,
+            vec![ColumnAttribute::Encode("zstd".into()), ColumnAttribute::DistKey]
+        );
+        let c_attrs: Vec<_> = ct.columns[2]
+            .options
+            .iter()
+            .filter_map(|o| column_attribute(&o.option))
+            .collect();
+        assert_eq!(
+            c_attrs,
+            vec![ColumnAttribute::Identity {
+                seed: 1,
+                step: 2,
+                by_default: false
+            }]
+        );
+    }
+
+    #[test]
+    fn ctas_attributes_before_as() {
+        let s = parse("create table t2 distkey(a) sortkey(a) as select 1 as a").unwrap();
+        let attrs = s[0].table_attributes.clone().unwrap();
+        assert_eq!(attrs.distkey.as_deref(), Some("a"));
+        assert!(matches!(s[0].statement, Statement::CreateTable(_)));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let err = parse("select * fromm t").unwrap_err();
+        assert_eq!(err.sqlstate(), "42601");
+        assert_eq!(err.position(), Some(15));
+    }
+
+    #[test]
+    fn generated_by_default_identity() {
+        let s = parse("create table t (id bigint generated by default as identity(0, 1), v int)")
+            .unwrap();
+        let Statement::CreateTable(ct) = &s[0].statement else {
+            panic!()
+        };
+        assert!(ct.columns[0].options.iter().any(|o| matches!(
+            column_attribute(&o.option),
+            Some(ColumnAttribute::Identity {
+                by_default: true,
+                ..
+            })
+        )));
+    }
+
+    #[test]
+    fn top_and_temp_names_parse() {
+        parse("select top 5 * from #tmp").unwrap();
+        parse("select approximate count(distinct a) from t").unwrap();
+    }
+}

@@ -1,0 +1,286 @@
+//! The compute-node service: holds slices, writes segments, runs slice scans.
+//!
+//! In one process the leader calls these methods directly; the MPP issue puts the same service
+//! behind RPC, so requests carry everything they need (table definition, segment list) and
+//! nothing refers to leader memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableId, TableMeta, Topology};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, col};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::create_physical_expr;
+use datafusion::physical_expr::execution_props::ExecutionProps;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
+use futures::StreamExt;
+use tracing::instrument;
+
+use crate::{SliceStore, StorageError};
+
+/// Rows per segment file when a write is large.
+pub const MAX_SEGMENT_ROWS: usize = 1 << 20;
+
+/// Write rows (logical column order) of one table to one slice.
+pub struct WriteRequest {
+    pub table: Arc<TableMeta>,
+    pub slice: SliceId,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Scan one table version on one slice.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub table: Arc<TableMeta>,
+    pub slice: SliceId,
+    pub segments: Vec<SegmentMeta>,
+    /// Indices into the table's columns.
+    pub projection: Option<Vec<usize>>,
+    /// Filters over logical column names, used to skip blocks by zone maps (inexact).
+    pub filters: Vec<Expr>,
+    pub limit: Option<usize>,
+}
+
+/// A compute node: the slices it holds.
+#[derive(Debug)]
+pub struct ComputeNode {
+    pub id: NodeId,
+    slices: BTreeMap<SliceId, SliceStore>,
+}
+
+impl ComputeNode {
+    /// Open the node's slices under `data_dir/node-<id>/slice-<n>`.
+    pub fn open(id: NodeId, data_dir: &Path, slices: &[SliceId]) -> Result<Self, StorageError> {
+        let mut map = BTreeMap::new();
+        for s in slices {
+            let root = data_dir
+                .join(format!("node-{}", id.0))
+                .join(format!("slice-{}", s.0));
+            map.insert(*s, SliceStore::open(*s, root)?);
+        }
+        Ok(ComputeNode { id, slices: map })
+    }
+
+    pub fn slice(&self, slice: SliceId) -> Result<&SliceStore, StorageError> {
+        self.slices
+            .get(&slice)
+            .ok_or(StorageError::UnknownSlice { slice })
+    }
+
+    /// Durably write rows as one or more new segments.
+    #[instrument(skip_all, fields(node = %self.id, slice = %req.slice, table = %req.table.id))]
+    pub async fn write(&self, req: WriteRequest) -> Result<Vec<SegmentMeta>, StorageError> {
+        let store = self.slice(req.slice)?.clone();
+        tokio::task::spawn_blocking(move || {
+            let schema = req.table.arrow_schema();
+            let mut out = vec![];
+            let mut pending: Vec<RecordBatch> = vec![];
+            let mut pending_rows = 0;
+            let flush = |pending: &mut Vec<RecordBatch>,
+                         out: &mut Vec<SegmentMeta>|
+             -> Result<(), StorageError> {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                let batch = concat_batches(&schema, pending.iter())?;
+                pending.clear();
+                out.push(store.write_segment(&req.table, &batch)?);
+                Ok(())
+            };
+            for b in req.batches {
+                if b.num_rows() == 0 {
+                    continue;
+                }
+                pending_rows += b.num_rows();
+                pending.push(b);
+                if pending_rows >= MAX_SEGMENT_ROWS {
+                    flush(&mut pending, &mut out)?;
+                    pending_rows = 0;
+                }
+            }
+            flush(&mut pending, &mut out)?;
+            Ok(out)
+        })
+        .await?
+    }
+
+    /// Start a scan of one table version on one slice; batches come back in the table's
+    /// logical column names.
+    pub fn scan(
+        &self,
+        req: ScanRequest,
+        ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream, StorageError> {
+        let store = self.slice(req.slice)?;
+        let table = &req.table;
+        let logical = table.arrow_schema();
+        let physical = table.physical_schema();
+        let out_schema: SchemaRef = match &req.projection {
+            Some(p) => Arc::new(logical.project(p)?),
+            None => logical.clone(),
+        };
+        if req.segments.is_empty() {
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                out_schema,
+                futures::stream::empty(),
+            )));
+        }
+        let mut files = vec![];
+        for seg in &req.segments {
+            let path = store.segment_path(table.id, &seg.file);
+            let meta = std::fs::metadata(&path).map_err(|e| StorageError::Corrupt {
+                table: table.id,
+                slice: req.slice,
+                file: seg.file.clone(),
+                reason: format!("segment file {}: {e}", path.display()),
+            })?;
+            let p = path.to_string_lossy();
+            files.push(PartitionedFile::new(p.trim_start_matches('/'), meta.len()));
+        }
+        let mut source = ParquetSource::new(physical.clone());
+        if let Some(pred) = physical_predicate(table, &physical, &req.filters) {
+            source = source.with_predicate(pred);
+        }
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                .with_file_group(FileGroup::new(files))
+                .with_projection_indices(req.projection.clone())?
+                .with_limit(req.limit)
+                .build();
+        let exec = DataSourceExec::from_data_source(config);
+        let stream = exec.execute(0, ctx)?;
+        let (table_id, slice) = (table.id, req.slice);
+        let schema = out_schema.clone();
+        let relabeled = stream.map(move |r| {
+            let batch = r.map_err(|e| {
+                DataFusionError::External(Box::new(StorageError::Corrupt {
+                    table: table_id,
+                    slice,
+                    file: "(segment scan)".into(),
+                    reason: e.to_string(),
+                }))
+            })?;
+            RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                .map_err(DataFusionError::from)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            out_schema, relabeled,
+        )))
+    }
+
+    pub fn remove(&self, slice: SliceId, table: TableId, files: &[String]) {
+        if let Ok(s) = self.slice(slice) {
+            s.remove(table, files)
+        }
+    }
+
+    /// Remove files on this node's slices that the committed catalog does not reference.
+    pub fn collect_garbage(
+        &self,
+        live: &BTreeSet<(SliceId, TableId, String)>,
+    ) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for (slice, store) in &self.slices {
+            let mine: BTreeSet<(TableId, String)> = live
+                .iter()
+                .filter(|(s, _, _)| s == slice)
+                .map(|(_, t, f)| (*t, f.clone()))
+                .collect();
+            n += store.collect_garbage(&mine)?;
+        }
+        Ok(n)
+    }
+}
+
+/// Filters over logical names → one physical predicate over `c<id>` columns. Filters that do
+/// not translate are skipped: pruning is an optimization, the plan re-applies every filter.
+fn physical_predicate(
+    table: &TableMeta,
+    physical: &Arc<Schema>,
+    filters: &[Expr],
+) -> Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
+    let renamed: Vec<Expr> = filters
+        .iter()
+        .filter_map(|f| {
+            f.clone()
+                .transform(|e| {
+                    if let Expr::Column(c) = &e {
+                        return match table.column(&c.name) {
+                            Some(cm) => Ok(Transformed::yes(col(cm.physical_name()))),
+                            None => Err(DataFusionError::Plan(format!("no column {}", c.name))),
+                        };
+                    }
+                    Ok(Transformed::no(e))
+                })
+                .ok()
+                .map(|t| t.data)
+        })
+        .collect();
+    let expr = conjunction(renamed)?;
+    let df_schema = DFSchema::try_from(physical.as_ref().clone()).ok()?;
+    create_physical_expr(
+        &expr,
+        &df_schema,
+        &ExecutionProps::new(),
+        &PhysicalPlanningContext::default(),
+    )
+    .ok()
+}
+
+/// Every compute node of the cluster and the slice map.
+#[derive(Debug)]
+pub struct ComputeCluster {
+    pub topology: Topology,
+    nodes: Vec<Arc<ComputeNode>>,
+}
+
+impl ComputeCluster {
+    /// Open all nodes of an in-process cluster under `data_dir`.
+    pub fn open(data_dir: &Path, topology: Topology) -> Result<Self, StorageError> {
+        let mut nodes = vec![];
+        for n in 0..topology.nodes {
+            let slices: Vec<SliceId> = topology
+                .slices()
+                .filter(|s| topology.node_of(*s) == n)
+                .collect();
+            nodes.push(Arc::new(ComputeNode::open(NodeId(n), data_dir, &slices)?));
+        }
+        Ok(ComputeCluster { topology, nodes })
+    }
+
+    pub fn node_for(&self, slice: SliceId) -> Result<&Arc<ComputeNode>, StorageError> {
+        self.nodes
+            .get(self.topology.node_of(slice) as usize)
+            .ok_or(StorageError::UnknownSlice { slice })
+    }
+
+    pub fn nodes(&self) -> &[Arc<ComputeNode>] {
+        &self.nodes
+    }
+
+    /// Remove every file the committed catalog does not reference, on every node.
+    pub fn collect_garbage(
+        &self,
+        live: &BTreeSet<(SliceId, TableId, String)>,
+    ) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for node in &self.nodes {
+            n += node.collect_garbage(live)?;
+        }
+        Ok(n)
+    }
+}

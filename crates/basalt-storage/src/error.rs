@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+use basalt_catalog::{SliceId, TableId};
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+
+/// Errors raised by slice storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("segment {file} of table {table} on slice {slice} is unreadable: {reason}")]
+    Corrupt {
+        table: TableId,
+        slice: SliceId,
+        file: String,
+        reason: String,
+    },
+    #[error("writing segment {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    #[error("slice {slice} is not held by any compute node")]
+    UnknownSlice { slice: SliceId },
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl StorageError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            StorageError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                "53100"
+            }
+            StorageError::Io { .. } => "58030",
+            StorageError::Corrupt { .. } => "XX001",
+            _ => "XX000",
+        }
+    }
+}

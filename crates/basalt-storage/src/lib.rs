@@ -1,0 +1,28 @@
+//! # basalt-storage — slices, segments and placement
+//!
+//! Stage on the query path: **compute-side storage**. A compute node holds a fixed set of
+//! slices; on each slice a table is a set of immutable **segments**: Parquet files whose
+//! columns are named `c<column id>`, written in sort-key order, compressed per column `ENCODE`,
+//! with row-group and page statistics (min, max, null count) acting as **zone maps** that
+//! scans use to skip blocks.
+//!
+//! ```text
+//!  INSERT batch ─▶ placement::split_by_slice (KEY hash / EVEN round robin / ALL copies)
+//!              ─▶ ComputeNode::write ─▶ SliceStore::write_segment (sort, encode, fsync)
+//!  SELECT       ─▶ ComputeNode::scan  ─▶ DataSourceExec(Parquet, pruning by zone maps)
+//! ```
+//!
+//! Files are made visible only by the leader's catalog commit; a file no committed version
+//! references is garbage, removed by [`SliceStore::collect_garbage`] at start-up.
+
+mod compute;
+mod encoding;
+mod error;
+mod placement;
+mod segment;
+
+pub use compute::{ComputeCluster, ComputeNode, ScanRequest, WriteRequest};
+pub use encoding::writer_properties;
+pub use error::StorageError;
+pub use placement::{hash_fingerprint, split_by_slice, target_slices};
+pub use segment::{SEGMENT_FORMAT_VERSION, SliceStore};

@@ -1,0 +1,153 @@
+//! Segment files on one slice.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use basalt_catalog::{SegmentMeta, SliceId, TableId, TableMeta};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use parquet::arrow::ArrowWriter;
+use tracing::{debug, info};
+
+use crate::{StorageError, writer_properties};
+
+/// Version of the segment layout (Parquet with `c<id>` columns, zone maps in row-group and page
+/// statistics). Recorded in each file's `created_by` and key-value metadata.
+pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+
+/// One slice's directory of segment files: `<root>/t<table id>/<segment>.parquet`.
+#[derive(Debug, Clone)]
+pub struct SliceStore {
+    pub slice: SliceId,
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io { path, source }
+}
+
+impl SliceStore {
+    pub fn open(slice: SliceId, root: PathBuf) -> Result<Self, StorageError> {
+        fs::create_dir_all(&root).map_err(io(&root))?;
+        Ok(SliceStore { slice, root })
+    }
+
+    pub fn table_dir(&self, table: TableId) -> PathBuf {
+        self.root.join(format!("t{}", table.0))
+    }
+
+    pub fn segment_path(&self, table: TableId, file: &str) -> PathBuf {
+        self.table_dir(table).join(file)
+    }
+
+    /// Sort `batch` (logical column order) by the table's sort key and write it durably as a
+    /// new segment. The file is invisible until a catalog commit references it.
+    pub fn write_segment(
+        &self,
+        table: &TableMeta,
+        batch: &RecordBatch,
+    ) -> Result<SegmentMeta, StorageError> {
+        let sort_cols = table.sortkey_indices();
+        let batch = if sort_cols.is_empty() || batch.num_rows() < 2 {
+            batch.clone()
+        } else {
+            let cols: Vec<SortColumn> = sort_cols
+                .iter()
+                .map(|&i| SortColumn {
+                    values: batch.column(i).clone(),
+                    options: None,
+                })
+                .collect();
+            let idx = lexsort_to_indices(&cols, None)?;
+            take_record_batch(batch, &idx)?
+        };
+        let physical = RecordBatch::try_new(table.physical_schema(), batch.columns().to_vec())?;
+        let dir = self.table_dir(table.id);
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let file = format!("{}.parquet", uuid::Uuid::new_v4().simple());
+        let path = dir.join(&file);
+        let tmp = dir.join(format!("{file}.tmp"));
+        let f = fs::File::create(&tmp).map_err(io(&tmp))?;
+        let pq = |source| StorageError::Parquet {
+            path: tmp.clone(),
+            source,
+        };
+        let mut writer = ArrowWriter::try_new(
+            f.try_clone().map_err(io(&tmp))?,
+            physical.schema(),
+            Some(writer_properties(table)),
+        )
+        .map_err(pq)?;
+        writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+            "basalt.segment_format_version".into(),
+            SEGMENT_FORMAT_VERSION.to_string(),
+        ));
+        writer.write(&physical).map_err(pq)?;
+        writer.close().map_err(pq)?;
+        f.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&dir))?;
+        let bytes = fs::metadata(&path).map_err(io(&path))?.len();
+        debug!(slice = %self.slice, table = %table.id, file, rows = physical.num_rows(), bytes, "segment written");
+        Ok(SegmentMeta {
+            file,
+            rows: physical.num_rows() as u64,
+            bytes,
+            sorted: !sort_cols.is_empty(),
+        })
+    }
+
+    /// Delete segment files (after a rollback, or once no version references them).
+    pub fn remove(&self, table: TableId, files: &[String]) {
+        for f in files {
+            let p = self.segment_path(table, f);
+            if let Err(e) = fs::remove_file(&p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove segment");
+            }
+        }
+    }
+
+    /// Remove every file on this slice that `live` (`(table, file)` pairs of the committed
+    /// catalog) does not reference: leftovers of crashed or rolled-back writes and dropped tables.
+    pub fn collect_garbage(&self, live: &BTreeSet<(TableId, String)>) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&self.root)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&self.root))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(table) = name.strip_prefix('t').and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
+            let table = TableId(table);
+            let dir = entry.path();
+            let mut kept = 0;
+            for f in fs::read_dir(&dir).map_err(io(&dir))? {
+                let f = f.map_err(io(&dir))?;
+                let fname = f.file_name().to_string_lossy().to_string();
+                if live.contains(&(table, fname.clone())) {
+                    kept += 1;
+                } else {
+                    fs::remove_file(f.path()).map_err(io(&f.path()))?;
+                    removed += 1;
+                }
+            }
+            if kept == 0 {
+                let _ = fs::remove_dir(&dir);
+            }
+        }
+        if removed > 0 {
+            info!(slice = %self.slice, removed, "removed orphan segment files");
+        }
+        Ok(removed)
+    }
+}
