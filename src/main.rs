@@ -1,1 +1,172 @@
-fn main() {}
+//! `basalt`: the BasaltDB server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use basaltdb::config::{ServerConfig, parse_auth};
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(name = "basalt", version, about = "BasaltDB: a columnar MPP SQL warehouse that speaks Redshift")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the warehouse: a leader and its compute nodes in this process, listening for
+    /// Postgres-protocol clients (psql, JDBC, ODBC, psycopg, redshift_connector).
+    ///
+    /// Settings come from defaults < --config TOML file < BASALT_* environment < flags.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (keys: data_dir, host, port, nodes, slices, user, password,
+    /// auth, log).
+    #[arg(long, env = "BASALT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the catalog and segment files [default: ./basalt-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long)]
+    host: Option<String>,
+    /// Postgres wire port [default: 5439].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Slices per node [default: number of cores]. Fixed when the data directory is created.
+    #[arg(long)]
+    slices: Option<u32>,
+    /// Compute nodes in this process [default: 1]. Fixed when the data directory is created.
+    #[arg(long)]
+    nodes: Option<u32>,
+    /// Superuser name [default: basalt].
+    #[arg(long)]
+    user: Option<String>,
+    /// Superuser password; when set, clients must authenticate (prefer BASALT_PASSWORD).
+    #[arg(long)]
+    password: Option<String>,
+    /// Authentication: trust, md5 or scram-sha-256 [default: trust, or md5 with a password].
+    #[arg(long)]
+    auth: Option<String>,
+    /// Log filter, e.g. info or basalt_node=debug [default: info].
+    #[arg(long)]
+    log: Option<String>,
+}
+
+fn load_config(args: &ServeArgs) -> Result<ServerConfig, basaltdb::Error> {
+    let mut c = match &args.config {
+        Some(p) => ServerConfig::from_file(p)?,
+        None => ServerConfig::default(),
+    };
+    c.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(v) = &args.data_dir {
+        c.data_dir = v.clone();
+    }
+    if let Some(v) = &args.host {
+        c.host = v.clone();
+    }
+    if let Some(v) = args.port {
+        c.port = v;
+    }
+    if let Some(v) = args.slices {
+        c.slices = v;
+    }
+    if let Some(v) = args.nodes {
+        c.nodes = v;
+    }
+    if let Some(v) = &args.user {
+        c.user = v.clone();
+    }
+    if let Some(v) = &args.password {
+        c.password = Some(v.clone());
+    }
+    if let Some(v) = &args.auth {
+        c.auth = Some(parse_auth(v)?);
+    }
+    if let Some(v) = &args.log {
+        c.log = v.clone();
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), basaltdb::Error> {
+    let config = load_config(&args)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log)),
+        )
+        .init();
+    let leader = basaltdb::Leader::open(config.leader_config())?;
+    let addr = format!("{}:{}", config.host, config.port);
+    let server = basalt_pgwire::PgServer::bind(leader.clone(), &addr)
+        .await
+        .map_err(|source| basaltdb::Error::Io {
+            context: format!("listening on {addr}"),
+            source,
+        })?;
+    info!(
+        addr = %server.local_addr(),
+        data_dir = %config.data_dir.display(),
+        topology = %leader.topology(),
+        "BasaltDB ready: psql -h {} -p {} -U {} dev",
+        config.host,
+        server.local_addr().port(),
+        config.user
+    );
+    server
+        .serve(shutdown_signal())
+        .await
+        .map_err(|source| basaltdb::Error::Io {
+            context: "serving".into(),
+            source,
+        })?;
+    info!("shut down cleanly");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("basalt: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => rt.block_on(serve(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("basalt: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -22,6 +22,8 @@ mod params;
 mod pg;
 mod session;
 mod settings;
+#[cfg(test)]
+mod tests;
 
 pub use config::{AuthMethod, LeaderConfig};
 pub use error::NodeError;

@@ -1,0 +1,180 @@
+//! Server configuration: defaults < TOML file < `BASALT_*` environment < command line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{AuthMethod, Error};
+
+/// Settings of `basalt serve`. Every field can come from the TOML file (same names), from
+/// `BASALT_<NAME>` in the environment, or from the command line.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the catalog and the slices' segment files live.
+    pub data_dir: PathBuf,
+    /// Address to listen on; loopback by default.
+    pub host: String,
+    /// Postgres wire port (Redshift's default 5439).
+    pub port: u16,
+    /// Compute nodes started in this process.
+    pub nodes: u32,
+    /// Slices per node; defaults to the number of cores.
+    pub slices: u32,
+    /// Superuser name.
+    pub user: String,
+    /// Superuser password; when set, clients must authenticate.
+    pub password: Option<String>,
+    /// `trust`, `md5` or `scram-sha-256` (default: trust without a password, md5 with one).
+    pub auth: Option<AuthMethod>,
+    /// Log filter (`info`, `debug`, `basalt_node=debug`, ...).
+    pub log: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("basalt-data"),
+            host: "127.0.0.1".into(),
+            port: 5439,
+            nodes: 1,
+            slices: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(2),
+            user: "basalt".into(),
+            password: None,
+            auth: None,
+            log: "info".into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Read a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("reading config file {}", path.display()),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Apply `BASALT_*` environment variables.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+        let parse_u = |name: &str, v: String| -> Result<u32, Error> {
+            v.parse()
+                .map_err(|_| Error::Config(format!("{name}={v:?} is not a number")))
+        };
+        if let Some(v) = env("BASALT_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("BASALT_HOST") {
+            self.host = v;
+        }
+        if let Some(v) = env("BASALT_PORT") {
+            self.port = parse_u("BASALT_PORT", v)? as u16;
+        }
+        if let Some(v) = env("BASALT_NODES") {
+            self.nodes = parse_u("BASALT_NODES", v)?;
+        }
+        if let Some(v) = env("BASALT_SLICES") {
+            self.slices = parse_u("BASALT_SLICES", v)?;
+        }
+        if let Some(v) = env("BASALT_USER") {
+            self.user = v;
+        }
+        if let Some(v) = env("BASALT_PASSWORD") {
+            self.password = Some(v);
+        }
+        if let Some(v) = env("BASALT_AUTH") {
+            self.auth = Some(parse_auth(&v)?);
+        }
+        if let Some(v) = env("BASALT_LOG") {
+            self.log = v;
+        }
+        Ok(())
+    }
+
+    /// Check the settings make sense together.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.nodes == 0 || self.slices == 0 {
+            return Err(Error::Config("nodes and slices must be at least 1".into()));
+        }
+        if self.nodes * self.slices > 1024 {
+            return Err(Error::Config("at most 1024 slices in a cluster".into()));
+        }
+        if matches!(self.auth, Some(AuthMethod::Md5 | AuthMethod::ScramSha256))
+            && self.password.is_none()
+        {
+            return Err(Error::Config(
+                "auth md5/scram-sha-256 needs a password (--password or BASALT_PASSWORD)".into(),
+            ));
+        }
+        if self.user.is_empty() {
+            return Err(Error::Config("user must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The leader's part of the configuration.
+    pub fn leader_config(&self) -> crate::LeaderConfig {
+        let mut c = crate::LeaderConfig::new(self.data_dir.clone());
+        c.nodes = self.nodes;
+        c.slices_per_node = self.slices;
+        c.superuser = self.user.clone();
+        c.password = self.password.clone();
+        c.auth = match (self.auth, &self.password) {
+            (Some(a), _) => a,
+            (None, Some(_)) => AuthMethod::Md5,
+            (None, None) => AuthMethod::Trust,
+        };
+        c
+    }
+}
+
+/// Parse an auth method name.
+pub fn parse_auth(s: &str) -> Result<AuthMethod, Error> {
+    match s.to_ascii_lowercase().as_str() {
+        "trust" => Ok(AuthMethod::Trust),
+        "md5" => Ok(AuthMethod::Md5),
+        "scram-sha-256" | "scram" => Ok(AuthMethod::ScramSha256),
+        other => Err(Error::Config(format!(
+            "unknown auth method {other:?} (trust, md5, scram-sha-256)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        std::fs::write(&path, "port = 6000\nslices = 3\ndata_dir = \"/tmp/x\"\n").unwrap();
+        let mut c = ServerConfig::from_file(&path).unwrap();
+        assert_eq!(c.port, 6000);
+        assert_eq!(c.slices, 3);
+        assert_eq!(c.host, "127.0.0.1");
+        c.apply_env(|k| (k == "BASALT_PORT").then(|| "7000".to_string()))
+            .unwrap();
+        assert_eq!(c.port, 7000);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        std::fs::write(&path, "prot = 1\n").unwrap();
+        assert!(ServerConfig::from_file(&path).is_err());
+        let mut c = ServerConfig::default();
+        assert!(
+            c.apply_env(|k| (k == "BASALT_SLICES").then(|| "x".to_string()))
+                .is_err()
+        );
+        c.auth = Some(AuthMethod::Md5);
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! # BasaltDB — a columnar MPP SQL warehouse that speaks Redshift
+//!
+//! The embedding API: start the same leader and compute services the `basalt` binary runs,
+//! inside your program or test, and talk to them with SQL (Arrow batches back) or through
+//! the Postgres wire protocol with any Postgres client.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), basaltdb::Error> {
+//! let cluster = basaltdb::Cluster::builder().nodes(2).slices_per_node(2).start().await?;
+//! let mut session = cluster.session()?;
+//! session.sql("create table t (a int) diststyle even").await?;
+//! session.sql("insert into t values (1), (2)").await?;
+//! let batches = session.sql("select sum(a) from t").await?;
+//! println!("psql: {}", cluster.connection_string());
+//! cluster.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The query path, from the wire to the slices, is described in `docs/architecture.md`.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use basalt_node::{AuthMethod, Leader, LeaderConfig, NodeError, StatementOutput};
+use datafusion::arrow::array::RecordBatch;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Errors of the embedding API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Builder for an in-process cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    data_dir: Option<PathBuf>,
+    nodes: u32,
+    slices_per_node: u32,
+    host: String,
+    port: u16,
+    password: Option<String>,
+    auth: Option<AuthMethod>,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        ClusterBuilder {
+            data_dir: None,
+            nodes: 1,
+            slices_per_node: 2,
+            host: "127.0.0.1".into(),
+            port: 0,
+            password: None,
+            auth: None,
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// Keep data under `dir` (default: a temporary directory removed on shutdown).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+    /// Number of compute nodes (default 1).
+    pub fn nodes(mut self, n: u32) -> Self {
+        self.nodes = n;
+        self
+    }
+    /// Slices per compute node (default 2).
+    pub fn slices_per_node(mut self, n: u32) -> Self {
+        self.slices_per_node = n;
+        self
+    }
+    /// Postgres wire address (default 127.0.0.1 on an ephemeral port).
+    pub fn listen(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.host = host.into();
+        self.port = port;
+        self
+    }
+    /// Require this password for the superuser (MD5 unless `auth` says otherwise).
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+    pub fn auth(mut self, auth: AuthMethod) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Start the leader, the compute nodes and the Postgres listener.
+    pub async fn start(self) -> Result<Cluster, Error> {
+        let (dir, tmp) = match self.data_dir {
+            Some(d) => (d, None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("basalt-")
+                    .tempdir()
+                    .map_err(|source| Error::Io {
+                        context: "creating a temporary data directory".into(),
+                        source,
+                    })?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let mut config = LeaderConfig::new(dir);
+        config.nodes = self.nodes.max(1);
+        config.slices_per_node = self.slices_per_node.max(1);
+        config.auth = match (self.auth, &self.password) {
+            (Some(a), _) => a,
+            (None, Some(_)) => AuthMethod::Md5,
+            (None, None) => AuthMethod::Trust,
+        };
+        config.password = self.password;
+        let leader = Leader::open(config)?;
+        let addr = format!("{}:{}", self.host, self.port);
+        let server = basalt_pgwire::PgServer::bind(leader.clone(), &addr)
+            .await
+            .map_err(|source| Error::Io {
+                context: format!("binding {addr}"),
+                source,
+            })?;
+        let pg_addr = server.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            server
+                .serve(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Cluster {
+            leader,
+            pg_addr,
+            shutdown: Some(tx),
+            server: Some(handle),
+            _tmp: tmp,
+        })
+    }
+}
+
+/// A running BasaltDB cluster in this process.
+pub struct Cluster {
+    leader: Arc<Leader>,
+    pg_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    /// Address of the Postgres wire listener.
+    pub fn pg_addr(&self) -> SocketAddr {
+        self.pg_addr
+    }
+
+    /// A libpq-style connection string for this cluster.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "host={} port={} user={} dbname={}",
+            self.pg_addr.ip(),
+            self.pg_addr.port(),
+            self.leader.config().superuser,
+            self.leader.config().database
+        )
+    }
+
+    pub fn leader(&self) -> &Arc<Leader> {
+        &self.leader
+    }
+
+    /// A SQL session as the superuser.
+    pub fn session(&self) -> Result<Session, Error> {
+        let cfg = self.leader.config();
+        Ok(Session {
+            inner: self.leader.session(&cfg.superuser, &cfg.database)?,
+        })
+    }
+
+    /// Stop accepting connections and wait for the listener to finish.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        self.stop().await
+    }
+
+    async fn stop(&mut self) -> Result<(), Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            match h.await {
+                Ok(r) => r.map_err(|source| Error::Io {
+                    context: "postgres listener".into(),
+                    source,
+                })?,
+                Err(e) => {
+                    return Err(Error::Config(format!("listener task failed: {e}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A SQL session of the embedding API.
+pub struct Session {
+    inner: basalt_node::Session,
+}
+
+impl Session {
+    /// Run one or more `;`-separated statements; returns the rows of the last statement that
+    /// returns rows (empty for commands).
+    pub async fn sql(&mut self, sql: &str) -> Result<Vec<RecordBatch>, Error> {
+        let mut last = vec![];
+        for r in self.inner.execute(sql).await {
+            let out = r?;
+            if matches!(out, StatementOutput::Rows { .. }) {
+                last = out.collect().await?;
+            }
+        }
+        Ok(last)
+    }
+
+    /// The underlying leader session (prepared statements, transaction status).
+    pub fn inner(&mut self) -> &mut basalt_node::Session {
+        &mut self.inner
+    }
+}
