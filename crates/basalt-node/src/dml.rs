@@ -45,7 +45,7 @@ fn table_ref(t: &TableMeta) -> String {
 }
 
 /// How each table column is produced from a source batch.
-enum ColumnSource {
+pub(crate) enum ColumnSource {
     /// Index into the source batch.
     Source(usize),
     Default(ScalarValue),
@@ -292,62 +292,24 @@ impl Session {
         plan: &[ColumnSource],
         replace: bool,
     ) -> Result<u64, NodeError> {
-        let table = Arc::new(self.txn_mut().txn.state().tables.get(&table_id).cloned().expect("table exists"));
-        let topology = self.leader.topology();
-        let mut identity = table.identity_next.clone();
-        let mut pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)> = BTreeMap::new();
-        let mut written: BTreeMap<SliceId, Vec<SegmentMeta>> = BTreeMap::new();
-        let mut rows = 0u64;
-        let mut rr = self.rr;
-        let result: Result<(), NodeError> = async {
+        let mut w = TableWriter::new(self, table_id);
+        let r: Result<(), NodeError> = async {
             while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                if batch.num_rows() == 0 {
-                    continue;
-                }
-                let conformed = conform(&table, &batch, plan, &mut identity)?;
-                rows += conformed.num_rows() as u64;
-                for (slice, part) in split_by_slice(&table, &topology, &conformed, &mut rr)? {
-                    let e = pending.entry(slice).or_default();
-                    e.1 += part.num_rows();
-                    e.0.push(part);
-                    if e.1 >= FLUSH_ROWS {
-                        let batches = std::mem::take(&mut e.0);
-                        e.1 = 0;
-                        let segs = self.write_slice(&table, slice, batches).await?;
-                        written.entry(slice).or_default().extend(segs);
-                    }
-                }
-            }
-            for (slice, (batches, _)) in std::mem::take(&mut pending) {
-                let segs = self.write_slice(&table, slice, batches).await?;
-                written.entry(slice).or_default().extend(segs);
+                w.push(self, &batch?, plan).await?;
             }
             Ok(())
         }
         .await;
-        self.rr = rr;
-        // Every file written is recorded, so a failure or rollback removes it.
-        let open = self.txn.as_mut().expect("transaction open");
-        for (slice, segs) in &written {
-            for s in segs {
-                open.written.insert((*slice, table_id, s.file.clone()));
+        match r {
+            Ok(()) => w.finish(self, replace).await,
+            Err(e) => {
+                w.abandon(self);
+                Err(e)
             }
         }
-        result?;
-        let t = open.txn.table_mut(table_id).expect("table exists");
-        if replace {
-            t.data.slices.clear();
-        }
-        for (slice, segs) in written {
-            t.data.slices.entry(slice).or_default().extend(segs);
-        }
-        t.identity_next = identity;
-        t.version += 1;
-        Ok(rows)
     }
 
-    async fn write_slice(
+    pub(crate) async fn write_slice(
         &self,
         table: &Arc<TableMeta>,
         slice: SliceId,
@@ -361,6 +323,110 @@ impl Session {
                 batches,
             })
             .await?)
+    }
+}
+
+/// Writes rows of one table: conform, place on slices, buffer per slice, write segments.
+pub(crate) struct TableWriter {
+    table: Arc<TableMeta>,
+    identity: BTreeMap<u32, i64>,
+    pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)>,
+    written: BTreeMap<SliceId, Vec<SegmentMeta>>,
+    rows: u64,
+    rr: u64,
+}
+
+impl TableWriter {
+    pub(crate) fn new(session: &mut Session, table_id: TableId) -> Self {
+        let table = Arc::new(
+            session
+                .txn_mut()
+                .txn
+                .state()
+                .tables
+                .get(&table_id)
+                .cloned()
+                .expect("table exists"),
+        );
+        TableWriter {
+            identity: table.identity_next.clone(),
+            table,
+            pending: BTreeMap::new(),
+            written: BTreeMap::new(),
+            rows: 0,
+            rr: session.rr,
+        }
+    }
+
+    pub(crate) fn table(&self) -> &Arc<TableMeta> {
+        &self.table
+    }
+
+    pub(crate) async fn push(
+        &mut self,
+        session: &Session,
+        batch: &RecordBatch,
+        plan: &[ColumnSource],
+    ) -> Result<(), NodeError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let topology = session.leader.topology();
+        let conformed = conform(&self.table, batch, plan, &mut self.identity)?;
+        self.rows += conformed.num_rows() as u64;
+        for (slice, part) in split_by_slice(&self.table, &topology, &conformed, &mut self.rr)? {
+            let e = self.pending.entry(slice).or_default();
+            e.1 += part.num_rows();
+            e.0.push(part);
+            if e.1 >= FLUSH_ROWS {
+                let batches = std::mem::take(&mut e.0);
+                e.1 = 0;
+                let segs = session.write_slice(&self.table, slice, batches).await?;
+                self.written.entry(slice).or_default().extend(segs);
+            }
+        }
+        Ok(())
+    }
+
+    fn record_files(&self, session: &mut Session) {
+        let id = self.table.id;
+        let open = session.txn.as_mut().expect("transaction open");
+        for (slice, segs) in &self.written {
+            for s in segs {
+                open.written.insert((*slice, id, s.file.clone()));
+            }
+        }
+        session.rr = self.rr;
+    }
+
+    /// Write what is buffered and point the table at the new segments.
+    pub(crate) async fn finish(mut self, session: &mut Session, replace: bool) -> Result<u64, NodeError> {
+        let flush: Result<(), NodeError> = async {
+            for (slice, (batches, _)) in std::mem::take(&mut self.pending) {
+                let segs = session.write_slice(&self.table, slice, batches).await?;
+                self.written.entry(slice).or_default().extend(segs);
+            }
+            Ok(())
+        }
+        .await;
+        self.record_files(session);
+        flush?;
+        let open = session.txn.as_mut().expect("transaction open");
+        let t = open.txn.table_mut(self.table.id).expect("table exists");
+        if replace {
+            t.data.slices.clear();
+        }
+        for (slice, segs) in std::mem::take(&mut self.written) {
+            t.data.slices.entry(slice).or_default().extend(segs);
+        }
+        t.identity_next = self.identity;
+        t.version += 1;
+        Ok(self.rows)
+    }
+
+    /// Give up: the files written so far are deleted with the transaction.
+    pub(crate) fn abandon(self, session: &mut Session) {
+        self.record_files(session);
     }
 }
 

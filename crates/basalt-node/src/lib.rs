@@ -14,6 +14,7 @@
 //! ```
 
 mod config;
+mod copy;
 mod ddl;
 mod dml;
 mod error;

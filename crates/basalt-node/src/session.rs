@@ -30,6 +30,9 @@ pub enum StatementOutput {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
     },
+    /// The server is ready for `COPY ... FROM STDIN` data with this many columns; feed it with
+    /// [`Session::copy_data`] and finish with [`Session::copy_done`] or [`Session::copy_fail`].
+    CopyIn { columns: usize },
     /// A command completion: `tag` as Postgres spells it (`INSERT`, `CREATE TABLE`, ...) and
     /// the row count where the tag carries one.
     Command { tag: String, rows: Option<u64> },
@@ -40,6 +43,7 @@ impl std::fmt::Debug for StatementOutput {
         match self {
             StatementOutput::Rows { schema, .. } => write!(f, "Rows({schema:?})"),
             StatementOutput::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
+            StatementOutput::CopyIn { columns } => write!(f, "CopyIn({columns})"),
         }
     }
 }
@@ -65,7 +69,7 @@ impl StatementOutput {
                 let batches: Vec<_> = stream.collect().await;
                 Ok(batches.into_iter().collect::<Result<Vec<_>, _>>()?)
             }
-            StatementOutput::Command { .. } => Ok(vec![]),
+            StatementOutput::Command { .. } | StatementOutput::CopyIn { .. } => Ok(vec![]),
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct Session {
     pub(crate) settings: Settings,
     /// Round-robin position for EVEN placement.
     pub(crate) rr: u64,
+    /// An open COPY FROM STDIN.
+    pub(crate) copy_in: Option<crate::copy::CopyIn>,
 }
 
 impl std::fmt::Debug for Session {
@@ -163,6 +169,7 @@ impl Session {
             view,
             txn: None,
             rr: id as u64,
+            copy_in: None,
         })
     }
 
@@ -309,6 +316,8 @@ impl Session {
         }
         let r = self.dispatch(stmt).await;
         match &r {
+            // The COPY's transaction ends when its data does.
+            Ok(StatementOutput::CopyIn { .. }) => {}
             Ok(_) => {
                 if self.txn.as_ref().is_some_and(|t| !t.explicit) {
                     self.commit_open().await?;
@@ -371,6 +380,7 @@ impl Session {
             Statement::Insert(_) | Statement::Delete(_) | Statement::Update(_) => {
                 self.dml(ps).await
             }
+            Statement::Copy { .. } => self.copy(&ps.statement),
             Statement::Analyze(_) => Err(NodeError::unsupported(
                 "ANALYZE (table statistics arrive with the storage engine issue)",
             )),

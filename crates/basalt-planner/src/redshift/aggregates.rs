@@ -53,7 +53,9 @@ fn percentile_literal(expr: &Arc<dyn PhysicalExpr>) -> Result<f64> {
         _ => return plan_err!("the percentile of PERCENTILE_DISC must be a non-NULL number"),
     };
     if !(0.0..=1.0).contains(&percentile) {
-        return plan_err!("the percentile of PERCENTILE_DISC must be between 0 and 1, got {percentile}");
+        return plan_err!(
+            "the percentile of PERCENTILE_DISC must be between 0 and 1, got {percentile}"
+        );
     }
     Ok(percentile)
 }
@@ -75,7 +77,9 @@ impl AggregateUDFImpl for PercentileDisc {
             );
         };
         if !(percentile.is_numeric() || percentile.is_null()) {
-            return plan_err!("the percentile of PERCENTILE_DISC must be a number, got {percentile}");
+            return plan_err!(
+                "the percentile of PERCENTILE_DISC must be a number, got {percentile}"
+            );
         }
         let value = match value {
             DataType::Null => DataType::Float64,
@@ -170,7 +174,9 @@ impl Accumulator for PercentileDiscAccumulator {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let values = self.all_values()?;
         self.values = vec![Arc::clone(&values)];
-        Ok(vec![SingleRowListArrayBuilder::new(values).build_list_scalar()])
+        Ok(vec![
+            SingleRowListArrayBuilder::new(values).build_list_scalar(),
+        ])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {

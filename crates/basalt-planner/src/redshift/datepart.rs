@@ -48,8 +48,8 @@ impl DatePart {
             "second" | "seconds" | "s" | "sec" | "secs" => DatePart::Second,
             "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" | "msecond" | "mseconds"
             | "millisec" | "millisecs" | "millisecon" => DatePart::Millisecond,
-            "microsecond" | "microseconds" | "microsec" | "microsecs" | "usecond"
-            | "useconds" | "us" | "usec" | "usecs" => DatePart::Microsecond,
+            "microsecond" | "microseconds" | "microsec" | "microsecs" | "usecond" | "useconds"
+            | "us" | "usec" | "usecs" => DatePart::Microsecond,
             _ => return None,
         };
         Some(part)

@@ -7,15 +7,15 @@ use chrono::{Datelike, Months, NaiveDateTime, Utc};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Int64Array, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::type_coercion::functions::fields_with_udf;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use super::datepart::DatePart;
@@ -23,7 +23,7 @@ use super::timezone::Zone;
 use super::util::{
     MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_MINUTE, MICROS_PER_SECOND, check_arg_count,
     coerce_integer, coerce_string, coerce_timestamp, finish, micros_to_naive, naive_to_micros,
-    strings, to_arrays,
+    strings, timestamp_input, to_arrays,
 };
 
 /// The scalar functions of this module.
@@ -40,12 +40,6 @@ pub(crate) fn udfs() -> Vec<ScalarUDF> {
 }
 
 const TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
-
-fn timestamp_micros<'a>(func: &str, array: &'a ArrayRef) -> Result<&'a TimestampMicrosecondArray> {
-    array
-        .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or_else(|| exec_datafusion_err!("{func}: expected a timestamp argument"))
-}
 
 fn timestamp_tz(dt: &DataType) -> Option<Arc<str>> {
     match dt {
@@ -123,7 +117,7 @@ impl CurrentTimestamp {
             .as_deref()
             .and_then(Zone::parse_session)
         {
-            local = zone.from_utc(local);
+            local = zone.local_from_utc(local);
         }
         let micros = naive_to_micros(local)
             .ok_or_else(|| exec_datafusion_err!("{}: current time out of range", self.name))?;
@@ -258,7 +252,11 @@ impl ScalarUDFImpl for DateAdd {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         check_literal_part(Self::NAME, args.scalar_arguments.first().copied().flatten())?;
-        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         Ok(Arc::new(Field::new(
             self.name(),
             self.return_type(&types)?,
@@ -273,7 +271,7 @@ impl ScalarUDFImpl for DateAdd {
         let counts = arrays[1]
             .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
             .ok_or_else(|| exec_datafusion_err!("DATEADD: expected an integer interval"))?;
-        let stamps = timestamp_micros(Self::NAME, &arrays[2])?;
+        let stamps = timestamp_input(Self::NAME, &arrays[2])?;
         let mut cache = PartCache::new(Self::NAME);
         let mut out = Vec::with_capacity(stamps.len());
         for i in 0..stamps.len() {
@@ -366,8 +364,8 @@ impl ScalarUDFImpl for DateDiff {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (arrays, all_scalar) = to_arrays(&args.args)?;
         let parts = strings(Self::NAME, &arrays[0])?;
-        let starts = timestamp_micros(Self::NAME, &arrays[1])?;
-        let ends = timestamp_micros(Self::NAME, &arrays[2])?;
+        let starts = timestamp_input(Self::NAME, &arrays[1])?;
+        let ends = timestamp_input(Self::NAME, &arrays[2])?;
         let mut cache = PartCache::new(Self::NAME);
         let mut out = Vec::with_capacity(starts.len());
         for i in 0..starts.len() {
@@ -454,7 +452,7 @@ impl ScalarUDFImpl for AddMonths {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let tz = timestamp_tz(args.return_field.data_type());
         let (arrays, all_scalar) = to_arrays(&args.args)?;
-        let stamps = timestamp_micros(Self::NAME, &arrays[0])?;
+        let stamps = timestamp_input(Self::NAME, &arrays[0])?;
         let months = arrays[1]
             .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
             .ok_or_else(|| exec_datafusion_err!("ADD_MONTHS: expected an integer"))?;
@@ -487,7 +485,8 @@ pub(crate) struct ConvertTimezone {
 
 impl ConvertTimezone {
     const NAME: &'static str = "CONVERT_TIMEZONE";
-    const USAGE: &'static str = "CONVERT_TIMEZONE(['source_timezone',] 'target_timezone', timestamp)";
+    const USAGE: &'static str =
+        "CONVERT_TIMEZONE(['source_timezone',] 'target_timezone', timestamp)";
 
     fn new() -> Self {
         Self {
@@ -556,10 +555,13 @@ impl ScalarUDFImpl for ConvertTimezone {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (arrays, all_scalar) = to_arrays(&args.args)?;
         let (zone_arrays, stamp_array) = arrays.split_at(arrays.len() - 1);
-        let stamps = timestamp_micros(Self::NAME, &stamp_array[0])?;
+        let stamps = timestamp_input(Self::NAME, &stamp_array[0])?;
         let is_instant = timestamp_tz(stamp_array[0].data_type()).is_some();
         let (sources, targets) = match zone_arrays {
-            [source, target] => (Some(strings(Self::NAME, source)?), strings(Self::NAME, target)?),
+            [source, target] => (
+                Some(strings(Self::NAME, source)?),
+                strings(Self::NAME, target)?,
+            ),
             [target] => (None, strings(Self::NAME, target)?),
             _ => return exec_err!("{}: wrong number of arguments", Self::NAME),
         };
@@ -576,11 +578,11 @@ impl ScalarUDFImpl for ConvertTimezone {
             let utc = match sources {
                 Some(sources) if !is_instant => source_cache
                     .get(sources.value(i))?
-                    .to_utc(value)
+                    .utc_from_local(value)
                     .ok_or_else(out_of_range)?,
                 _ => value,
             };
-            let local = target_cache.get(targets.value(i))?.from_utc(utc);
+            let local = target_cache.get(targets.value(i))?.local_from_utc(utc);
             out.push(Some(naive_to_micros(local).ok_or_else(out_of_range)?));
         }
         finish(Arc::new(TimestampMicrosecondArray::from(out)), all_scalar)
@@ -647,7 +649,11 @@ impl ScalarUDFImpl for Trunc {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         if Self::is_temporal(&types) {
             Ok(Arc::new(Field::new(self.name(), DataType::Date32, true)))
         } else {
@@ -661,7 +667,7 @@ impl ScalarUDFImpl for Trunc {
             return self.numeric.invoke_with_args(args);
         }
         let (arrays, all_scalar) = to_arrays(&args.args)?;
-        let stamps = timestamp_micros("TRUNC", &arrays[0])?;
+        let stamps = timestamp_input("TRUNC", &arrays[0])?;
         let days: Date32Array = stamps
             .iter()
             .map(|v| v.map(|v| v.div_euclid(MICROS_PER_DAY)))
@@ -694,23 +700,79 @@ mod tests {
         let b = ts(2020, 1, 2, 1, 0);
         assert_eq!(diff(DatePart::Day, a, b), 1);
         assert_eq!(diff(DatePart::Hour, a, b), 2);
-        assert_eq!(diff(DatePart::Year, ts(2008, 12, 31, 0, 0), ts(2009, 1, 1, 0, 0)), 1);
+        assert_eq!(
+            diff(DatePart::Year, ts(2008, 12, 31, 0, 0), ts(2009, 1, 1, 0, 0)),
+            1
+        );
         // Sunday 2021-01-03 → Monday 2021-01-04 crosses a week boundary.
-        assert_eq!(diff(DatePart::Week, ts(2021, 1, 3, 0, 0), ts(2021, 1, 4, 0, 0)), 1);
-        assert_eq!(diff(DatePart::Week, ts(2021, 1, 4, 0, 0), ts(2021, 1, 10, 0, 0)), 0);
-        assert_eq!(diff(DatePart::Week, ts(2009, 1, 1, 0, 0), ts(2009, 12, 31, 0, 0)), 52);
-        assert_eq!(diff(DatePart::Quarter, ts(2020, 3, 31, 0, 0), ts(2020, 4, 1, 0, 0)), 1);
-        assert_eq!(diff(DatePart::Day, ts(1969, 12, 31, 23, 0), ts(1970, 1, 1, 1, 0)), 1);
+        assert_eq!(
+            diff(DatePart::Week, ts(2021, 1, 3, 0, 0), ts(2021, 1, 4, 0, 0)),
+            1
+        );
+        assert_eq!(
+            diff(DatePart::Week, ts(2021, 1, 4, 0, 0), ts(2021, 1, 10, 0, 0)),
+            0
+        );
+        assert_eq!(
+            diff(DatePart::Week, ts(2009, 1, 1, 0, 0), ts(2009, 12, 31, 0, 0)),
+            52
+        );
+        assert_eq!(
+            diff(
+                DatePart::Quarter,
+                ts(2020, 3, 31, 0, 0),
+                ts(2020, 4, 1, 0, 0)
+            ),
+            1
+        );
+        assert_eq!(
+            diff(DatePart::Day, ts(1969, 12, 31, 23, 0), ts(1970, 1, 1, 1, 0)),
+            1
+        );
+    }
+
+    #[test]
+    fn current_timestamp_in_session_zone() {
+        let now = NaiveDate::from_ymd_opt(2020, 7, 1)
+            .unwrap()
+            .and_hms_micro_opt(12, 0, 30, 123_456)
+            .unwrap()
+            .and_utc();
+        let mut config = ConfigOptions::default();
+        let getdate = CurrentTimestamp::getdate();
+        let sysdate = CurrentTimestamp::sysdate();
+        let noon = ts(2020, 7, 1, 12, 0);
+        assert_eq!(getdate.value_at(now, &config).unwrap(), noon + 30_000_000);
+        assert_eq!(sysdate.value_at(now, &config).unwrap(), noon + 30_123_456);
+        config.execution.time_zone = Some("America/New_York".to_string());
+        assert_eq!(
+            getdate.value_at(now, &config).unwrap(),
+            ts(2020, 7, 1, 8, 0) + 30_000_000
+        );
+        config.execution.time_zone = Some("+05:30".to_string());
+        assert_eq!(
+            getdate.value_at(now, &config).unwrap(),
+            ts(2020, 7, 1, 17, 30) + 30_000_000
+        );
     }
 
     #[test]
     fn month_arithmetic() {
         let jan31 = ts(2020, 1, 31, 10, 0);
-        assert_eq!(date_add(DatePart::Month, 1, jan31), Some(ts(2020, 2, 29, 10, 0)));
+        assert_eq!(
+            date_add(DatePart::Month, 1, jan31),
+            Some(ts(2020, 2, 29, 10, 0))
+        );
         let apr30 = ts(2020, 4, 30, 0, 0);
-        assert_eq!(date_add(DatePart::Month, 1, apr30), Some(ts(2020, 5, 30, 0, 0)));
+        assert_eq!(
+            date_add(DatePart::Month, 1, apr30),
+            Some(ts(2020, 5, 30, 0, 0))
+        );
         assert_eq!(add_months_end_aware(apr30, 1), Some(ts(2020, 5, 31, 0, 0)));
-        assert_eq!(add_months_end_aware(jan31, -2), Some(ts(2019, 11, 30, 10, 0)));
+        assert_eq!(
+            add_months_end_aware(jan31, -2),
+            Some(ts(2019, 11, 30, 10, 0))
+        );
         assert_eq!(date_add(DatePart::Year, i64::MAX, jan31), None);
     }
 }

@@ -404,7 +404,12 @@ impl JsonUdf {
         };
         match array_elements(json, span) {
             Some(elements) => Ok(Ok(elements)),
-            None => invalid(self.name_str(), null_if_invalid, "input is not a JSON array").map(Err),
+            None => invalid(
+                self.name_str(),
+                null_if_invalid,
+                "input is not a JSON array",
+            )
+            .map(Err),
         }
     }
 }
@@ -431,9 +436,9 @@ impl ScalarUDFImpl for JsonUdf {
         let ok = match self.kind {
             JsonFunction::ExtractPathText => plain >= 2,
             JsonFunction::ExtractArrayElementText => plain == 2,
-            JsonFunction::ArrayLength | JsonFunction::IsValidJson | JsonFunction::IsValidJsonArray => {
-                plain == 1
-            }
+            JsonFunction::ArrayLength
+            | JsonFunction::IsValidJson
+            | JsonFunction::IsValidJsonArray => plain == 1,
         };
         if !ok {
             return plan_err!(
@@ -472,14 +477,16 @@ impl ScalarUDFImpl for JsonUdf {
         let (arrays, all_scalar) = to_arrays(&args.args)?;
         let (arrays, flags) = if flag {
             let (rest, last) = arrays.split_at(arrays.len() - 1);
-            (rest, Some(last[0].as_boolean()))
+            let flags = last[0]
+                .as_boolean_opt()
+                .ok_or_else(|| exec_datafusion_err!("{func}: null_if_invalid must be a boolean"))?;
+            (rest, Some(flags))
         } else {
             (&arrays[..], None)
         };
         let docs = strings(func, &arrays[0])?;
         let rows = docs.len();
-        let null_if_invalid =
-            |i: usize| flags.is_some_and(|f| f.is_valid(i) && f.value(i));
+        let null_if_invalid = |i: usize| flags.is_some_and(|f| f.is_valid(i) && f.value(i));
 
         let result: ArrayRef = match self.kind {
             JsonFunction::ExtractPathText => {
@@ -502,9 +509,9 @@ impl ScalarUDFImpl for JsonUdf {
                 string_array(out)
             }
             JsonFunction::ExtractArrayElementText => {
-                let positions = arrays[1].as_primitive_opt::<Int64Type>().ok_or_else(|| {
-                    exec_datafusion_err!("{func}: expected an integer position")
-                })?;
+                let positions = arrays[1]
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| exec_datafusion_err!("{func}: expected an integer position"))?;
                 let mut out = Vec::with_capacity(rows);
                 for i in 0..rows {
                     if docs.is_null(i) || positions.is_null(i) {
@@ -530,9 +537,10 @@ impl ScalarUDFImpl for JsonUdf {
                         continue;
                     }
                     out.push(match self.array(docs.value(i), null_if_invalid(i))? {
-                        Ok(elements) => Some(i32::try_from(elements.len()).map_err(|_| {
-                            exec_datafusion_err!("{func}: array too long")
-                        })?),
+                        Ok(elements) => Some(
+                            i32::try_from(elements.len())
+                                .map_err(|_| exec_datafusion_err!("{func}: array too long"))?,
+                        ),
                         Err(_) => None,
                     });
                 }
@@ -592,7 +600,8 @@ mod tests {
 
     #[test]
     fn navigation() {
-        let doc = r#"{"f2":{"f3":1},"f4":{"f5":99,"f6":"star"},"a":[10,{"b":"c"}],"k":"v1","k":"v2"}"#;
+        let doc =
+            r#"{"f2":{"f3":1},"f4":{"f5":99,"f6":"star"},"a":[10,{"b":"c"}],"k":"v1","k":"v2"}"#;
         let root = parse_document(doc).unwrap();
         let f4 = object_member(doc, root, "f4").unwrap();
         assert_eq!(&doc[f4.0..f4.1], r#"{"f5":99,"f6":"star"}"#);

@@ -16,6 +16,9 @@
 //! * `DATE_TRUNC('part', ts)`, `DATE_PART(part, x)` / `PGDATE_PART` / `EXTRACT(part FROM x)` —
 //!   DataFusion's functions; the date part may be a bare identifier and any Redshift
 //!   abbreviation (`yr`, `mon`, `qtr`, `w`, `d`, `h`, `m` = minute, `s`, `ms`, `us`, `dow`...).
+//!   DATE_TRUNC truncates weeks to Monday and does not support decade/century/millennium;
+//!   DATE_PART returns DataFusion's types (integers, `DOUBLE` for `epoch`) rather than
+//!   Redshift's `DOUBLE` throughout.
 //! * `ADD_MONTHS(date|timestamp, n)` — `TIMESTAMP`; the last day of a month stays the last day.
 //! * `TRUNC(date|timestamp)` — the `DATE`; `TRUNC(number [, digits])` is unchanged.
 //! * `CONVERT_TIMEZONE(['source_tz',] 'target_tz', timestamp)` — reads the timestamp as
@@ -91,7 +94,9 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(udf);
     }
     // NVL takes any number of arguments in Redshift: it is COALESCE.
-    ctx.register_udf(ScalarUDF::clone(&datafusion::functions::core::coalesce()).with_aliases(["nvl"]));
+    ctx.register_udf(
+        ScalarUDF::clone(&datafusion::functions::core::coalesce()).with_aliases(["nvl"]),
+    );
     ctx.register_udf(
         ScalarUDF::clone(&datafusion::functions::unicode::character_length()).with_aliases(["len"]),
     );

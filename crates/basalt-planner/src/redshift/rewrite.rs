@@ -99,16 +99,19 @@ fn take_top(select: &mut sqlparser::ast::Select) -> Result<Option<Expr>> {
         return Ok(None);
     };
     if top.percent {
-        return Err(plan_datafusion_err!("SELECT TOP ... PERCENT is not supported"));
+        return Err(plan_datafusion_err!(
+            "SELECT TOP ... PERCENT is not supported"
+        ));
     }
     if top.with_ties {
-        return Err(plan_datafusion_err!("SELECT TOP ... WITH TIES is not supported"));
+        return Err(plan_datafusion_err!(
+            "SELECT TOP ... WITH TIES is not supported"
+        ));
     }
     match top.quantity {
-        Some(TopQuantity::Constant(n)) => Ok(Some(Expr::value(Value::Number(
-            n.to_string(),
-            false,
-        )))),
+        Some(TopQuantity::Constant(n)) => {
+            Ok(Some(Expr::value(Value::Number(n.to_string(), false))))
+        }
         Some(TopQuantity::Expr(expr)) => Ok(Some(expr)),
         None => Err(plan_datafusion_err!("SELECT TOP requires a row count")),
     }
@@ -160,7 +163,9 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
         {
             *expr = call("sysdate", vec![]);
         }
-        Expr::Extract { field, expr: inner, .. } => {
+        Expr::Extract {
+            field, expr: inner, ..
+        } => {
             let name = match field {
                 DateTimeField::Custom(ident) => ident.value.clone(),
                 other => other.to_string(),
@@ -236,14 +241,10 @@ fn rewrite_function(func: &mut Function) -> Result<Option<Expr>> {
         }
         "decode" => return rewrite_decode(func),
         "charindex" => {
-            let mut args = take_arg_exprs(func, "CHARINDEX")?;
-            if args.len() != 2 {
-                return Err(plan_datafusion_err!(
-                    "CHARINDEX takes 2 arguments: CHARINDEX(substring, string)"
-                ));
-            }
-            let string = args.pop().unwrap_or_else(|| Expr::value(Value::Null));
-            let substring = args.pop().unwrap_or_else(|| Expr::value(Value::Null));
+            let args = take_arg_exprs(func, "CHARINDEX")?;
+            let [substring, string] = <[Expr; 2]>::try_from(args).map_err(|_| {
+                plan_datafusion_err!("CHARINDEX takes 2 arguments: CHARINDEX(substring, string)")
+            })?;
             return Ok(Some(call("strpos", vec![string, substring])));
         }
         "listagg" => rewrite_listagg(func)?,
@@ -260,7 +261,10 @@ const EXTRA_DATEPARTS: &[&str] = &["isodow", "isoyear", "nanosecond", "nanosecon
 /// `canonicalize`, also spells a known date part (identifier or literal) the way DataFusion
 /// expects it (`'mon'` → `'month'`).
 fn datepart_argument(func: &mut Function, sql_name: &str, canonicalize: bool) -> Result<()> {
-    let Some(first) = arg_list(func).and_then(|args| args.first_mut()).and_then(arg_expr) else {
+    let Some(first) = arg_list(func)
+        .and_then(|args| args.first_mut())
+        .and_then(arg_expr)
+    else {
         return Ok(());
     };
     let name = match &*first {
@@ -273,6 +277,19 @@ fn datepart_argument(func: &mut Function, sql_name: &str, canonicalize: bool) ->
     };
     let name = if canonicalize {
         match DatePart::parse(&name) {
+            Some(
+                part @ (DatePart::Millennium
+                | DatePart::Century
+                | DatePart::Decade
+                | DatePart::Epoch
+                | DatePart::DayOfWeek
+                | DatePart::DayOfYear),
+            ) if sql_name == "DATE_TRUNC" => {
+                return Err(plan_datafusion_err!(
+                    "datepart \"{name}\" ({}) is not supported for DATE_TRUNC",
+                    part.canonical()
+                ));
+            }
             Some(part) => part.canonical().to_string(),
             None if EXTRA_DATEPARTS.contains(&name.to_ascii_lowercase().as_str()) => name,
             None => return Err(invalid_datepart(sql_name, &name)),
@@ -332,8 +349,8 @@ fn whole_partition() -> WindowFrame {
 /// the empty string. As a window function the WITHIN GROUP ordering becomes the window's
 /// ordering over the whole partition.
 fn rewrite_listagg(func: &mut Function) -> Result<()> {
-    let args = arg_list(func)
-        .ok_or_else(|| plan_datafusion_err!("LISTAGG requires an argument"))?;
+    let args =
+        arg_list(func).ok_or_else(|| plan_datafusion_err!("LISTAGG requires an argument"))?;
     match args.len() {
         1 => args.push(unnamed(string_literal(""))),
         2 => {
@@ -393,7 +410,8 @@ fn rewrite_windowed_percentile(func: &mut Function, name: &str) -> Result<()> {
         ));
     };
     match &func.over {
-        Some(WindowType::WindowSpec(spec)) if spec.order_by.is_empty() && spec.window_frame.is_none() => {}
+        Some(WindowType::WindowSpec(spec))
+            if spec.order_by.is_empty() && spec.window_frame.is_none() => {}
         _ => {
             return Err(plan_datafusion_err!(
                 "{sql_name} ... OVER accepts only PARTITION BY in its OVER clause"

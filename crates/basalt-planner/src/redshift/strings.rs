@@ -54,7 +54,7 @@ fn strtol(input: &str, base: i64) -> Result<i64> {
     let s = if radix == 16 {
         s.strip_prefix("0x")
             .or_else(|| s.strip_prefix("0X"))
-            .filter(|rest| rest.chars().next().is_some_and(|c| c.is_digit(16)))
+            .filter(|rest| rest.chars().next().is_some_and(|c| c.is_ascii_hexdigit()))
             .unwrap_or(s)
     } else {
         s

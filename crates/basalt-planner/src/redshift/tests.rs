@@ -70,7 +70,10 @@ async fn check_err(ctx: &SessionContext, sql: &str, needle: &str) {
         Ok(out) => panic!("{sql}: expected an error containing {needle:?}, got\n{out}"),
         Err(e) => {
             let message = e.to_string();
-            assert!(message.contains(needle), "{sql}: {message:?} lacks {needle:?}");
+            assert!(
+                message.contains(needle),
+                "{sql}: {message:?} lacks {needle:?}"
+            );
         }
     }
 }
@@ -82,7 +85,9 @@ async fn check_err(ctx: &SessionContext, sql: &str, needle: &str) {
 #[tokio::test]
 async fn getdate_and_sysdate_types() {
     let ctx = context();
-    let out = batches(&ctx, "SELECT getdate() AS g, sysdate AS s, SYSDATE AS s2").await.unwrap();
+    let out = batches(&ctx, "SELECT getdate() AS g, sysdate AS s, SYSDATE AS s2")
+        .await
+        .unwrap();
     let schema = out[0].schema();
     for field in schema.fields() {
         assert_eq!(
@@ -110,8 +115,11 @@ async fn getdate_and_sysdate_types() {
 
 #[test]
 fn sysdate_in_default_expression() {
-    let sql = "CREATE TABLE events (id INT, at TIMESTAMP DEFAULT SYSDATE, day DATE DEFAULT GETDATE())";
-    let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+    let sql =
+        "CREATE TABLE events (id INT, at TIMESTAMP DEFAULT SYSDATE, day DATE DEFAULT GETDATE())";
+    let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .unwrap()
+        .remove(0);
     rewrite(&mut statement).unwrap();
     let text = statement.to_string();
     assert!(text.contains("DEFAULT sysdate()"), "{text}");
@@ -212,7 +220,12 @@ async fn dateadd_errors() {
         "DATEADD expects an integer interval",
     )
     .await;
-    check_err(&ctx, "SELECT dateadd(day, 1)", "DATEADD called with 2 argument(s)").await;
+    check_err(
+        &ctx,
+        "SELECT dateadd(day, 1)",
+        "DATEADD called with 2 argument(s)",
+    )
+    .await;
     check_err(
         &ctx,
         "SELECT dateadd(year, 9000000, DATE '2020-01-01')",
@@ -285,7 +298,7 @@ async fn datediff_errors() {
     // A per-row datepart is checked when executed.
     check_err(
         &ctx,
-        "SELECT datediff(s, DATE '2020-01-01', d) FROM t",
+        "SELECT datediff(lower(s), DATE '2020-01-01', d) FROM t",
         "invalid datepart \"one\" for DATEDIFF",
     )
     .await;
@@ -318,7 +331,7 @@ async fn add_months_and_trunc() {
     .await;
     check(
         &ctx,
-        "SELECT trunc(CAST(NULL AS TIMESTAMP)) AS n, arrow_typeof(trunc(TIMESTAMP '2020-01-01 10:00')) AS t",
+        "SELECT trunc(CAST(NULL AS TIMESTAMP)) AS n, arrow_typeof(trunc(TIMESTAMP '2020-01-01 10:00:00')) AS t",
         &[
             "+---+--------+",
             "| n | t      |",
@@ -449,17 +462,24 @@ async fn listagg_aggregate_and_window() {
     check(
         &ctx,
         "SELECT g, listagg(s, ', ') WITHIN GROUP (ORDER BY x DESC) AS names, \
-                LISTAGG(s) WITHIN GROUP (ORDER BY s) AS packed, \
+                LISTAGG(s) WITHIN GROUP (ORDER BY x DESC) AS packed, \
                 listagg(DISTINCT g, '-') AS groups \
          FROM t GROUP BY g ORDER BY g",
         &[
-            "+---+------------------+--------------+--------+",
-            "| g | names            | packed       | groups |",
-            "+---+------------------+--------------+--------+",
-            "| a | three, two, one  | onethreetwo  | a      |",
-            "| b | ten, none        | noneten      | b      |",
-            "+---+------------------+--------------+--------+",
+            "+---+-----------------+-------------+--------+",
+            "| g | names           | packed      | groups |",
+            "+---+-----------------+-------------+--------+",
+            "| a | three, two, one | threetwoone | a      |",
+            "| b | none, ten       | noneten     | b      |",
+            "+---+-----------------+-------------+--------+",
         ],
+    )
+    .await;
+    // As in Redshift, LISTAGGs of one query must share their WITHIN GROUP ordering.
+    check_err(
+        &ctx,
+        "SELECT listagg(s) WITHIN GROUP (ORDER BY x), listagg(s) WITHIN GROUP (ORDER BY s) FROM t",
+        "Conflicting ordering requirements",
     )
     .await;
     check(
@@ -484,7 +504,12 @@ async fn listagg_aggregate_and_window() {
         &["+------+", "| none |", "+------+", "|      |", "+------+"],
     )
     .await;
-    check_err(&ctx, "SELECT listagg(s, ',', 'x') FROM t", "LISTAGG takes 1 or 2 arguments").await;
+    check_err(
+        &ctx,
+        "SELECT listagg(s, ',', 'x') FROM t",
+        "LISTAGG takes 1 or 2 arguments",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -545,12 +570,12 @@ async fn percentile_disc_values() {
                 percentile_disc(0.5) WITHIN GROUP (ORDER BY d) AS d50 \
          FROM t GROUP BY g ORDER BY g",
         &[
-            "+---+-----+-----+----+------+----------+------+------------+",
-            "| g | p50 | p75 | p0 | p100 | p50_desc | s50  | d50        |",
-            "+---+-----+-----+----+------+----------+------+------------+",
-            "| a | 2   | 3   | 1  | 4    | 3        | three| 2020-02-29 |",
-            "| b | 10  | 10  | 10 | 10   | 10       | none | 2020-06-15 |",
-            "+---+-----+-----+----+------+----------+------+------------+",
+            "+---+-----+-----+----+------+----------+-------+------------+",
+            "| g | p50 | p75 | p0 | p100 | p50_desc | s50   | d50        |",
+            "+---+-----+-----+----+------+----------+-------+------------+",
+            "| a | 2   | 3   | 1  | 4    | 3        | three | 2020-02-29 |",
+            "| b | 10  | 10  | 10 | 10   | 10       | none  | 2020-06-15 |",
+            "+---+-----+-----+----+------+----------+-------+------------+",
         ],
     )
     .await;
@@ -624,11 +649,11 @@ async fn convert_timezone_values() {
                 convert_timezone('PDT', CAST(NULL AS TIMESTAMP)) AS null_ts, \
                 arrow_typeof(convert_timezone('PST', TIMESTAMP '2020-01-01 00:00:00')) AS t",
         &[
-            "+---------------------+---------+-----------------+",
-            "| to_utc              | null_ts | t               |",
-            "+---------------------+---------+-----------------+",
-            "| 2020-07-01T17:00:00 |         | Timestamp(µs)   |",
-            "+---------------------+---------+-----------------+",
+            "+---------------------+---------+---------------+",
+            "| to_utc              | null_ts | t             |",
+            "+---------------------+---------+---------------+",
+            "| 2020-07-01T17:00:00 |         | Timestamp(µs) |",
+            "+---------------------+---------+---------------+",
         ],
     )
     .await;
@@ -673,10 +698,25 @@ async fn string_functions() {
     check(
         &ctx,
         "SELECT len(NULL) AS l, charindex(NULL, 'x') AS c, split_part(NULL, ',', 1) AS s",
-        &["+---+---+---+", "| l | c | s |", "+---+---+---+", "|   |   |   |", "+---+---+---+"],
+        &[
+            "+---+---+---+",
+            "| l | c | s |",
+            "+---+---+---+",
+            "|   |   |   |",
+            "+---+---+---+",
+        ],
     )
     .await;
     check_err(&ctx, "SELECT charindex('a')", "CHARINDEX takes 2 arguments").await;
+    // DataFusion's split_part: a negative position counts from the end (Redshift rejects it),
+    // zero is an error in both.
+    check(
+        &ctx,
+        "SELECT split_part('a,b,c', ',', -1) AS last",
+        &["+------+", "| last |", "+------+", "| c    |", "+------+"],
+    )
+    .await;
+    check_err(&ctx, "SELECT split_part('a,b,c', ',', 0)", "zero").await;
 }
 
 #[tokio::test]
@@ -695,14 +735,24 @@ async fn strtol_values_and_errors() {
         ],
     )
     .await;
-    check_err(&ctx, "SELECT strtol('12', 1)", "STRTOL base must be between 2 and 36").await;
+    check_err(
+        &ctx,
+        "SELECT strtol('12', 1)",
+        "STRTOL base must be between 2 and 36",
+    )
+    .await;
     check_err(
         &ctx,
         "SELECT strtol('ffffffffffffffffff', 16)",
         "out of range for type BIGINT",
     )
     .await;
-    check_err(&ctx, "SELECT strtol(12, 10)", "STRTOL expects a string number").await;
+    check_err(
+        &ctx,
+        "SELECT strtol(12, 10)",
+        "STRTOL expects a string number",
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,6 +875,132 @@ async fn select_top() {
         &ctx,
         "SELECT TOP 1 x FROM t LIMIT 2",
         "SELECT TOP cannot be combined with LIMIT",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn time_zone_aware_inputs() {
+    let ctx = context();
+    check(
+        &ctx,
+        "SELECT convert_timezone('America/New_York', arrow_cast('2020-01-15T12:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))')) AS ny, \
+                dateadd(hour, 1, arrow_cast('2020-01-15T12:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))')) AS plus, \
+                date_trunc(week, DATE '2020-01-08') AS wk, \
+                datediff(day, DATE '2020-01-01', TIMESTAMP '2020-01-03 05:00:00') AS mixed",
+        &[
+            "+---------------------+----------------------+---------------------+-------+",
+            "| ny                  | plus                 | wk                  | mixed |",
+            "+---------------------+----------------------+---------------------+-------+",
+            "| 2020-01-15T07:00:00 | 2020-01-15T13:00:00Z | 2020-01-06T00:00:00 | 2     |",
+            "+---------------------+----------------------+---------------------+-------+",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_datepart_spelling_plans_as_identifier() {
+    let ctx = context();
+    let names = [
+        "millennium",
+        "millennia",
+        "mil",
+        "mils",
+        "century",
+        "centuries",
+        "c",
+        "cent",
+        "cents",
+        "decade",
+        "decades",
+        "dec",
+        "decs",
+        "year",
+        "years",
+        "y",
+        "yr",
+        "yrs",
+        "quarter",
+        "quarters",
+        "qtr",
+        "qtrs",
+        "month",
+        "months",
+        "mon",
+        "mons",
+        "week",
+        "weeks",
+        "w",
+        "day",
+        "days",
+        "d",
+        "hour",
+        "hours",
+        "h",
+        "hr",
+        "hrs",
+        "minute",
+        "minutes",
+        "m",
+        "min",
+        "mins",
+        "second",
+        "seconds",
+        "s",
+        "sec",
+        "secs",
+        "millisecond",
+        "milliseconds",
+        "ms",
+        "msec",
+        "msecs",
+        "msecond",
+        "mseconds",
+        "millisec",
+        "millisecs",
+        "millisecon",
+        "microsecond",
+        "microseconds",
+        "microsec",
+        "microsecs",
+        "usecond",
+        "useconds",
+        "us",
+        "usec",
+        "usecs",
+    ];
+    for name in names {
+        let sql = format!(
+            "SELECT datediff({name}, TIMESTAMP '2020-01-01 00:00:00', \
+                    dateadd({name}, 2, TIMESTAMP '2020-01-01 00:00:00')) AS n"
+        );
+        let out = query(&ctx, &sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(out.contains("| 2 |"), "{sql}\n{out}");
+    }
+    for name in [
+        "dow", "doy", "epoch", "year", "qtr", "mon", "w", "d", "h", "m", "s", "ms", "us",
+    ] {
+        let sql = format!(
+            "SELECT date_part({name}, TIMESTAMP '2020-01-01 00:00:00') AS p, \
+                    extract({name} FROM TIMESTAMP '2020-01-01 00:00:00') AS e"
+        );
+        query(&ctx, &sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    for name in ["year", "qtr", "mon", "w", "d", "h", "m", "s", "ms", "us"] {
+        let sql = format!("SELECT date_trunc({name}, TIMESTAMP '2020-01-01 00:00:00') AS t");
+        query(&ctx, &sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    check_err(
+        &ctx,
+        "SELECT date_trunc(decade, TIMESTAMP '2020-01-01 00:00:00')",
+        "datepart \"decade\" (decade) is not supported for DATE_TRUNC",
     )
     .await;
 }

@@ -112,7 +112,7 @@ impl Zone {
     }
 
     /// Converts a UTC date-time into this zone's wall-clock time.
-    pub(crate) fn from_utc(&self, utc: NaiveDateTime) -> NaiveDateTime {
+    pub(crate) fn local_from_utc(&self, utc: NaiveDateTime) -> NaiveDateTime {
         match self {
             Zone::Fixed(offset) => offset.from_utc_datetime(&utc).naive_local(),
             Zone::Named(tz) => tz.from_utc_datetime(&utc).naive_local(),
@@ -124,14 +124,14 @@ impl Zone {
     /// Like PostgreSQL, a time that occurs twice (when clocks go back) is read with the offset
     /// in force after the transition, and a time skipped by a forward jump is read with the
     /// offset in force before it.
-    pub(crate) fn to_utc(&self, local: NaiveDateTime) -> Option<NaiveDateTime> {
+    pub(crate) fn utc_from_local(&self, local: NaiveDateTime) -> Option<NaiveDateTime> {
         let offset = match self {
             Zone::Fixed(offset) => *offset,
             Zone::Named(tz) => match tz.offset_from_local_datetime(&local) {
                 LocalResult::Single(offset) => offset.fix(),
                 LocalResult::Ambiguous(_, later) => later.fix(),
                 LocalResult::None => tz
-                    .offset_from_local_datetime(&(local - TimeDelta::hours(3)))
+                    .offset_from_local_datetime(&local.checked_sub_signed(TimeDelta::hours(3))?)
                     .earliest()?
                     .fix(),
             },
@@ -207,10 +207,16 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2021, 3, 14).unwrap();
         // 02:30 does not exist on 2021-03-14 in New York: read as EST (UTC-5).
         let gap = day.and_hms_opt(2, 30, 0).unwrap();
-        assert_eq!(ny.to_utc(gap), Some(day.and_hms_opt(7, 30, 0).unwrap()));
+        assert_eq!(
+            ny.utc_from_local(gap),
+            Some(day.and_hms_opt(7, 30, 0).unwrap())
+        );
         // 01:30 occurs twice on 2021-11-07: read as EST (after the transition).
         let fall = NaiveDate::from_ymd_opt(2021, 11, 7).unwrap();
         let twice = fall.and_hms_opt(1, 30, 0).unwrap();
-        assert_eq!(ny.to_utc(twice), Some(fall.and_hms_opt(6, 30, 0).unwrap()));
+        assert_eq!(
+            ny.utc_from_local(twice),
+            Some(fall.and_hms_opt(6, 30, 0).unwrap())
+        );
     }
 }

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::compute::kernels::cast_utils::string_to_datetime;
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::ColumnarValue;
 
@@ -16,7 +17,10 @@ pub(crate) const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MINUTE;
 pub(crate) const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 
 pub(crate) fn is_string(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 pub(crate) fn is_integer(dt: &DataType) -> bool {
@@ -41,16 +45,67 @@ pub(crate) fn coerce_integer(func: &str, what: &str, dt: &DataType) -> Result<Da
     }
 }
 
-/// Coerces a date, timestamp or string argument to a microsecond timestamp, keeping any
-/// time zone of a timestamp.
+/// Coerces a date or timestamp argument to a microsecond timestamp, keeping any time zone of
+/// a timestamp. Strings stay `Utf8` and are parsed by [`timestamp_input`], which accepts more
+/// spellings than a cast (`'2020-01-01 23:00'`, `'20080305 12:25:29'`).
 pub(crate) fn coerce_timestamp(func: &str, dt: &DataType) -> Result<DataType> {
     match dt {
         DataType::Timestamp(_, tz) => Ok(DataType::Timestamp(TimeUnit::Microsecond, tz.clone())),
         DataType::Date32 | DataType::Date64 | DataType::Null => {
             Ok(DataType::Timestamp(TimeUnit::Microsecond, None))
         }
-        dt if is_string(dt) => Ok(DataType::Timestamp(TimeUnit::Microsecond, None)),
+        dt if is_string(dt) => Ok(DataType::Utf8),
         other => plan_err!("{func} expects a date or timestamp argument, got {other}"),
+    }
+}
+
+/// Date-time spellings accepted for string arguments, tried in order.
+const TIMESTAMP_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y%m%d %H:%M:%S%.f",
+    "%Y%m%d %H:%M",
+];
+
+/// Parses a timestamp or date string; strings with a UTC offset are converted to UTC.
+pub(crate) fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim();
+    TIMESTAMP_FORMATS
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
+        .or_else(|| {
+            ["%Y-%m-%d", "%Y%m%d"]
+                .iter()
+                .find_map(|format| NaiveDate::parse_from_str(s, format).ok())
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+        })
+        .or_else(|| string_to_datetime(&Utc, s).ok().map(|dt| dt.naive_utc()))
+}
+
+/// A microsecond timestamp argument as coerced by [`coerce_timestamp`]: timestamps as they are,
+/// strings parsed (an unparseable string is an error).
+pub(crate) fn timestamp_input(func: &str, array: &ArrayRef) -> Result<TimestampMicrosecondArray> {
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Ok(array.as_primitive::<TimestampMicrosecondType>().clone())
+        }
+        DataType::Utf8 => strings(func, array)?
+            .iter()
+            .map(|value| {
+                value
+                    .map(|text| {
+                        parse_timestamp(text)
+                            .and_then(naive_to_micros)
+                            .ok_or_else(|| {
+                                exec_datafusion_err!("{func}: invalid timestamp \"{text}\"")
+                            })
+                    })
+                    .transpose()
+            })
+            .collect(),
+        other => exec_err!("{func}: expected a timestamp argument, got {other}"),
     }
 }
 

@@ -1,0 +1,4 @@
+//! BasaltDB integration tests: everything through the paths users take (the Postgres wire
+//! protocol against in-process clusters of several shapes).
+
+mod slt;

@@ -1,0 +1,200 @@
+//! sqllogictest files under `tests/slt/`, run through the Postgres wire protocol against
+//! embedded clusters of several shapes (nodes x slices). A result must not depend on the shape.
+//!
+//! - `BASALT_SLT_FILTER=name` runs only files whose name contains `name`.
+//! - `BASALT_SLT_PG_URL=postgresql://...` runs the files against another server instead
+//!   (e.g. PostgreSQL 15, which generated the expected results).
+//! - `BASALT_SLT_COMPLETE=1` (with `BASALT_SLT_PG_URL`) rewrites the expected results from
+//!   that server, like DataFusion's `--complete`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+/// A connection speaking the Postgres simple-query protocol, so values arrive as the server's
+/// text output (what psql shows).
+pub struct PgDb {
+    client: tokio_postgres::Client,
+    _conn: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message} (SQLSTATE {code})")]
+pub struct PgError {
+    message: String,
+    code: String,
+}
+
+impl PgDb {
+    pub async fn connect(url: &str) -> Result<Self, PgError> {
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await.map_err(to_err)?;
+        let handle = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(PgDb {
+            client,
+            _conn: handle,
+        })
+    }
+}
+
+fn to_err(e: tokio_postgres::Error) -> PgError {
+    match e.as_db_error() {
+        Some(db) => PgError {
+            message: db.message().to_string(),
+            code: db.code().code().to_string(),
+        },
+        None => PgError {
+            message: e.to_string(),
+            code: "".into(),
+        },
+    }
+}
+
+impl AsyncDB for PgDb {
+    type Error = PgError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        let msgs = tokio::time::timeout(Duration::from_secs(120), self.client.simple_query(sql))
+            .await
+            .map_err(|_| PgError {
+                message: format!("timed out: {sql}"),
+                code: "57014".into(),
+            })?
+            .map_err(to_err)?;
+        let mut rows = vec![];
+        let mut width = None;
+        let mut count = 0;
+        for m in msgs {
+            match m {
+                SimpleQueryMessage::RowDescription(cols) => width = Some(cols.len()),
+                SimpleQueryMessage::Row(r) => {
+                    width = Some(r.len());
+                    rows.push(
+                        (0..r.len())
+                            .map(|i| match r.get(i) {
+                                None => "NULL".to_string(),
+                                Some("") => "(empty)".to_string(),
+                                Some(v) => v.to_string(),
+                            })
+                            .collect(),
+                    );
+                }
+                SimpleQueryMessage::CommandComplete(n) => count = n,
+                _ => {}
+            }
+        }
+        Ok(match width {
+            Some(w) => DBOutput::Rows {
+                types: vec![DefaultColumnType::Any; w],
+                rows,
+            },
+            None => DBOutput::StatementComplete(count),
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "basalt"
+    }
+
+    async fn sleep(dur: Duration) {
+        tokio::time::sleep(dur).await
+    }
+
+    fn error_sql_state(err: &Self::Error) -> Option<String> {
+        Some(err.code.clone())
+    }
+}
+
+/// Cluster shapes every file runs on: (nodes, slices per node).
+const SHAPES: &[(u32, u32)] = &[(1, 1), (2, 2), (3, 2)];
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let filter = std::env::var("BASALT_SLT_FILTER").ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/slt exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .filter(|p| {
+            filter
+                .as_deref()
+                .is_none_or(|f| p.file_name().unwrap().to_string_lossy().contains(f))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn normalize(s: &String) -> String {
+    s.trim().to_string()
+}
+
+async fn run_file(url: String, file: &Path, complete: bool) -> Result<(), String> {
+    let mut runner = Runner::new(move || {
+        let url = url.clone();
+        async move { PgDb::connect(&url).await }
+    });
+    runner.add_label("basalt");
+    runner.with_normalizer(normalize);
+    if complete {
+        runner
+            .update_test_file(
+                file,
+                " ",
+                sqllogictest::default_validator,
+                normalize,
+                sqllogictest::default_column_validator,
+            )
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))
+    } else {
+        runner
+            .run_file_async(file)
+            .await
+            .map_err(|e| format!("{}", e.display(true)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest_on_every_shape() {
+    let files = slt_files();
+    assert!(!files.is_empty(), "no .slt files found");
+    if let Ok(url) = std::env::var("BASALT_SLT_PG_URL") {
+        let complete = std::env::var("BASALT_SLT_COMPLETE").is_ok();
+        let mut failures = vec![];
+        for f in &files {
+            if let Err(e) = run_file(url.clone(), f, complete).await {
+                failures.push(e);
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        return;
+    }
+    let mut failures = vec![];
+    for &(nodes, slices) in SHAPES {
+        let cluster = basaltdb::Cluster::builder()
+            .nodes(nodes)
+            .slices_per_node(slices)
+            .start()
+            .await
+            .expect("cluster starts");
+        let url = format!(
+            "postgresql://basalt@{}:{}/dev",
+            cluster.pg_addr().ip(),
+            cluster.pg_addr().port()
+        );
+        for f in &files {
+            if let Err(e) = run_file(url.clone(), f, false).await {
+                failures.push(format!("[shape {nodes}x{slices}] {e}"));
+            }
+        }
+        cluster.shutdown().await.expect("clean shutdown");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
