@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use basalt_sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement};
+use basalt_sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
@@ -18,8 +20,16 @@ const ROWS_PER_BATCH: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 enum Format {
-    Text { delimiter: u8, null: String },
-    Csv { delimiter: u8, quote: u8, escape: u8, null: String },
+    Text {
+        delimiter: u8,
+        null: String,
+    },
+    Csv {
+        delimiter: u8,
+        quote: u8,
+        escape: u8,
+        null: String,
+    },
 }
 
 /// An open COPY FROM STDIN.
@@ -37,18 +47,32 @@ pub(crate) struct CopyIn {
 impl Session {
     /// Start a COPY FROM STDIN; the wire layer then feeds [`Session::copy_data`].
     pub(crate) fn copy(&mut self, stmt: &Statement) -> Result<StatementOutput, NodeError> {
-        let Statement::Copy { source, to, target, options, legacy_options, .. } = stmt else {
+        let Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } = stmt
+        else {
             unreachable!("dispatch sends only COPY here");
         };
         if *to {
-            return Err(NodeError::unsupported("COPY ... TO (it arrives with UNLOAD)"));
+            return Err(NodeError::unsupported(
+                "COPY ... TO (it arrives with UNLOAD)",
+            ));
         }
         if !matches!(target, CopyTarget::Stdin) {
             return Err(NodeError::unsupported(
                 "COPY FROM a file or object store (it arrives with S3 COPY); use COPY ... FROM STDIN",
             ));
         }
-        let CopySource::Table { table_name, columns } = source else {
+        let CopySource::Table {
+            table_name,
+            columns,
+        } = source
+        else {
             return Err(NodeError::unsupported("COPY (query) FROM"));
         };
         let mut csv = false;
@@ -69,7 +93,8 @@ impl Session {
                 CopyOption::Header(h) => header = *h,
                 CopyOption::Quote(c) => quote = *c as u8,
                 CopyOption::Escape(c) => escape = Some(*c as u8),
-                CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                CopyOption::Encoding(e)
+                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
                 other => return Err(NodeError::unsupported(format!("COPY option {other}"))),
             }
         }
@@ -82,7 +107,11 @@ impl Session {
                             CopyLegacyCsvOption::Header => header = true,
                             CopyLegacyCsvOption::Quote(q) => quote = *q as u8,
                             CopyLegacyCsvOption::Escape(e) => escape = Some(*e as u8),
-                            other => return Err(NodeError::unsupported(format!("COPY CSV option {other}"))),
+                            other => {
+                                return Err(NodeError::unsupported(format!(
+                                    "COPY CSV option {other}"
+                                )));
+                            }
                         }
                     }
                 }
@@ -110,7 +139,11 @@ impl Session {
         }
         for t in &targets {
             if table.column(t).is_none() {
-                return Err(basalt_catalog::CatalogError::ColumnNotFound { table: table.name.clone(), column: t.clone() }.into());
+                return Err(basalt_catalog::CatalogError::ColumnNotFound {
+                    table: table.name.clone(),
+                    column: t.clone(),
+                }
+                .into());
             }
         }
         let format = if csv {
@@ -121,7 +154,10 @@ impl Session {
                 null: null.unwrap_or_default(),
             }
         } else {
-            Format::Text { delimiter: delimiter.unwrap_or(b'\t'), null: null.unwrap_or_else(|| "\\N".into()) }
+            Format::Text {
+                delimiter: delimiter.unwrap_or(b'\t'),
+                null: null.unwrap_or_else(|| "\\N".into()),
+            }
         };
         let writer = TableWriter::new(self, table.id);
         self.copy_in = Some(CopyIn {
@@ -134,7 +170,9 @@ impl Session {
             rows: vec![],
             line: 0,
         });
-        Ok(StatementOutput::CopyIn { columns: targets.len() })
+        Ok(StatementOutput::CopyIn {
+            columns: targets.len(),
+        })
     }
 
     /// Feed bytes of an open COPY FROM STDIN.
@@ -235,7 +273,13 @@ impl CopyIn {
         };
         let chunk: Vec<u8> = self.buf.drain(..end).collect();
         let text = std::str::from_utf8(&chunk).map_err(|e| {
-            NodeError::invalid("22021", format!("invalid byte sequence for encoding \"UTF8\" near line {}: {e}", self.line + 1))
+            NodeError::invalid(
+                "22021",
+                format!(
+                    "invalid byte sequence for encoding \"UTF8\" near line {}: {e}",
+                    self.line + 1
+                ),
+            )
         })?;
         match self.format.clone() {
             Format::Text { delimiter, null } => {
@@ -254,12 +298,23 @@ impl CopyIn {
                     }
                     let fields: Vec<Option<String>> = line
                         .split(delimiter as char)
-                        .map(|f| if f == null { None } else { Some(unescape_text(f)) })
+                        .map(|f| {
+                            if f == null {
+                                None
+                            } else {
+                                Some(unescape_text(f))
+                            }
+                        })
                         .collect();
                     self.push_row(fields)?;
                 }
             }
-            Format::Csv { delimiter, quote, escape, null } => {
+            Format::Csv {
+                delimiter,
+                quote,
+                escape,
+                null,
+            } => {
                 let mut rdr = csv::ReaderBuilder::new()
                     .has_headers(false)
                     .delimiter(delimiter)
@@ -269,7 +324,12 @@ impl CopyIn {
                     .flexible(true)
                     .from_reader(text.as_bytes());
                 for rec in rdr.records() {
-                    let rec = rec.map_err(|e| NodeError::invalid("22P04", format!("COPY CSV, line {}: {e}", self.line + 1)))?;
+                    let rec = rec.map_err(|e| {
+                        NodeError::invalid(
+                            "22P04",
+                            format!("COPY CSV, line {}: {e}", self.line + 1),
+                        )
+                    })?;
                     self.line += 1;
                     if rec.len() == 1 && &rec[0] == "\\." {
                         break;
@@ -278,7 +338,10 @@ impl CopyIn {
                         self.skip_header = false;
                         continue;
                     }
-                    let fields = rec.iter().map(|f| if f == null { None } else { Some(f.to_string()) }).collect();
+                    let fields = rec
+                        .iter()
+                        .map(|f| if f == null { None } else { Some(f.to_string()) })
+                        .collect();
                     self.push_row(fields)?;
                 }
             }
@@ -308,10 +371,18 @@ impl CopyIn {
         }
         let rows = std::mem::take(&mut self.rows);
         let cols: Vec<ArrayRef> = (0..self.width)
-            .map(|i| Arc::new(rows.iter().map(|r| r[i].as_deref()).collect::<StringArray>()) as ArrayRef)
+            .map(|i| {
+                Arc::new(
+                    rows.iter()
+                        .map(|r| r[i].as_deref())
+                        .collect::<StringArray>(),
+                ) as ArrayRef
+            })
             .collect();
         let schema = Arc::new(Schema::new(
-            (0..self.width).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)).collect::<Vec<_>>(),
+            (0..self.width)
+                .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
         ));
         let batch = RecordBatch::try_new(schema, cols)?;
         self.writer.push(session, &batch, &self.plan).await

@@ -11,7 +11,9 @@ use basalt_sql::sqlparser::ast::{
     CreateTableLikeKind, DataType as SqlDataType, ExactNumberInfo, ObjectType, RenameTableNameKind,
     Statement, TableConstraint, TimezoneInfo,
 };
-use basalt_sql::{ColumnAttribute, ParsedStatement, SortKeyStyle, TableAttributes, column_attribute};
+use basalt_sql::{
+    ColumnAttribute, ParsedStatement, SortKeyStyle, TableAttributes, column_attribute,
+};
 use basalt_storage::hash_fingerprint;
 
 use crate::session::{StatementOutput, ident_name, split_name};
@@ -35,7 +37,9 @@ pub(crate) fn sql_type(dt: &SqlDataType) -> Result<SqlType, NodeError> {
         if !(1..=38).contains(&p) || s < 0 || s as u64 > p {
             return Err(NodeError::invalid(
                 "22023",
-                format!("NUMERIC precision {p} must be between 1 and 38 and scale {s} between 0 and the precision"),
+                format!(
+                    "NUMERIC precision {p} must be between 1 and 38 and scale {s} between 0 and the precision"
+                ),
             ));
         }
         Ok(SqlType::Decimal {
@@ -57,9 +61,7 @@ pub(crate) fn sql_type(dt: &SqlDataType) -> Result<SqlType, NodeError> {
             SqlType::Double
         }
         SqlDataType::Boolean | SqlDataType::Bool => SqlType::Boolean,
-        SqlDataType::Char(l) | SqlDataType::Character(l) => {
-            SqlType::Char(len(l, 1, CHAR_MAX))
-        }
+        SqlDataType::Char(l) | SqlDataType::Character(l) => SqlType::Char(len(l, 1, CHAR_MAX)),
         SqlDataType::Varchar(l)
         | SqlDataType::CharacterVarying(l)
         | SqlDataType::Nvarchar(l)
@@ -93,7 +95,9 @@ pub(crate) fn sql_type(dt: &SqlDataType) -> Result<SqlType, NodeError> {
 }
 
 fn now_text() -> String {
-    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
 }
 
 impl Session {
@@ -109,7 +113,9 @@ impl Session {
                     | basalt_sql::sqlparser::ast::SchemaName::NamedAuthorization(n, _) => {
                         split_name(n)?.1
                     }
-                    basalt_sql::sqlparser::ast::SchemaName::UnnamedAuthorization(i) => ident_name(i),
+                    basalt_sql::sqlparser::ast::SchemaName::UnnamedAuthorization(i) => {
+                        ident_name(i)
+                    }
                 };
                 let user = self.user.clone();
                 let t = &mut self.txn_mut().txn;
@@ -246,7 +252,10 @@ impl Session {
             };
             let parent = self.resolve_table(&state, &like.name)?;
             let with_defaults = like.defaults.as_ref().is_some_and(|d| {
-                matches!(d, basalt_sql::sqlparser::ast::CreateTableLikeDefaults::Including)
+                matches!(
+                    d,
+                    basalt_sql::sqlparser::ast::CreateTableLikeDefaults::Including
+                )
             });
             for c in &parent.columns {
                 let mut c = c.clone();
@@ -260,17 +269,30 @@ impl Session {
         }
 
         for cd in &ct.columns {
-            columns.push(self.column_def(cd, columns.len() as u32, &mut constraints, &mut col_distkey, &mut col_sortkey, &mut explicit_encoding)?);
+            columns.push(self.column_def(
+                cd,
+                columns.len() as u32,
+                &mut constraints,
+                &mut col_distkey,
+                &mut col_sortkey,
+                &mut explicit_encoding,
+            )?);
         }
         for tc in &ct.constraints {
             match tc {
                 TableConstraint::PrimaryKey(pk) => {
-                    constraints.primary_key =
-                        pk.columns.iter().map(|c| c.column.expr.to_string().to_lowercase()).collect()
+                    constraints.primary_key = pk
+                        .columns
+                        .iter()
+                        .map(|c| c.column.expr.to_string().to_lowercase())
+                        .collect()
                 }
-                TableConstraint::Unique(u) => constraints
-                    .unique
-                    .push(u.columns.iter().map(|c| c.column.expr.to_string().to_lowercase()).collect()),
+                TableConstraint::Unique(u) => constraints.unique.push(
+                    u.columns
+                        .iter()
+                        .map(|c| c.column.expr.to_string().to_lowercase())
+                        .collect(),
+                ),
                 TableConstraint::ForeignKey(fk) => constraints.foreign_keys.push(ForeignKey {
                     columns: fk.columns.iter().map(ident_name).collect(),
                     ref_table: fk.foreign_table.to_string(),
@@ -283,8 +305,15 @@ impl Session {
         // CTAS: columns come from the query.
         let ctas_query = ct.query.clone();
         if let Some(q) = &ctas_query {
-            if !columns.is_empty() && ct.columns.iter().any(|c| c.data_type != SqlDataType::Unspecified) {
-                return Err(NodeError::unsupported("CREATE TABLE with both column definitions and AS"));
+            if !columns.is_empty()
+                && ct
+                    .columns
+                    .iter()
+                    .any(|c| c.data_type != SqlDataType::Unspecified)
+            {
+                return Err(NodeError::unsupported(
+                    "CREATE TABLE with both column definitions and AS",
+                ));
             }
             let names: Vec<String> = ct.columns.iter().map(|c| ident_name(&c.name)).collect();
             let (_state, _pin) = self.refresh_view();
@@ -309,9 +338,15 @@ impl Session {
                             f.data_type()
                         ))
                     })?;
-                let name = names.get(i).cloned().unwrap_or_else(|| f.name().to_lowercase());
+                let name = names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| f.name().to_lowercase());
                 if columns.iter().any(|c: &ColumnMeta| c.name == name) {
-                    return Err(NodeError::invalid("42701", format!("column \"{name}\" specified more than once")));
+                    return Err(NodeError::invalid(
+                        "42701",
+                        format!("column \"{name}\" specified more than once"),
+                    ));
                 }
                 columns.push(ColumnMeta {
                     id: i as u32,
@@ -325,73 +360,125 @@ impl Session {
             }
         }
         if columns.is_empty() {
-            return Err(NodeError::invalid("42601", "a table must have at least one column"));
+            return Err(NodeError::invalid(
+                "42601",
+                "a table must have at least one column",
+            ));
         }
         if columns.len() > 1600 {
-            return Err(NodeError::invalid("54011", "tables can have at most 1600 columns"));
+            return Err(NodeError::invalid(
+                "54011",
+                "tables can have at most 1600 columns",
+            ));
         }
         for (i, c) in columns.iter().enumerate() {
             if columns[..i].iter().any(|o| o.name == c.name) {
-                return Err(NodeError::invalid("42701", format!("column \"{}\" specified more than once", c.name)));
+                return Err(NodeError::invalid(
+                    "42701",
+                    format!("column \"{}\" specified more than once", c.name),
+                ));
             }
         }
 
         // Distribution.
-        let distkey = attrs.distkey.clone().or(col_distkey).or_else(|| inherited.as_ref().and_then(|p| p.distkey.clone()));
+        let distkey = attrs
+            .distkey
+            .clone()
+            .or(col_distkey)
+            .or_else(|| inherited.as_ref().and_then(|p| p.distkey.clone()));
         let diststyle = match (attrs.diststyle.as_deref(), &distkey) {
             (None, Some(_)) | (Some("KEY"), Some(_)) => DistStyle::Key,
             (Some("KEY"), None) => {
-                return Err(NodeError::invalid("42601", "DISTSTYLE KEY requires a DISTKEY column"));
+                return Err(NodeError::invalid(
+                    "42601",
+                    "DISTSTYLE KEY requires a DISTKEY column",
+                ));
             }
             (Some(other), Some(_)) => {
-                return Err(NodeError::invalid("42601", format!("DISTKEY cannot be used with DISTSTYLE {other}")));
+                return Err(NodeError::invalid(
+                    "42601",
+                    format!("DISTKEY cannot be used with DISTSTYLE {other}"),
+                ));
             }
             (Some("EVEN"), None) => DistStyle::Even,
             (Some("ALL"), None) => DistStyle::All,
             (Some(_), None) => DistStyle::Auto,
-            (None, None) => inherited.as_ref().map(|p| p.diststyle).unwrap_or(DistStyle::Auto),
+            (None, None) => inherited
+                .as_ref()
+                .map(|p| p.diststyle)
+                .unwrap_or(DistStyle::Auto),
         };
         if let Some(k) = &distkey
             && !columns.iter().any(|c| &c.name == k)
         {
-            return Err(CatalogError::ColumnNotFound { table: name, column: k.clone() }.into());
+            return Err(CatalogError::ColumnNotFound {
+                table: name,
+                column: k.clone(),
+            }
+            .into());
         }
         // Sort key.
         let sortkey = match (&attrs.sortkey, col_sortkey) {
             (Some(s), _) if s.style == SortKeyStyle::Auto => None,
             (Some(s), _) => Some(SortKey {
-                kind: if s.style == SortKeyStyle::Interleaved { SortKeyKind::Interleaved } else { SortKeyKind::Compound },
+                kind: if s.style == SortKeyStyle::Interleaved {
+                    SortKeyKind::Interleaved
+                } else {
+                    SortKeyKind::Compound
+                },
                 columns: s.columns.clone(),
             }),
-            (None, Some(c)) => Some(SortKey { kind: SortKeyKind::Compound, columns: vec![c] }),
+            (None, Some(c)) => Some(SortKey {
+                kind: SortKeyKind::Compound,
+                columns: vec![c],
+            }),
             (None, None) => inherited.as_ref().and_then(|p| p.sortkey.clone()),
         };
         if let Some(sk) = &sortkey {
             for c in &sk.columns {
                 if !columns.iter().any(|x| &x.name == c) {
-                    return Err(CatalogError::ColumnNotFound { table: name, column: c.clone() }.into());
+                    return Err(CatalogError::ColumnNotFound {
+                        table: name,
+                        column: c.clone(),
+                    }
+                    .into());
                 }
             }
             if sk.kind == SortKeyKind::Interleaved && sk.columns.len() > 8 {
-                return Err(NodeError::invalid("42601", "an INTERLEAVED SORTKEY can have at most 8 columns"));
+                return Err(NodeError::invalid(
+                    "42601",
+                    "an INTERLEAVED SORTKEY can have at most 8 columns",
+                ));
             }
             if sk.columns.len() > 400 {
-                return Err(NodeError::invalid("42601", "a SORTKEY can have at most 400 columns"));
+                return Err(NodeError::invalid(
+                    "42601",
+                    "a SORTKEY can have at most 400 columns",
+                ));
             }
         }
         // Encodings: ENCODE AUTO unless some column declared one.
         let encode_auto = attrs.encode_auto || !explicit_encoding;
         for c in &mut columns {
             if c.encoding == Encoding::Auto && !encode_auto {
-                let in_sortkey = sortkey.as_ref().is_some_and(|s| s.columns.contains(&c.name));
-                c.encoding = if in_sortkey || temporary { Encoding::Raw } else { c.ty.default_encoding() };
+                let in_sortkey = sortkey
+                    .as_ref()
+                    .is_some_and(|s| s.columns.contains(&c.name));
+                c.encoding = if in_sortkey || temporary {
+                    Encoding::Raw
+                } else {
+                    c.ty.default_encoding()
+                };
             }
         }
 
         let user = self.user.clone();
         let t = &mut self.txn_mut().txn;
         if temporary && !t.state().schemas.contains_key(&schema) {
-            t.put_schema(SchemaMeta { name: schema.clone(), owner: user });
+            t.put_schema(SchemaMeta {
+                name: schema.clone(),
+                owner: user,
+            });
         }
         let t = &mut self.txn.as_mut().expect("txn open").txn;
         let id = t.allocate_table_id();
@@ -409,7 +496,10 @@ impl Session {
             distkey,
             sortkey,
             encode_auto,
-            backup: attrs.backup.or(inherited.as_ref().map(|p| p.backup)).unwrap_or(true),
+            backup: attrs
+                .backup
+                .or(inherited.as_ref().map(|p| p.backup))
+                .unwrap_or(true),
             temporary,
             constraints,
             owner: self.user.clone(),
@@ -474,7 +564,11 @@ impl Session {
                     }
                     Some(ColumnAttribute::DistKey) => *distkey = Some(name.clone()),
                     Some(ColumnAttribute::SortKey) => *sortkey = Some(name.clone()),
-                    Some(ColumnAttribute::Identity { seed, step, by_default }) => {
+                    Some(ColumnAttribute::Identity {
+                        seed,
+                        step,
+                        by_default,
+                    }) => {
                         if !matches!(ty, SqlType::Integer | SqlType::BigInt | SqlType::SmallInt) {
                             return Err(NodeError::invalid(
                                 "42601",
@@ -484,7 +578,11 @@ impl Session {
                         if step == 0 {
                             return Err(NodeError::invalid("42601", "IDENTITY step cannot be 0"));
                         }
-                        col.identity = Some(Identity { seed, step, by_default });
+                        col.identity = Some(Identity {
+                            seed,
+                            step,
+                            by_default,
+                        });
                         col.nullable = false;
                     }
                     None => return Err(NodeError::unsupported(format!("column option {o}"))),
@@ -504,7 +602,11 @@ impl Session {
     ) -> Result<StatementOutput, NodeError> {
         for op in ops {
             let state = self.txn_mut().txn.state().clone();
-            let current = state.tables.get(&table.id).cloned().expect("table resolved");
+            let current = state
+                .tables
+                .get(&table.id)
+                .cloned()
+                .expect("table resolved");
             match op {
                 AlterTableOperation::RenameTable { table_name } => {
                     let new = match table_name {
@@ -518,14 +620,25 @@ impl Session {
                     t.version += 1;
                     self.txn_mut().txn.mark_ddl();
                 }
-                AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                AlterTableOperation::RenameColumn {
+                    old_column_name,
+                    new_column_name,
+                } => {
                     let old = ident_name(old_column_name);
                     let new = ident_name(new_column_name);
                     if current.column(&old).is_none() {
-                        return Err(CatalogError::ColumnNotFound { table: current.name.clone(), column: old }.into());
+                        return Err(CatalogError::ColumnNotFound {
+                            table: current.name.clone(),
+                            column: old,
+                        }
+                        .into());
                     }
                     if current.column(&new).is_some() {
-                        return Err(CatalogError::ColumnExists { table: current.name.clone(), column: new }.into());
+                        return Err(CatalogError::ColumnExists {
+                            table: current.name.clone(),
+                            column: new,
+                        }
+                        .into());
                     }
                     let t = self.txn_mut().txn.table_mut(table.id).expect("exists");
                     for c in &mut t.columns {
@@ -546,22 +659,41 @@ impl Session {
                     t.version += 1;
                     self.txn_mut().txn.mark_ddl();
                 }
-                AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
+                AlterTableOperation::AddColumn {
+                    column_def,
+                    if_not_exists,
+                    ..
+                } => {
                     let name = ident_name(&column_def.name);
                     if current.column(&name).is_some() {
                         if *if_not_exists {
                             continue;
                         }
-                        return Err(CatalogError::ColumnExists { table: current.name.clone(), column: name }.into());
+                        return Err(CatalogError::ColumnExists {
+                            table: current.name.clone(),
+                            column: name,
+                        }
+                        .into());
                     }
                     let mut cons = Constraints::default();
                     let (mut dk, mut sk, mut enc) = (None, None, false);
-                    let col = self.column_def(column_def, current.next_column_id, &mut cons, &mut dk, &mut sk, &mut enc)?;
+                    let col = self.column_def(
+                        column_def,
+                        current.next_column_id,
+                        &mut cons,
+                        &mut dk,
+                        &mut sk,
+                        &mut enc,
+                    )?;
                     if col.identity.is_some() {
-                        return Err(NodeError::unsupported("ALTER TABLE ADD COLUMN with IDENTITY"));
+                        return Err(NodeError::unsupported(
+                            "ALTER TABLE ADD COLUMN with IDENTITY",
+                        ));
                     }
                     if dk.is_some() || sk.is_some() {
-                        return Err(NodeError::unsupported("ALTER TABLE ADD COLUMN with DISTKEY or SORTKEY"));
+                        return Err(NodeError::unsupported(
+                            "ALTER TABLE ADD COLUMN with DISTKEY or SORTKEY",
+                        ));
                     }
                     let has_rows = current.data.row_count() > 0;
                     if !col.nullable && col.default.is_none() && has_rows {
@@ -587,7 +719,11 @@ impl Session {
                         self.rewrite_table(table.id, None).await?;
                     }
                 }
-                AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+                AlterTableOperation::DropColumn {
+                    column_names,
+                    if_exists,
+                    ..
+                } => {
                     for c in column_names {
                         let name = ident_name(c);
                         let state = self.txn_mut().txn.state().clone();
@@ -596,16 +732,33 @@ impl Session {
                             if *if_exists {
                                 continue;
                             }
-                            return Err(CatalogError::ColumnNotFound { table: cur.name.clone(), column: name }.into());
+                            return Err(CatalogError::ColumnNotFound {
+                                table: cur.name.clone(),
+                                column: name,
+                            }
+                            .into());
                         }
                         if cur.distkey.as_deref() == Some(name.as_str()) {
-                            return Err(NodeError::invalid("0A000", format!("cannot drop distkey column \"{name}\"")));
+                            return Err(NodeError::invalid(
+                                "0A000",
+                                format!("cannot drop distkey column \"{name}\""),
+                            ));
                         }
-                        if cur.sortkey.as_ref().is_some_and(|s| s.columns.contains(&name)) {
-                            return Err(NodeError::invalid("0A000", format!("cannot drop sortkey column \"{name}\"")));
+                        if cur
+                            .sortkey
+                            .as_ref()
+                            .is_some_and(|s| s.columns.contains(&name))
+                        {
+                            return Err(NodeError::invalid(
+                                "0A000",
+                                format!("cannot drop sortkey column \"{name}\""),
+                            ));
                         }
                         if cur.columns.len() == 1 {
-                            return Err(NodeError::invalid("0A000", "cannot drop the last column of a table"));
+                            return Err(NodeError::invalid(
+                                "0A000",
+                                "cannot drop the last column of a table",
+                            ));
                         }
                         let t = self.txn_mut().txn.table_mut(table.id).expect("exists");
                         t.columns.retain(|x| x.name != name);

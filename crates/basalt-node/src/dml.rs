@@ -15,14 +15,14 @@ use basalt_sql::sqlparser::ast::{
 };
 use basalt_storage::{WriteRequest, split_by_slice};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, new_null_array,
+    Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    new_null_array,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
 
 use crate::session::{StatementOutput, ident_name, split_name};
@@ -75,10 +75,18 @@ impl Session {
                         .collect()
                 });
                 let rows = match ins.source {
-                    Some(q) => self.insert_query(table.id, cols, Statement::Query(q)).await?,
+                    Some(q) => {
+                        self.insert_query(table.id, cols, Statement::Query(q))
+                            .await?
+                    }
                     None => {
                         // INSERT ... DEFAULT VALUES
-                        self.insert_query(table.id, Some(vec![]), basalt_sql::parse("SELECT 1")?.remove(0).statement).await?
+                        self.insert_query(
+                            table.id,
+                            Some(vec![]),
+                            basalt_sql::parse("SELECT 1")?.remove(0).statement,
+                        )
+                        .await?
                     }
                 };
                 Ok(StatementOutput::Command {
@@ -101,7 +109,10 @@ impl Session {
                 }
                 let state = self.txn_mut().txn.state().clone();
                 let table = self.resolve_table(&state, name)?;
-                let alias = alias.as_ref().map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name)))).unwrap_or_default();
+                let alias = alias
+                    .as_ref()
+                    .map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name))))
+                    .unwrap_or_default();
                 let before = table.data.row_count() / copies(&table, self) as u64;
                 let keep = match (&del.selection, &del.using) {
                     (None, None) => None,
@@ -111,7 +122,10 @@ impl Session {
                     )),
                     (pred, Some(using)) => {
                         let using: Vec<String> = using.iter().map(|u| u.to_string()).collect();
-                        let pred = pred.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "TRUE".into());
+                        let pred = pred
+                            .as_ref()
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "TRUE".into());
                         Some(format!(
                             "SELECT * FROM {}{alias} WHERE NOT EXISTS (SELECT 1 FROM {} WHERE {pred})",
                             table_ref(&table),
@@ -120,7 +134,10 @@ impl Session {
                     }
                 };
                 let after = self.rewrite_table(table.id, keep).await?;
-                Ok(StatementOutput::command_rows("DELETE", before.saturating_sub(after)))
+                Ok(StatementOutput::command_rows(
+                    "DELETE",
+                    before.saturating_sub(after),
+                ))
             }
             Statement::Update(up) => {
                 if up.from.is_some() {
@@ -177,10 +194,20 @@ impl Session {
                         None => quote_ident(&c.name),
                     })
                     .collect();
-                let alias = alias.as_ref().map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name)))).unwrap_or_default();
-                let count_sql = format!("SELECT count(*) FROM {}{alias} WHERE {hit}", table_ref(&table));
+                let alias = alias
+                    .as_ref()
+                    .map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name))))
+                    .unwrap_or_default();
+                let count_sql = format!(
+                    "SELECT count(*) FROM {}{alias} WHERE {hit}",
+                    table_ref(&table)
+                );
                 let updated = self.count(&count_sql).await?;
-                let sql = format!("SELECT {} FROM {}{alias}", projection.join(", "), table_ref(&table));
+                let sql = format!(
+                    "SELECT {} FROM {}{alias}",
+                    projection.join(", "),
+                    table_ref(&table)
+                );
                 self.rewrite_table(table.id, Some(sql)).await?;
                 Ok(StatementOutput::command_rows("UPDATE", updated))
             }
@@ -193,13 +220,20 @@ impl Session {
         let batches = self.query(stmt).await?.collect().await?;
         let v = batches
             .first()
-            .and_then(|b| b.column(0).as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>().map(|a| a.value(0)))
+            .and_then(|b| {
+                b.column(0)
+                    .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
+                    .map(|a| a.value(0))
+            })
             .unwrap_or(0);
         Ok(v as u64)
     }
 
     /// Plan `source` and stream its rows.
-    async fn source_stream(&mut self, source: Statement) -> Result<SendableRecordBatchStream, NodeError> {
+    async fn source_stream(
+        &mut self,
+        source: Statement,
+    ) -> Result<SendableRecordBatchStream, NodeError> {
         let (_state, _pin) = self.refresh_view();
         let plan = self
             .ctx
@@ -217,18 +251,36 @@ impl Session {
         columns: Option<Vec<String>>,
         source: Statement,
     ) -> Result<u64, NodeError> {
-        let table = self.txn_mut().txn.state().tables.get(&table_id).cloned().expect("table exists");
+        let table = self
+            .txn_mut()
+            .txn
+            .state()
+            .tables
+            .get(&table_id)
+            .cloned()
+            .expect("table exists");
         let stream = self.source_stream(source).await?;
         let width = stream.schema().fields().len();
         let targets: Vec<String> = match columns {
             Some(c) => c,
-            None => table.columns.iter().take(width).map(|c| c.name.clone()).collect(),
+            None => table
+                .columns
+                .iter()
+                .take(width)
+                .map(|c| c.name.clone())
+                .collect(),
         };
         if width > targets.len() {
-            return Err(NodeError::invalid("42601", "INSERT has more expressions than target columns"));
+            return Err(NodeError::invalid(
+                "42601",
+                "INSERT has more expressions than target columns",
+            ));
         }
         if width < targets.len() && !targets.is_empty() {
-            return Err(NodeError::invalid("42601", "INSERT has more target columns than expressions"));
+            return Err(NodeError::invalid(
+                "42601",
+                "INSERT has more target columns than expressions",
+            ));
         }
         let mut plan = vec![];
         for c in &table.columns {
@@ -264,16 +316,31 @@ impl Session {
 
     /// Evaluate a DEFAULT expression once per statement.
     async fn eval_default(&mut self, expr: &str, ty: &SqlType) -> Result<ScalarValue, NodeError> {
-        let stmt = basalt_sql::parse(&format!("SELECT CAST(({expr}) AS {})", ty.cast_name()))?.remove(0).statement;
+        let stmt = basalt_sql::parse(&format!("SELECT CAST(({expr}) AS {})", ty.cast_name()))?
+            .remove(0)
+            .statement;
         let batches = self.query(stmt).await?.collect().await?;
-        let b = batches.first().ok_or_else(|| NodeError::internal("default produced no row"))?;
+        let b = batches
+            .first()
+            .ok_or_else(|| NodeError::internal("default produced no row"))?;
         Ok(ScalarValue::try_from_array(b.column(0), 0)?)
     }
 
     /// Replace a table's rows by the rows of `select` (all current rows when None). Returns
     /// the new row count.
-    pub(crate) async fn rewrite_table(&mut self, table_id: TableId, select: Option<String>) -> Result<u64, NodeError> {
-        let table = self.txn_mut().txn.state().tables.get(&table_id).cloned().expect("table exists");
+    pub(crate) async fn rewrite_table(
+        &mut self,
+        table_id: TableId,
+        select: Option<String>,
+    ) -> Result<u64, NodeError> {
+        let table = self
+            .txn_mut()
+            .txn
+            .state()
+            .tables
+            .get(&table_id)
+            .cloned()
+            .expect("table exists");
         let sql = match select {
             Some(s) => s,
             None => format!("SELECT * FROM {}", table_ref(&table)),
@@ -358,10 +425,6 @@ impl TableWriter {
         }
     }
 
-    pub(crate) fn table(&self) -> &Arc<TableMeta> {
-        &self.table
-    }
-
     pub(crate) async fn push(
         &mut self,
         session: &Session,
@@ -400,7 +463,11 @@ impl TableWriter {
     }
 
     /// Write what is buffered and point the table at the new segments.
-    pub(crate) async fn finish(mut self, session: &mut Session, replace: bool) -> Result<u64, NodeError> {
+    pub(crate) async fn finish(
+        mut self,
+        session: &mut Session,
+        replace: bool,
+    ) -> Result<u64, NodeError> {
         let flush: Result<(), NodeError> = async {
             for (slice, (batches, _)) in std::mem::take(&mut self.pending) {
                 let segs = session.write_slice(&self.table, slice, batches).await?;
@@ -454,19 +521,33 @@ fn conform(
         let arr: ArrayRef = match how {
             ColumnSource::Source(i) => {
                 let a = src.column(*i);
-                let a = if a.data_type() == &target { a.clone() } else { cast_value(a, &target, c)? };
+                let a = if a.data_type() == &target {
+                    a.clone()
+                } else {
+                    cast_value(a, &target, c)?
+                };
                 if let Some(id) = &c.identity
                     && a.null_count() > 0
                 {
                     let _ = id;
-                    fill_identity(&a, c.id, c.identity.as_ref().expect("identity"), &c.ty, identity)?
+                    fill_identity(
+                        &a,
+                        c.id,
+                        c.identity.as_ref().expect("identity"),
+                        &c.ty,
+                        identity,
+                    )?
                 } else {
                     a
                 }
             }
             ColumnSource::Default(v) => {
                 let a = v.to_array_of_size(n)?;
-                if a.data_type() == &target { a } else { cast_value(&a, &target, c)? }
+                if a.data_type() == &target {
+                    a
+                } else {
+                    cast_value(&a, &target, c)?
+                }
             }
             ColumnSource::Null => new_null_array(&target, n),
             ColumnSource::Identity => {
@@ -480,20 +561,40 @@ fn conform(
     Ok(RecordBatch::try_new(table.arrow_schema(), cols)?)
 }
 
-fn cast_value(a: &ArrayRef, target: &DataType, c: &basalt_catalog::ColumnMeta) -> Result<ArrayRef, NodeError> {
+fn cast_value(
+    a: &ArrayRef,
+    target: &DataType,
+    c: &basalt_catalog::ColumnMeta,
+) -> Result<ArrayRef, NodeError> {
     // Booleans stored into strings print as Postgres does.
     if a.data_type() == &DataType::Boolean && matches!(target, DataType::Utf8) {
         let b = a.as_boolean();
-        return Ok(Arc::new(b.iter().map(|v| v.map(|x| if x { "true" } else { "false" })).collect::<StringArray>()));
+        return Ok(Arc::new(
+            b.iter()
+                .map(|v| v.map(|x| if x { "true" } else { "false" }))
+                .collect::<StringArray>(),
+        ));
     }
     cast_with_options(a, target, &CAST).map_err(|e| {
         let msg = e.to_string();
-        let state = if msg.to_ascii_lowercase().contains("overflow") || msg.contains("too large") || msg.contains("out of range") || msg.contains("precision") {
+        let state = if msg.to_ascii_lowercase().contains("overflow")
+            || msg.contains("too large")
+            || msg.contains("out of range")
+            || msg.contains("precision")
+        {
             "22003"
         } else {
             "22P02"
         };
-        NodeError::invalid(state, format!("column \"{}\" of type {}: {}", c.name, c.ty.display_name(), msg.trim_start_matches("Cast error: ")))
+        NodeError::invalid(
+            state,
+            format!(
+                "column \"{}\" of type {}: {}",
+                c.name,
+                c.ty.display_name(),
+                msg.trim_start_matches("Cast error: ")
+            ),
+        )
     })
 }
 
@@ -512,15 +613,21 @@ fn fill_identity(
     for i in 0..a.len() {
         if as64.is_null(i) {
             out.push(v);
-            v = v.checked_add(id.step).ok_or_else(|| NodeError::invalid("22003", "IDENTITY value out of range"))?;
+            v = v
+                .checked_add(id.step)
+                .ok_or_else(|| NodeError::invalid("22003", "IDENTITY value out of range"))?;
         } else {
             out.push(as64.value(i));
         }
     }
     next.insert(col, v);
     Ok(match ty {
-        SqlType::SmallInt => Arc::new(Int16Array::from(out.iter().map(|x| *x as i16).collect::<Vec<_>>())),
-        SqlType::Integer => Arc::new(Int32Array::from(out.iter().map(|x| *x as i32).collect::<Vec<_>>())),
+        SqlType::SmallInt => Arc::new(Int16Array::from(
+            out.iter().map(|x| *x as i16).collect::<Vec<_>>(),
+        )),
+        SqlType::Integer => Arc::new(Int32Array::from(
+            out.iter().map(|x| *x as i32).collect::<Vec<_>>(),
+        )),
         _ => Arc::new(Int64Array::from(out)),
     })
 }
@@ -530,7 +637,10 @@ fn check_column(c: &basalt_catalog::ColumnMeta, a: ArrayRef) -> Result<ArrayRef,
     if !c.nullable && a.null_count() > 0 {
         return Err(NodeError::invalid(
             "23502",
-            format!("null value in column \"{}\" violates not-null constraint", c.name),
+            format!(
+                "null value in column \"{}\" violates not-null constraint",
+                c.name
+            ),
         ));
     }
     match c.ty {
@@ -546,7 +656,10 @@ fn check_column(c: &basalt_catalog::ColumnMeta, a: ArrayRef) -> Result<ArrayRef,
         }
         SqlType::Char(n) => {
             let s = a.as_string::<i32>();
-            let trimmed: StringArray = s.iter().map(|v| v.map(|x| x.trim_end_matches(' '))).collect();
+            let trimmed: StringArray = s
+                .iter()
+                .map(|v| v.map(|x| x.trim_end_matches(' ')))
+                .collect();
             if trimmed.iter().flatten().any(|v| v.len() > n as usize) {
                 return Err(NodeError::invalid(
                     "22001",

@@ -22,7 +22,10 @@ pub enum NodeError {
     #[error("{feature} is not supported")]
     Unsupported { feature: String },
     #[error("{message}")]
-    InvalidInput { sqlstate: &'static str, message: String },
+    InvalidInput {
+        sqlstate: &'static str,
+        message: String,
+    },
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
     #[error("database \"{name}\" does not exist")]
@@ -50,7 +53,9 @@ fn df_message(e: &DataFusionError) -> String {
 fn arrow_message(a: &ArrowError) -> String {
     match a {
         ArrowError::DivideByZero => "division by zero".into(),
-        ArrowError::CastError(m) | ArrowError::ComputeError(m) | ArrowError::InvalidArgumentError(m) => m.clone(),
+        ArrowError::CastError(m)
+        | ArrowError::ComputeError(m)
+        | ArrowError::InvalidArgumentError(m) => m.clone(),
         other => other.to_string(),
     }
 }

@@ -60,9 +60,15 @@ impl Leader {
             nodes: config.nodes.max(1),
             slices_per_node: config.slices_per_node.max(1),
         };
-        let catalog =
-            CatalogStore::open(&config.data_dir.join("catalog"), topology, &config.superuser)?;
-        let compute = Arc::new(ComputeCluster::open(&config.data_dir.join("data"), topology)?);
+        let catalog = CatalogStore::open(
+            &config.data_dir.join("catalog"),
+            topology,
+            &config.superuser,
+        )?;
+        let compute = Arc::new(ComputeCluster::open(
+            &config.data_dir.join("data"),
+            topology,
+        )?);
         // Temporary tables belong to sessions, and no session survives a restart.
         let mut txn = catalog.begin();
         let temps: Vec<TableId> = txn

@@ -3,7 +3,9 @@
 
 use std::ops::ControlFlow;
 
-use basalt_sql::sqlparser::ast::{Expr, Statement, Value, visit_expressions, visit_expressions_mut};
+use basalt_sql::sqlparser::ast::{
+    Expr, Statement, Value, visit_expressions, visit_expressions_mut,
+};
 use basalt_sql::sqlparser::dialect::PostgreSqlDialect;
 use basalt_sql::sqlparser::parser::Parser;
 use datafusion::arrow::datatypes::DataType;
@@ -58,18 +60,21 @@ fn literal(v: &ScalarValue) -> Result<Expr, NodeError> {
     let dt = v.data_type();
     let text = if v.is_null() {
         match sql_type(&dt) {
-            Some(t) if !matches!(dt, DataType::Utf8 | DataType::Null) => format!("CAST(NULL AS {t})"),
+            Some(t) if !matches!(dt, DataType::Utf8 | DataType::Null) => {
+                format!("CAST(NULL AS {t})")
+            }
             _ => "NULL".to_string(),
         }
     } else {
         match v {
-            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => {
                 format!("'{}'", s.replace('\'', "''"))
             }
             other => {
-                let t = sql_type(&dt).ok_or_else(|| {
-                    NodeError::unsupported(format!("parameters of type {dt}"))
-                })?;
+                let t = sql_type(&dt)
+                    .ok_or_else(|| NodeError::unsupported(format!("parameters of type {dt}")))?;
                 let s = match other {
                     ScalarValue::TimestampMicrosecond(Some(_), Some(_))
                     | ScalarValue::TimestampMillisecond(Some(_), Some(_))

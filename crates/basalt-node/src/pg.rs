@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use basalt_sql::ParsedStatement;
 use basalt_sql::sqlparser::ast::Statement;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{ScalarUDF, Volatility, create_udf};
 use datafusion::physical_plan::ColumnarValue;
 use datafusion::prelude::SessionContext;
-use datafusion::common::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
@@ -51,7 +51,9 @@ fn constant_udf(name: &str, value: String) -> ScalarUDF {
         DataType::Utf8,
         Volatility::Stable,
         Arc::new(move |_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone()))))
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                value.clone(),
+            ))))
         }),
     )
 }

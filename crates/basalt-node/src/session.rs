@@ -314,7 +314,24 @@ impl Session {
         if self.txn.as_ref().is_some_and(|t| t.failed) && !is_txn_control {
             return Err(NodeError::TransactionAborted);
         }
-        let r = self.dispatch(stmt).await;
+        let timeout_ms = self.settings.statement_timeout_ms();
+        let r = if timeout_ms > 0 {
+            let deadline =
+                tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+            match tokio::time::timeout_at(deadline, self.dispatch(stmt)).await {
+                Ok(Ok(StatementOutput::Rows { schema, stream })) => Ok(StatementOutput::Rows {
+                    schema: schema.clone(),
+                    stream: with_deadline(stream, schema, deadline),
+                }),
+                Ok(other) => other,
+                Err(_) => Err(NodeError::invalid(
+                    "57014",
+                    "canceling statement due to statement timeout",
+                )),
+            }
+        } else {
+            self.dispatch(stmt).await
+        };
         match &r {
             // The COPY's transaction ends when its data does.
             Ok(StatementOutput::CopyIn { .. }) => {}
@@ -338,7 +355,10 @@ impl Session {
         let stmt = &ps.statement;
         match stmt {
             Statement::StartTransaction { modifier, .. } => {
-                if matches!(modifier, Some(TransactionModifier::Try | TransactionModifier::Catch)) {
+                if matches!(
+                    modifier,
+                    Some(TransactionModifier::Try | TransactionModifier::Catch)
+                ) {
                     return Err(NodeError::unsupported("BEGIN TRY/CATCH"));
                 }
                 self.begin_explicit();
@@ -367,16 +387,30 @@ impl Session {
             }
             Statement::Discard { .. } => Ok(StatementOutput::command("DISCARD ALL")),
             Statement::Deallocate { .. } => Ok(StatementOutput::command("DEALLOCATE")),
+            Statement::Query(q) if select_into(q).is_some() => {
+                // SELECT ... INTO t: CREATE TABLE t AS SELECT ...
+                let mut q = q.clone();
+                let into = take_select_into(&mut q).expect("checked above");
+                let ctas = format!(
+                    "CREATE {}TABLE {} AS {q}",
+                    if into.temporary { "TEMP " } else { "" },
+                    into.name
+                );
+                let mut stmts = basalt_sql::parse(&ctas)?;
+                let ps = stmts
+                    .pop()
+                    .ok_or_else(|| NodeError::internal("SELECT INTO rewrite"))?;
+                self.ddl(ps).await
+            }
             Statement::Query(_) | Statement::Explain { .. } => self.query(ps.statement).await,
             Statement::CreateSchema { .. }
             | Statement::CreateTable(_)
             | Statement::AlterTable(_)
             | Statement::Truncate(_) => self.ddl(ps).await,
-            Statement::Drop { object_type, .. }
-                if matches!(object_type, ObjectType::Table | ObjectType::Schema) =>
-            {
-                self.ddl(ps).await
-            }
+            Statement::Drop {
+                object_type: ObjectType::Table | ObjectType::Schema,
+                ..
+            } => self.ddl(ps).await,
             Statement::Insert(_) | Statement::Delete(_) | Statement::Update(_) => {
                 self.dml(ps).await
             }
@@ -450,7 +484,8 @@ impl Session {
             Ok(new) => {
                 // Files written but superseded inside the transaction were never visible.
                 let live = new.live_files();
-                let superseded: FileSet = written.into_iter().filter(|f| !live.contains(f)).collect();
+                let superseded: FileSet =
+                    written.into_iter().filter(|f| !live.contains(f)).collect();
                 self.leader.delete_files(&superseded);
                 self.leader.retire(&old, &new);
                 Ok(())
@@ -610,13 +645,7 @@ impl Session {
                     Ok(plan) => {
                         let types = plan.get_parameter_types().unwrap_or_default();
                         let inferred = (1..=n)
-                            .map(|i| {
-                                types
-                                    .get(&format!("${i}"))
-                                    .cloned()
-                                    .flatten()
-                                    
-                            })
+                            .map(|i| types.get(&format!("${i}")).cloned().flatten())
                             .collect();
                         Ok((inferred, Some(Arc::new(plan.schema().as_arrow().clone()))))
                     }
@@ -651,13 +680,7 @@ impl Session {
                     Ok(plan) => {
                         let types = plan.get_parameter_types().unwrap_or_default();
                         (1..=n)
-                            .map(|i| {
-                                types
-                                    .get(&format!("${i}"))
-                                    .cloned()
-                                    .flatten()
-                                    
-                            })
+                            .map(|i| types.get(&format!("${i}")).cloned().flatten())
                             .collect()
                     }
                     Err(_) => vec![],
@@ -704,7 +727,10 @@ impl Session {
         Ok(StatementOutput::command("SET"))
     }
 
-    fn show(&mut self, variable: &[basalt_sql::sqlparser::ast::Ident]) -> Result<StatementOutput, NodeError> {
+    fn show(
+        &mut self,
+        variable: &[basalt_sql::sqlparser::ast::Ident],
+    ) -> Result<StatementOutput, NodeError> {
         let name = variable
             .iter()
             .map(|i| i.value.to_ascii_lowercase())
@@ -720,9 +746,15 @@ impl Session {
             let batch = RecordBatch::try_new(
                 schema.clone(),
                 vec![
-                    Arc::new(StringArray::from_iter_values(all.iter().map(|r| r.0.clone()))),
-                    Arc::new(StringArray::from_iter_values(all.iter().map(|r| r.1.clone()))),
-                    Arc::new(StringArray::from_iter_values(all.iter().map(|r| r.2.clone()))),
+                    Arc::new(StringArray::from_iter_values(
+                        all.iter().map(|r| r.0.clone()),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        all.iter().map(|r| r.1.clone()),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        all.iter().map(|r| r.2.clone()),
+                    )),
                 ],
             )?;
             return Ok(rows_output(schema, vec![batch]));
@@ -742,6 +774,24 @@ impl Session {
     }
 }
 
+fn select_into(
+    q: &basalt_sql::sqlparser::ast::Query,
+) -> Option<&basalt_sql::sqlparser::ast::SelectInto> {
+    match q.body.as_ref() {
+        basalt_sql::sqlparser::ast::SetExpr::Select(s) => s.into.as_ref(),
+        _ => None,
+    }
+}
+
+fn take_select_into(
+    q: &mut basalt_sql::sqlparser::ast::Query,
+) -> Option<basalt_sql::sqlparser::ast::SelectInto> {
+    match q.body.as_mut() {
+        basalt_sql::sqlparser::ast::SetExpr::Select(s) => s.into.take(),
+        _ => None,
+    }
+}
+
 /// The column SHOW returns: named like the setting, as Postgres does.
 fn show_schema(name: &str) -> SchemaRef {
     let col = match name.to_ascii_lowercase().as_str() {
@@ -750,6 +800,28 @@ fn show_schema(name: &str) -> SchemaRef {
         other => other.to_string(),
     };
     Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
+}
+
+/// End a result stream with 57014 once the statement timeout passes.
+fn with_deadline(
+    stream: SendableRecordBatchStream,
+    schema: SchemaRef,
+    deadline: tokio::time::Instant,
+) -> SendableRecordBatchStream {
+    let s = futures::stream::unfold(Some(stream), move |st| async move {
+        let mut st = st?;
+        match tokio::time::timeout_at(deadline, st.next()).await {
+            Ok(Some(item)) => Some((item, Some(st))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(datafusion::error::DataFusionError::External(Box::new(
+                    NodeError::invalid("57014", "canceling statement due to statement timeout"),
+                ))),
+                None,
+            )),
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, s))
 }
 
 pub(crate) fn rows_output(schema: SchemaRef, batches: Vec<RecordBatch>) -> StatementOutput {
@@ -782,7 +854,11 @@ fn conform_stream(stream: SendableRecordBatchStream, target: SchemaRef) -> State
 pub(crate) fn object_name_text(name: &ObjectName) -> String {
     name.0
         .iter()
-        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string()))
+        .map(|p| {
+            p.as_ident()
+                .map(|i| i.value.clone())
+                .unwrap_or_else(|| p.to_string())
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -813,7 +889,11 @@ pub(crate) fn split_name(name: &ObjectName) -> Result<(Option<String>, String), 
     let parts: Vec<String> = name
         .0
         .iter()
-        .map(|p| p.as_ident().map(ident_name).unwrap_or_else(|| p.to_string()))
+        .map(|p| {
+            p.as_ident()
+                .map(ident_name)
+                .unwrap_or_else(|| p.to_string())
+        })
         .collect();
     match parts.as_slice() {
         [t] => Ok((None, t.clone())),

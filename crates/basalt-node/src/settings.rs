@@ -5,31 +5,95 @@ use std::collections::BTreeMap;
 /// (name, default, description) of every setting a client may SHOW.
 const DEFAULTS: &[(&str, &str, &str)] = &[
     ("application_name", "", "Sets the application name."),
-    ("client_encoding", "UTF8", "Sets the client's character set encoding."),
-    ("client_min_messages", "notice", "Sets the message levels sent to the client."),
-    ("datestyle", "ISO, MDY", "Sets the display format for date and time values."),
-    ("default_transaction_isolation", "serializable", "Isolation level of new transactions."),
-    ("default_transaction_read_only", "off", "Default read-only status of new transactions."),
-    ("describe_field_name_in_uppercase", "off", "Upper-cases column names in result descriptions."),
-    ("enable_result_cache_for_session", "on", "Result caching (accepted, no effect)."),
-    ("extra_float_digits", "1", "Sets the number of digits displayed for floating-point values."),
+    (
+        "client_encoding",
+        "UTF8",
+        "Sets the client's character set encoding.",
+    ),
+    (
+        "client_min_messages",
+        "notice",
+        "Sets the message levels sent to the client.",
+    ),
+    (
+        "datestyle",
+        "ISO, MDY",
+        "Sets the display format for date and time values.",
+    ),
+    (
+        "default_transaction_isolation",
+        "serializable",
+        "Isolation level of new transactions.",
+    ),
+    (
+        "default_transaction_read_only",
+        "off",
+        "Default read-only status of new transactions.",
+    ),
+    (
+        "describe_field_name_in_uppercase",
+        "off",
+        "Upper-cases column names in result descriptions.",
+    ),
+    (
+        "enable_result_cache_for_session",
+        "on",
+        "Result caching (accepted, no effect).",
+    ),
+    (
+        "extra_float_digits",
+        "1",
+        "Sets the number of digits displayed for floating-point values.",
+    ),
     ("integer_datetimes", "on", "Datetimes are integer based."),
-    ("intervalstyle", "postgres", "Sets the display format for interval values."),
+    (
+        "intervalstyle",
+        "postgres",
+        "Sets the display format for interval values.",
+    ),
     ("is_superuser", "on", "The current user is a superuser."),
     ("lc_messages", "C", "Language of messages."),
     ("lc_monetary", "C", "Locale for money amounts."),
     ("lc_numeric", "C", "Locale for numbers."),
     ("lc_time", "C", "Locale for dates and times."),
     ("max_identifier_length", "127", "Maximum identifier length."),
-    ("query_group", "default", "WLM query group label of following queries."),
-    ("search_path", "$user, public", "Schema search order for names that are not schema-qualified."),
+    (
+        "query_group",
+        "default",
+        "WLM query group label of following queries.",
+    ),
+    (
+        "search_path",
+        "$user, public",
+        "Schema search order for names that are not schema-qualified.",
+    ),
     ("server_encoding", "UTF8", "Server character set encoding."),
     ("server_version", crate::SERVER_VERSION, "Server version."),
-    ("server_version_num", "150000", "Server version as an integer."),
-    ("standard_conforming_strings", "on", "'...' strings treat backslashes literally."),
-    ("statement_timeout", "0", "Maximum time any statement may run, in milliseconds (0 = none)."),
-    ("timezone", "UTC", "Time zone for displaying and interpreting time stamps."),
-    ("transaction_isolation", "serializable", "Isolation level of the current transaction."),
+    (
+        "server_version_num",
+        "150000",
+        "Server version as an integer.",
+    ),
+    (
+        "standard_conforming_strings",
+        "on",
+        "'...' strings treat backslashes literally.",
+    ),
+    (
+        "statement_timeout",
+        "0",
+        "Maximum time any statement may run, in milliseconds (0 = none).",
+    ),
+    (
+        "timezone",
+        "UTC",
+        "Time zone for displaying and interpreting time stamps.",
+    ),
+    (
+        "transaction_isolation",
+        "serializable",
+        "Isolation level of the current transaction.",
+    ),
     ("wlm_query_slot_count", "1", "WLM slots taken by a query."),
 ];
 
@@ -72,7 +136,9 @@ impl Settings {
     pub fn set(&mut self, name: &str, value: &str) {
         let name = canonical(name);
         let value = match name.as_str() {
-            "timezone" if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") => {
+            "timezone"
+                if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") =>
+            {
                 "UTC".to_string()
             }
             _ => value.to_string(),
@@ -114,7 +180,11 @@ impl Settings {
 
     /// Statement timeout in milliseconds, 0 for none.
     pub fn statement_timeout_ms(&self) -> u64 {
-        let v = self.get("statement_timeout").unwrap_or("0").trim().to_ascii_lowercase();
+        let v = self
+            .get("statement_timeout")
+            .unwrap_or("0")
+            .trim()
+            .to_ascii_lowercase();
         let (num, mult) = if let Some(n) = v.strip_suffix("ms") {
             (n.trim().to_string(), 1)
         } else if let Some(n) = v.strip_suffix("min") {

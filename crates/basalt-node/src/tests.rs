@@ -13,7 +13,10 @@ fn open(dir: &std::path::Path, nodes: u32, slices: u32) -> std::sync::Arc<Leader
 
 async fn query(s: &mut Session, sql: &str) -> String {
     let mut outs = s.execute(sql).await;
-    let out = outs.pop().expect("one statement").unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let out = outs
+        .pop()
+        .expect("one statement")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let batches = out.collect().await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }
@@ -43,14 +46,40 @@ async fn create_insert_select_across_styles() {
     let dir = tempfile::tempdir().unwrap();
     let leader = open(dir.path(), 2, 2);
     let mut s = leader.session("basalt", "dev").unwrap();
-    exec(&mut s, "create table k (id int, v varchar(10)) distkey(id) sortkey(id)").await;
-    exec(&mut s, "create table e (id int, v varchar(10)) diststyle even").await;
-    exec(&mut s, "create table a (id int, v varchar(10)) diststyle all").await;
+    exec(
+        &mut s,
+        "create table k (id int, v varchar(10)) distkey(id) sortkey(id)",
+    )
+    .await;
+    exec(
+        &mut s,
+        "create table e (id int, v varchar(10)) diststyle even",
+    )
+    .await;
+    exec(
+        &mut s,
+        "create table a (id int, v varchar(10)) diststyle all",
+    )
+    .await;
     exec(&mut s, "create table u (id int, v varchar(10))").await;
     for t in ["k", "e", "a", "u"] {
-        exec(&mut s, &format!("insert into {t} values (1, 'a'), (2, 'b'), (3, null), (4, 'd')")).await;
-        let out = query(&mut s, &format!("select count(*), sum(id), count(v) from {t}")).await;
-        let row: Vec<&str> = out.lines().nth(3).unwrap().split('|').map(|c| c.trim()).collect();
+        exec(
+            &mut s,
+            &format!("insert into {t} values (1, 'a'), (2, 'b'), (3, null), (4, 'd')"),
+        )
+        .await;
+        let out = query(
+            &mut s,
+            &format!("select count(*), sum(id), count(v) from {t}"),
+        )
+        .await;
+        let row: Vec<&str> = out
+            .lines()
+            .nth(3)
+            .unwrap()
+            .split('|')
+            .map(|c| c.trim())
+            .collect();
         assert_eq!(row[1..4], ["4", "10", "3"], "{t}: {out}");
     }
     // KEY rows live on several slices; ALL has one copy per node.
@@ -67,23 +96,39 @@ async fn delete_update_and_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let leader = open(dir.path(), 1, 3);
     let mut s = leader.session("basalt", "dev").unwrap();
-    exec(&mut s, "create table t (id int not null, v decimal(10,2)) diststyle even").await;
-    exec(&mut s, "insert into t select x, x * 1.5 from (values (1),(2),(3),(4),(5)) as v(x)").await;
+    exec(
+        &mut s,
+        "create table t (id int not null, v decimal(10,2)) diststyle even",
+    )
+    .await;
+    exec(
+        &mut s,
+        "insert into t select x, x * 1.5 from (values (1),(2),(3),(4),(5)) as v(x)",
+    )
+    .await;
     let mut outs = s.execute("delete from t where id > 3").await;
     match outs.pop().unwrap().unwrap() {
-        StatementOutput::Command { tag, rows } => assert_eq!((tag.as_str(), rows), ("DELETE", Some(2))),
+        StatementOutput::Command { tag, rows } => {
+            assert_eq!((tag.as_str(), rows), ("DELETE", Some(2)))
+        }
         other => panic!("{other:?}"),
     }
     let mut outs = s.execute("update t set v = v * 2 where id = 1").await;
     match outs.pop().unwrap().unwrap() {
-        StatementOutput::Command { tag, rows } => assert_eq!((tag.as_str(), rows), ("UPDATE", Some(1))),
+        StatementOutput::Command { tag, rows } => {
+            assert_eq!((tag.as_str(), rows), ("UPDATE", Some(1)))
+        }
         other => panic!("{other:?}"),
     }
     let out = query(&mut s, "select id, v from t order by id").await;
     assert!(out.contains("| 1  | 3.00 |"), "{out}");
     assert!(out.contains("| 3  | 4.50 |"), "{out}");
     exec(&mut s, "begin; insert into t values (9, 9); rollback").await;
-    assert!(query(&mut s, "select count(*) from t").await.contains("| 3 "));
+    assert!(
+        query(&mut s, "select count(*) from t")
+            .await
+            .contains("| 3 ")
+    );
     assert_eq!(err(&mut s, "insert into t values (null, 1)").await, "23502");
     assert_eq!(err(&mut s, "select 1/0").await, "22012");
     assert_eq!(err(&mut s, "select * from nope").await, "42P01");
@@ -97,13 +142,20 @@ async fn committed_data_survives_restart() {
     {
         let leader = open(dir.path(), 2, 1);
         let mut s = leader.session("basalt", "dev").unwrap();
-        exec(&mut s, "create table t (id bigint identity(1,1), name varchar(20)) distkey(name)").await;
+        exec(
+            &mut s,
+            "create table t (id bigint identity(1,1), name varchar(20)) distkey(name)",
+        )
+        .await;
         exec(&mut s, "insert into t (name) values ('x'), ('y'), ('z')").await;
         exec(&mut s, "begin; insert into t (name) values ('uncommitted')").await;
     }
     let leader = open(dir.path(), 2, 1);
     let mut s = leader.session("basalt", "dev").unwrap();
     let out = query(&mut s, "select id, name from t order by id").await;
-    assert!(out.contains("| 1  | x    |") && out.contains("| 3  | z    |"), "{out}");
+    assert!(
+        out.contains("| 1  | x    |") && out.contains("| 3  | z    |"),
+        "{out}"
+    );
     assert!(!out.contains("uncommitted"));
 }
