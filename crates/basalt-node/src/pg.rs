@@ -89,6 +89,48 @@ thread_local! {
 pub(crate) fn rewrite(stmt: &mut Statement) {
     let s = stmt.clone();
     *stmt = COMPAT.with(|p| p.rewrite(s));
+    array_subquery_to_array_agg(stmt);
+}
+
+/// `ARRAY(SELECT x FROM ...)` (psql's `\du`) → `(SELECT array_agg(x) FROM ...)`, a
+/// (correlated) scalar subquery DataFusion decorrelates.
+fn array_subquery_to_array_agg(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{
+        Expr, FunctionArguments, SelectItem, SetExpr, visit_expressions_mut,
+    };
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e
+            && f.name.to_string().eq_ignore_ascii_case("array")
+            && let FunctionArguments::Subquery(q) = &f.args
+        {
+            let mut q = q.clone();
+            if let SetExpr::Select(sel) = q.body.as_mut()
+                && let [item] = sel.projection.as_mut_slice()
+            {
+                let inner = match item {
+                    SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => {
+                        x.clone()
+                    }
+                    _ => return std::ops::ControlFlow::<()>::Continue(()),
+                };
+                let agg = basalt_sql::parse(&format!("SELECT array_agg({inner})"))
+                    .ok()
+                    .and_then(|mut v| v.pop())
+                    .and_then(|p| match p.statement {
+                        Statement::Query(q) => match *q.body {
+                            SetExpr::Select(s) => s.projection.into_iter().next(),
+                            _ => None,
+                        },
+                        _ => None,
+                    });
+                if let Some(agg) = agg {
+                    *item = agg;
+                    *e = Expr::Subquery(q);
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 /// Parse with datafusion-pg-catalog's parser, which substitutes a few known client queries

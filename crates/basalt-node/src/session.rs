@@ -278,15 +278,13 @@ impl Session {
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>, NodeError> {
-        let mut statements = basalt_sql::parse(sql).or_else(|e| {
-            // Client catalog queries sometimes need datafusion-pg-catalog's own parser (it
-            // substitutes a few known client queries).
-            if is_catalog_query(sql) {
-                crate::pg::parse_fallback(sql).ok_or(NodeError::from(e))
-            } else {
-                Err(NodeError::from(e))
-            }
-        })?;
+        // Client catalog queries go through datafusion-pg-catalog's parser first: it substitutes
+        // a few known client queries (psql's \du ARRAY(subquery), ...) with plannable ones.
+        let catalog = is_catalog_query(sql);
+        let mut statements = match catalog.then(|| crate::pg::parse_fallback(sql)).flatten() {
+            Some(s) => s,
+            None => basalt_sql::parse(sql)?,
+        };
         for s in &mut statements {
             if is_catalog_query(&s.sql) {
                 crate::pg::rewrite(&mut s.statement);

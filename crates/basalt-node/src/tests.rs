@@ -159,3 +159,114 @@ async fn committed_data_survives_restart() {
     );
     assert!(!out.contains("uncommitted"));
 }
+
+/// psql's `\dt`, `\d t`, `\l`, `\dn`, `\du` queries (psql 15, as captured from a real psql).
+#[tokio::test]
+async fn psql_catalog_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table hc_psql_t (id int not null, name varchar(20) default 'x', amount decimal(12,2))").await;
+    let dt = query(&mut s, r#"SELECT n.nspname as "Schema",
+  c.relname as "Name",
+  CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END as "Type",
+  pg_catalog.pg_get_userbyid(c.relowner) as "Owner"
+FROM pg_catalog.pg_class c
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam
+WHERE c.relkind IN ('r','p','')
+      AND n.nspname <> 'pg_catalog'
+      AND n.nspname !~ '^pg_toast'
+      AND n.nspname <> 'information_schema'
+  AND pg_catalog.pg_table_is_visible(c.oid)
+ORDER BY 1,2;"#).await;
+    assert!(dt.contains("hc_psql_t"), "{dt}");
+    let oid = query(
+        &mut s,
+        r#"SELECT c.oid,
+  n.nspname,
+  c.relname
+FROM pg_catalog.pg_class c
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname OPERATOR(pg_catalog.~) '^(hc_psql_t)$' COLLATE pg_catalog.default
+  AND pg_catalog.pg_table_is_visible(c.oid)
+ORDER BY 2, 3;"#,
+    )
+    .await;
+    let oid_value: String = oid
+        .lines()
+        .nth(3)
+        .unwrap()
+        .split('|')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let cols = query(&mut s, &format!(r#"SELECT a.attname,
+  pg_catalog.format_type(a.atttypid, a.atttypmod),
+  (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true)
+   FROM pg_catalog.pg_attrdef d
+   WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef),
+  a.attnotnull,
+  (SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t
+   WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND a.attcollation <> t.typcollation) AS attcollation,
+  a.attidentity,
+  a.attgenerated
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = '{oid_value}' AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum;"#)).await;
+    assert!(cols.contains("amount"), "{cols}");
+    let l = query(
+        &mut s,
+        r#"SELECT d.datname as "Name",
+       pg_catalog.pg_get_userbyid(d.datdba) as "Owner",
+       pg_catalog.pg_encoding_to_char(d.encoding) as "Encoding",
+       d.datcollate as "Collate",
+       d.datctype as "Ctype",
+       d.daticulocale as "ICU Locale",
+       CASE d.datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' END AS "Locale Provider",
+       pg_catalog.array_to_string(d.datacl, E'\n') AS "Access privileges"
+FROM pg_catalog.pg_database d
+ORDER BY 1;"#,
+    )
+    .await;
+    assert!(l.contains("dev"), "{l}");
+    let dn = query(
+        &mut s,
+        r#"SELECT n.nspname AS "Name",
+  pg_catalog.pg_get_userbyid(n.nspowner) AS "Owner"
+FROM pg_catalog.pg_namespace n
+WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+ORDER BY 1;"#,
+    )
+    .await;
+    assert!(dn.contains("public"), "{dn}");
+    let du = query(
+        &mut s,
+        r#"SELECT r.rolname, r.rolsuper, r.rolinherit,
+  r.rolcreaterole, r.rolcreatedb, r.rolcanlogin,
+  r.rolconnlimit, r.rolvaliduntil,
+  ARRAY(SELECT b.rolname
+        FROM pg_catalog.pg_auth_members m
+        JOIN pg_catalog.pg_roles b ON (m.roleid = b.oid)
+        WHERE m.member = r.oid) as memberof
+, r.rolreplication
+, r.rolbypassrls
+FROM pg_catalog.pg_roles r
+WHERE r.rolname !~ '^pg_'
+ORDER BY 1;"#,
+    )
+    .await;
+    assert!(du.contains("basalt"), "{du}");
+    let v = query(
+        &mut s,
+        "select version(), current_schema(), current_database(), current_user",
+    )
+    .await;
+    assert!(
+        v.contains("PostgreSQL 15.0") && v.contains("public") && v.contains("dev"),
+        "{v}"
+    );
+    let show = query(&mut s, "show transaction isolation level").await;
+    assert!(show.contains("serializable"), "{show}");
+}
