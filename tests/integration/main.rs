@@ -1,4 +1,6 @@
 //! BasaltDB integration tests: everything through the paths users take (the Postgres wire
-//! protocol against in-process clusters of several shapes).
+//! protocol against in-process clusters of several shapes, a real psql, the `basalt` binary).
 
+mod durability;
+mod psql;
 mod slt;

@@ -55,7 +55,11 @@ impl Topology {
 
 impl std::fmt::Display for Topology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} node(s) x {} slice(s)", self.nodes, self.slices_per_node)
+        write!(
+            f,
+            "{} node(s) x {} slice(s)",
+            self.nodes, self.slices_per_node
+        )
     }
 }
 
@@ -231,7 +235,10 @@ impl CatalogStore {
                     .unwrap_or_else(|| id.to_string());
                 return Err(CatalogError::SerializationConflict {
                     table: name,
-                    detail: format!("a concurrent commit (version {}) changed it", current.version),
+                    detail: format!(
+                        "a concurrent commit (version {}) changed it",
+                        current.version
+                    ),
                 });
             }
         }
@@ -239,7 +246,10 @@ impl CatalogStore {
             if txn.base.schemas.get(name) != current.schemas.get(name) {
                 return Err(CatalogError::SerializationConflict {
                     table: name.clone(),
-                    detail: format!("a concurrent commit (version {}) changed the schema", current.version),
+                    detail: format!(
+                        "a concurrent commit (version {}) changed the schema",
+                        current.version
+                    ),
                 });
             }
         }

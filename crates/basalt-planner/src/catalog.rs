@@ -48,7 +48,10 @@ impl CatalogView {
     /// A temporary table of the session, by name.
     pub fn temp(&self, name: &str) -> Option<Arc<TableMeta>> {
         let schema = self.temp_schema.read().clone()?;
-        self.get().table_by_name(&schema, name).cloned().map(Arc::new)
+        self.get()
+            .table_by_name(&schema, name)
+            .cloned()
+            .map(Arc::new)
     }
 
     fn temp_names(&self) -> Vec<String> {

@@ -169,7 +169,10 @@ impl Dialect for BasaltDialect {
                     [Token::Word(a), Token::Word(b), Token::Word(c), Token::Word(d), Token::LParen]
                         if a.keyword == Keyword::BY && b.keyword == Keyword::DEFAULT
                             && c.keyword == Keyword::AS && d.keyword == Keyword::IDENTITY
-                ) && matches!(parser.peek_nth_token(6).token, Token::Number(..));
+                ) && matches!(
+                    parser.peek_nth_token(6).token,
+                    Token::Number(..)
+                );
                 if !is_redshift_identity {
                     return Ok(None);
                 }

@@ -380,7 +380,11 @@ fn lift_table_attributes(
 
 /// `( ident [, ident ...] )` starting at significant index `start`; returns the identifiers
 /// (case-folded like Postgres unless quoted) and the significant index after `)`.
-fn paren_list(tokens: &[TokenWithSpan], idx: &[usize], start: usize) -> Option<(Vec<String>, usize)> {
+fn paren_list(
+    tokens: &[TokenWithSpan],
+    idx: &[usize],
+    start: usize,
+) -> Option<(Vec<String>, usize)> {
     let mut k = start;
     if tokens.get(*idx.get(k)?)?.token != Token::LParen {
         return None;
@@ -446,7 +450,10 @@ mod tests {
             .collect();
         assert_eq!(
             a_attrs,
-            vec![ColumnAttribute::Encode("zstd".into()), ColumnAttribute::DistKey]
+            vec![
+                ColumnAttribute::Encode("zstd".into()),
+                ColumnAttribute::DistKey
+            ]
         );
         let c_attrs: Vec<_> = ct.columns[2]
             .options

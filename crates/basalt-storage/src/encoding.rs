@@ -32,7 +32,10 @@ pub fn writer_properties(table: &TableMeta) -> WriterProperties {
         .set_data_page_row_count_limit(ROWS_PER_PAGE)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_created_by(format!("basaltdb segment v{}", crate::SEGMENT_FORMAT_VERSION));
+        .set_created_by(format!(
+            "basaltdb segment v{}",
+            crate::SEGMENT_FORMAT_VERSION
+        ));
     for col in &table.columns {
         let path = ColumnPath::from(col.physical_name());
         let ints = is_integer_like(&col.ty);
@@ -47,7 +50,10 @@ pub fn writer_properties(table: &TableMeta) -> WriterProperties {
             Encoding::Bytedict | Encoding::Text255 | Encoding::Text32k => {
                 (Compression::LZ4_RAW, true, None)
             }
-            Encoding::Delta | Encoding::Delta32k | Encoding::Mostly8 | Encoding::Mostly16
+            Encoding::Delta
+            | Encoding::Delta32k
+            | Encoding::Mostly8
+            | Encoding::Mostly16
             | Encoding::Mostly32
                 if ints =>
             {
@@ -57,11 +63,18 @@ pub fn writer_properties(table: &TableMeta) -> WriterProperties {
                     Some(PqEncoding::DELTA_BINARY_PACKED),
                 )
             }
-            Encoding::Delta | Encoding::Delta32k | Encoding::Mostly8 | Encoding::Mostly16
+            Encoding::Delta
+            | Encoding::Delta32k
+            | Encoding::Mostly8
+            | Encoding::Mostly16
             | Encoding::Mostly32 => (Compression::LZ4_RAW, false, None),
             Encoding::Lzo => (Compression::LZ4_RAW, true, None),
             Encoding::Runlength => (Compression::UNCOMPRESSED, true, None),
-            Encoding::Zstd => (Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()), true, None),
+            Encoding::Zstd => (
+                Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()),
+                true,
+                None,
+            ),
             Encoding::Auto => (Compression::ZSTD(ZstdLevel::default()), true, None),
         };
         b = b

@@ -39,9 +39,7 @@ pub enum StorageError {
 impl StorageError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            StorageError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::StorageFull =>
-            {
+            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
                 "53100"
             }
             StorageError::Io { .. } => "58030",

@@ -115,7 +115,10 @@ impl SliceStore {
 
     /// Remove every file on this slice that `live` (`(table, file)` pairs of the committed
     /// catalog) does not reference: leftovers of crashed or rolled-back writes and dropped tables.
-    pub fn collect_garbage(&self, live: &BTreeSet<(TableId, String)>) -> Result<usize, StorageError> {
+    pub fn collect_garbage(
+        &self,
+        live: &BTreeSet<(TableId, String)>,
+    ) -> Result<usize, StorageError> {
         let mut removed = 0;
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
