@@ -53,6 +53,7 @@ fn to_err(e: tokio_postgres::Error) -> PgError {
     }
 }
 
+#[async_trait::async_trait]
 impl AsyncDB for PgDb {
     type Error = PgError;
     type ColumnType = DefaultColumnType;
