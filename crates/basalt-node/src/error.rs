@@ -42,12 +42,24 @@ fn df_message(e: &DataFusionError) -> String {
     match e.find_root() {
         DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::ArrowError(a, _) => arrow_message(a),
-        DataFusionError::Plan(m) | DataFusionError::Execution(m) => m.clone(),
+        DataFusionError::Plan(m) | DataFusionError::Execution(m) => postgres_wording(m),
         DataFusionError::SQL(p, _) => p.to_string(),
         DataFusionError::SchemaError(s, _) => s.to_string(),
         DataFusionError::NotImplemented(m) => format!("{m} is not supported"),
         other => other.to_string(),
     }
+}
+
+/// Say what Postgres says for the planner errors users meet most.
+fn postgres_wording(m: &str) -> String {
+    // "table 'dev.public.t' not found"
+    if let Some(rest) = m.strip_prefix("table '")
+        && let Some(name) = rest.strip_suffix("' not found")
+    {
+        let short = name.rsplit('.').next().unwrap_or(name);
+        return format!("relation \"{short}\" does not exist");
+    }
+    m.to_string()
 }
 
 fn arrow_message(a: &ArrowError) -> String {
@@ -120,7 +132,9 @@ fn df_sqlstate(e: &DataFusionError) -> &'static str {
 }
 
 fn plan_sqlstate(m: &str) -> &'static str {
-    if m.contains("table") && (m.contains("not found") || m.contains("does not exist")) {
+    if (m.contains("table") || m.contains("relation"))
+        && (m.contains("not found") || m.contains("does not exist"))
+    {
         "42P01"
     } else if m.contains("No field named") || m.contains("column") && m.contains("not found") {
         "42703"

@@ -74,9 +74,108 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
 }
 
 /// Register the functions that depend on the session user.
-pub(crate) fn setup_user(ctx: &SessionContext, user: &str) {
+pub(crate) fn setup_user(ctx: &SessionContext, user: &str, owner: &str) {
     for name in ["current_user", "user", "session_user", "current_role"] {
         ctx.register_udf(constant_udf(name, user.to_string()));
+    }
+    // Every object is owned by the superuser until users and GRANTs arrive.
+    let owner = owner.to_string();
+    ctx.register_udf(create_udf(
+        "pg_get_userbyid",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let n = match &args[0] {
+                ColumnarValue::Array(a) => Some(a.len()),
+                ColumnarValue::Scalar(_) => None,
+            };
+            Ok(match n {
+                Some(n) => ColumnarValue::Array(Arc::new(
+                    datafusion::arrow::array::StringArray::from(vec![owner.clone(); n]),
+                )),
+                None => ColumnarValue::Scalar(ScalarValue::Utf8(Some(owner.clone()))),
+            })
+        }),
+    ));
+}
+
+/// Name result columns the way Postgres does where DataFusion differs: `count(*)` → `count`,
+/// `upper(name)` → `upper`, `CASE ...` → `case`, other expressions → `?column?`. Only
+/// top-level select lists are renamed, and only where the names stay unique.
+pub(crate) fn postgres_column_names(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr};
+    let Statement::Query(q) = stmt else {
+        return;
+    };
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return;
+    };
+    fn name_of(e: &Expr) -> Option<String> {
+        match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+            Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_lowercase()),
+            Expr::Cast { expr, .. } => match expr.as_ref() {
+                Expr::Identifier(i) => Some(i.value.to_lowercase()),
+                Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_lowercase()),
+                inner => name_of(inner),
+            },
+            Expr::Nested(inner) => name_of(inner),
+            Expr::Case { .. } => Some("case".into()),
+            Expr::Exists { .. } => Some("exists".into()),
+            Expr::Extract { .. } => Some("extract".into()),
+            Expr::Substring { .. } => Some("substring".into()),
+            Expr::Trim { .. } => Some("btrim".into()),
+            Expr::Position { .. } => Some("position".into()),
+            _ => Some("?column?".into()),
+        }
+    }
+    let mut names: Vec<Option<String>> = sel
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => name_of(e),
+            _ => None,
+        })
+        .collect();
+    // Keep DataFusion's names where ours would collide (it requires unique names).
+    let explicit: Vec<String> = sel
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.to_lowercase()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                p.last().map(|i| i.value.to_lowercase())
+            }
+            _ => None,
+        })
+        .collect();
+    let all: Vec<String> = names
+        .iter()
+        .flatten()
+        .cloned()
+        .chain(explicit.iter().cloned())
+        .collect();
+    for n in names.iter_mut() {
+        if let Some(v) = n
+            && all.iter().filter(|x| *x == v).count() > 1
+        {
+            *n = None;
+        }
+    }
+    for (item, name) in sel.projection.iter_mut().zip(names) {
+        if let (SelectItem::UnnamedExpr(e), Some(name)) = (&*item, name) {
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+        }
     }
 }
 

@@ -158,7 +158,7 @@ impl Session {
             Arc::new(BasaltCatalog::new(view.clone(), leader.compute().clone())),
         );
         crate::pg::setup(&ctx, &db, &leader)?;
-        crate::pg::setup_user(&ctx, &user);
+        crate::pg::setup_user(&ctx, &user, &leader.config().superuser);
         basalt_planner::redshift::register(&ctx);
         Ok(Session {
             id,
@@ -290,6 +290,7 @@ impl Session {
                 crate::pg::rewrite(&mut s.statement);
             }
             basalt_planner::redshift::rewrite(&mut s.statement)?;
+            crate::pg::postgres_column_names(&mut s.statement);
         }
         Ok(statements)
     }

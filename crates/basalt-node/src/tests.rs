@@ -276,15 +276,30 @@ async fn redshift_functions_through_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let leader = open(dir.path(), 2, 2);
     let mut s = leader.session("basalt", "dev").unwrap();
-    exec(&mut s, "create table r (id int, d date, j varchar(100)) distkey(id)").await;
+    exec(
+        &mut s,
+        "create table r (id int, d date, j varchar(100)) distkey(id)",
+    )
+    .await;
     exec(&mut s, r#"insert into r values (1, '2024-01-31', '{"a": {"b": 7}}'), (2, '2024-02-29', null), (3, null, '[]')"#).await;
     let out = query(&mut s, "select top 2 id, dateadd(month, 1, d) as nd, datediff(day, '2024-01-01', d) as dd, nvl(json_extract_path_text(j, 'a', 'b'), 'none') as jb from r order by id").await;
-    assert!(out.contains("2024-02-29T00:00:00") && out.contains("| 30 ") && out.contains("| 7 "), "{out}");
+    assert!(
+        out.contains("2024-02-29T00:00:00") && out.contains("| 30 ") && out.contains("| 7 "),
+        "{out}"
+    );
     assert!(!out.contains("| 3 "), "TOP 2: {out}");
     let out = query(&mut s, "select listagg(id, ',') within group (order by id desc) as l, median(id) as m, approximate count(distinct id) as c from r").await;
     assert!(out.contains("3,2,1") && out.contains("| 3 |"), "{out}");
-    let out = query(&mut s, "select decode(id, 1, 'one', 2, 'two', 'many') as x from r order by id").await;
+    let out = query(
+        &mut s,
+        "select decode(id, 1, 'one', 2, 'two', 'many') as x from r order by id",
+    )
+    .await;
     assert!(out.contains("one") && out.contains("many"), "{out}");
-    let out = query(&mut s, "select getdate() > '2020-01-01'::timestamp as a, sysdate > '2020-01-01'::timestamp as b").await;
+    let out = query(
+        &mut s,
+        "select getdate() > '2020-01-01'::timestamp as a, sysdate > '2020-01-01'::timestamp as b",
+    )
+    .await;
     assert!(out.contains("| true | true |"), "{out}");
 }
