@@ -56,8 +56,8 @@ async fn kill_9_keeps_committed_rows_only() {
     let client = connect(port).await;
     client
         .batch_execute(
-            "create table d (id int, v varchar(10)) diststyle even;
-             create table k (id int, v varchar(10)) distkey(id);
+            "create table d (id int, v varchar(20)) diststyle even;
+             create table k (id int, v varchar(20)) distkey(id);
              insert into d select x, 'c' from (values (1),(2),(3),(4),(5)) t(x);
              insert into k select id, v from d;",
         )
