@@ -315,7 +315,11 @@ impl Session {
                     "CREATE TABLE with both column definitions and AS",
                 ));
             }
-            let names: Vec<String> = ct.columns.iter().map(|c| ident_name(&c.name)).collect();
+            let names: Vec<String> = if attrs.ctas_columns.is_empty() {
+                ct.columns.iter().map(|c| ident_name(&c.name)).collect()
+            } else {
+                attrs.ctas_columns.clone()
+            };
             let (_state, _pin) = self.refresh_view();
             let plan = self
                 .ctx

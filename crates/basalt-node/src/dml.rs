@@ -75,7 +75,8 @@ impl Session {
                         .collect()
                 });
                 let rows = match ins.source {
-                    Some(q) => {
+                    Some(mut q) => {
+                        replace_default_keyword(&mut q, &table, cols.as_deref())?;
                         self.insert_query(table.id, cols, Statement::Query(q))
                             .await?
                     }
@@ -391,6 +392,47 @@ impl Session {
             })
             .await?)
     }
+}
+
+/// `VALUES (1, DEFAULT)`: the DEFAULT keyword takes the column's default (or NULL; IDENTITY
+/// columns generate their next value, since NULLs are filled).
+fn replace_default_keyword(
+    q: &mut basalt_sql::sqlparser::ast::Query,
+    table: &TableMeta,
+    cols: Option<&[String]>,
+) -> Result<(), NodeError> {
+    use basalt_sql::sqlparser::ast::{Expr, SetExpr};
+    let SetExpr::Values(values) = q.body.as_mut() else {
+        return Ok(());
+    };
+    for row in values.rows.iter_mut() {
+        for (i, e) in row.iter_mut().enumerate() {
+            let is_default = matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
+            if !is_default {
+                continue;
+            }
+            let col = match cols {
+                Some(c) => c.get(i).and_then(|n| table.column(n)),
+                None => table.columns.get(i),
+            };
+            let text = match col {
+                Some(c) => match &c.default {
+                    Some(d) => format!("CAST(({d}) AS {})", c.ty.cast_name()),
+                    None => format!("CAST(NULL AS {})", c.ty.cast_name()),
+                },
+                None => "NULL".to_string(),
+            };
+            let mut parsed = basalt_sql::parse(&format!("SELECT {text}"))?;
+            if let Some(Statement::Query(pq)) = parsed.pop().map(|p| p.statement)
+                && let SetExpr::Select(sel) = *pq.body
+                && let Some(basalt_sql::sqlparser::ast::SelectItem::UnnamedExpr(x)) =
+                    sel.projection.into_iter().next()
+            {
+                *e = x;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes rows of one table: conform, place on slices, buffer per slice, write segments.

@@ -895,7 +895,8 @@ pub(crate) fn split_name(name: &ObjectName) -> Result<(Option<String>, String), 
         })
         .collect();
     match parts.as_slice() {
-        [t] => Ok((None, t.clone())),
+        // `#name`: a Redshift temporary table.
+        [t] => Ok((None, t.trim_start_matches('#').to_string())),
         [s, t] => Ok((Some(s.clone()), t.clone())),
         [_db, s, t] => Ok((Some(s.clone()), t.clone())),
         _ => Err(NodeError::invalid(

@@ -146,6 +146,7 @@ impl SchemaProvider for BasaltSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        let name = name.trim_start_matches('#');
         if self.is_default
             && let Some(t) = self.view.temp(name)
         {
@@ -159,6 +160,7 @@ impl SchemaProvider for BasaltSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
+        let name = name.trim_start_matches('#');
         (self.is_default && self.view.temp(name).is_some())
             || self.view.get().table_by_name(&self.name, name).is_some()
     }

@@ -188,9 +188,7 @@ impl Dialect for BasaltDialect {
 
 /// Parses `(seed, step)` (the `IDENTITY` keyword already consumed).
 fn parse_identity_args(parser: &mut Parser, by_default: bool) -> Result<ColumnOption, ParserError> {
-    if !by_default {
-        parser.expect_token(&Token::LParen)?;
-    }
+    parser.expect_token(&Token::LParen)?;
     let seed = signed_number(parser)?;
     parser.expect_token(&Token::Comma)?;
     let step = signed_number(parser)?;

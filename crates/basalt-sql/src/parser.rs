@@ -31,6 +31,8 @@ pub struct TableAttributes {
     pub backup: Option<bool>,
     /// `ENCODE AUTO` at table level.
     pub encode_auto: bool,
+    /// `CREATE TABLE t (a, b) AS ...`: column names of a CTAS.
+    pub ctas_columns: Vec<String>,
 }
 
 /// A Redshift column attribute carried by `ColumnOption::DialectSpecific`.
@@ -272,6 +274,23 @@ fn lift_table_attributes(
     }
     i += 1;
     let mut attrs = TableAttributes::default();
+    // CTAS column-name list: TABLE name ( a, b ) ... AS
+    if let Some(name_end) = (i < idx.len()).then(|| i + 1) {
+        let mut j = name_end;
+        // skip a dotted name
+        while j + 1 < idx.len() && tokens[idx[j]].token == Token::Period {
+            j += 2;
+        }
+        if let Some((cols, next)) = paren_list(tokens, &idx, j) {
+            let has_as = idx[next..].iter().any(|&p| word_is(&tokens[p].token, "AS"));
+            if has_as {
+                attrs.ctas_columns = cols;
+                for &p in &idx[j..next] {
+                    tokens[p].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+                }
+            }
+        }
+    }
     let mut depth = 0i32;
     let mut erase: Vec<usize> = vec![];
     let unexpected = |what: &str, t: Option<&TokenWithSpan>| SqlError::Syntax {
@@ -482,7 +501,8 @@ mod tests {
     fn syntax_error_has_position() {
         let err = parse("select * fromm t").unwrap_err();
         assert_eq!(err.sqlstate(), "42601");
-        assert_eq!(err.position(), Some(15));
+        // sqlparser reads `fromm` as an alias and stops at `t` (character 16).
+        assert_eq!(err.position(), Some(16));
     }
 
     #[test]
