@@ -75,17 +75,24 @@ fn literal(v: &ScalarValue) -> Result<Expr, NodeError> {
             other => {
                 let t = sql_type(&dt)
                     .ok_or_else(|| NodeError::unsupported(format!("parameters of type {dt}")))?;
-                let s = match other {
-                    ScalarValue::TimestampMicrosecond(Some(_), Some(_))
-                    | ScalarValue::TimestampMillisecond(Some(_), Some(_))
-                    | ScalarValue::TimestampNanosecond(Some(_), Some(_))
-                    | ScalarValue::TimestampSecond(Some(_), Some(_)) => {
+                let s = match &dt {
+                    // Display prints temporal values as raw integers; cast gives ISO text.
+                    DataType::Timestamp(_, tz) => {
                         let naive = other.cast_to(&DataType::Timestamp(
                             datafusion::arrow::datatypes::TimeUnit::Microsecond,
                             None,
                         ))?;
-                        format!("{naive}+00")
+                        let text = naive.cast_to(&DataType::Utf8)?.to_string();
+                        if tz.is_some() {
+                            format!("{text}+00")
+                        } else {
+                            text
+                        }
                     }
+                    DataType::Date32
+                    | DataType::Date64
+                    | DataType::Time32(_)
+                    | DataType::Time64(_) => other.cast_to(&DataType::Utf8)?.to_string(),
                     _ => other.to_string(),
                 };
                 format!("CAST('{}' AS {t})", s.replace('\'', "''"))

@@ -194,6 +194,17 @@ impl Session {
         }
     }
 
+    /// Mark the current statement as failed from outside the session (an error while rows
+    /// streamed, a cancel, a bad parameter): an explicit transaction block becomes failed
+    /// (25P02 until it ends), an implicit one rolls back.
+    pub fn fail_transaction(&mut self) {
+        match &self.txn {
+            Some(t) if t.explicit => self.mark_failed(),
+            Some(_) => self.rollback_open(),
+            None => {}
+        }
+    }
+
     /// Run every statement of a query string, stopping at the first error (whose result is
     /// the last element).
     pub async fn execute(&mut self, sql: &str) -> Vec<Result<StatementOutput, NodeError>> {

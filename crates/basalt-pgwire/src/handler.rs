@@ -42,9 +42,6 @@ use tracing::debug;
 use crate::params::decode_params;
 use crate::types::{arrow_to_pg, field_infos, pg_to_arrow, row_stream};
 
-/// A statement that always fails to parse; see [`Conn::fail_transaction`].
-const FAIL_TRANSACTION_SQL: &str = "-- basalt-pgwire: fail the open transaction\n)";
-
 /// A cancel signal: resolves when a CancelRequest for this connection arrives.
 pub(crate) type CancelSignal = Shared<BoxFuture<'static, ()>>;
 
@@ -115,16 +112,10 @@ impl Conn {
     }
 
     /// A statement failed where the session could not see it (in its result stream, while
-    /// decoding parameters, or by cancellation): mark an open explicit transaction failed, as
-    /// Postgres does. `Session` has no public call for this, so run a statement that fails to
-    /// parse, which the session treats exactly that way.
+    /// decoding parameters, or by cancellation): an open explicit transaction becomes failed,
+    /// as in Postgres.
     async fn fail_transaction(&self) {
-        let mut session = self.session.lock().await;
-        if session.transaction_status() == TransactionStatus::InTransaction {
-            let _ = AssertUnwindSafe(session.execute(FAIL_TRANSACTION_SQL))
-                .catch_unwind()
-                .await;
-        }
+        self.session.lock().await.fail_transaction();
     }
 }
 
