@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
 #[derive(Parser)]
-#[command(name = "basalt", version, about = "BasaltDB: a columnar MPP SQL warehouse that speaks Redshift")]
+#[command(
+    name = "basalt",
+    version,
+    about = "BasaltDB: a columnar MPP SQL warehouse that speaks Redshift"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,9 +103,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -151,7 +154,10 @@ async fn serve(args: ServeArgs) -> Result<(), basaltdb::Error> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("basalt: cannot start the runtime: {e}");

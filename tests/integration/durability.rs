@@ -85,7 +85,10 @@ async fn kill_9_keeps_committed_rows_only() {
     let mut server = start(dir.path(), port);
     let client = connect(port).await;
     let rows = client
-        .query("select count(*), sum(id), count(*) filter (where v <> 'c') from d", &[])
+        .query(
+            "select count(*), sum(id), count(*) filter (where v <> 'c') from d",
+            &[],
+        )
         .await
         .expect("query after restart");
     let (n, sum): (i64, i64) = (rows[0].get(0), rows[0].get(1));

@@ -23,7 +23,14 @@ async fn psql_script() {
         move || {
             Command::new("psql")
                 .current_dir(&root)
-                .args(["-X", "-q", "-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+                .args([
+                    "-X",
+                    "-q",
+                    "-h",
+                    &addr.ip().to_string(),
+                    "-p",
+                    &addr.port().to_string(),
+                ])
                 .args(["-U", "basalt", "-d", "dev", "-f", "tests/psql/session.sql"])
                 .env("PGCONNECT_TIMEOUT", "10")
                 .output()
@@ -42,5 +49,8 @@ async fn psql_script() {
     }
     let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
     cluster.shutdown().await.expect("clean shutdown");
-    assert_eq!(got, expected, "psql output differs from tests/psql/session.out");
+    assert_eq!(
+        got, expected,
+        "psql output differs from tests/psql/session.out"
+    );
 }

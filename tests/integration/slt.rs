@@ -17,6 +17,8 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 /// text output (what psql shows).
 pub struct PgDb {
     client: tokio_postgres::Client,
+    /// `basalt` or `postgres`: the label `onlyif`/`skipif` records test.
+    engine: &'static str,
     _conn: tokio::task::JoinHandle<()>,
 }
 
@@ -28,13 +30,14 @@ pub struct PgError {
 }
 
 impl PgDb {
-    pub async fn connect(url: &str) -> Result<Self, PgError> {
+    pub async fn connect(url: &str, engine: &'static str) -> Result<Self, PgError> {
         let (client, conn) = tokio_postgres::connect(url, NoTls).await.map_err(to_err)?;
         let handle = tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(PgDb {
             client,
+            engine,
             _conn: handle,
         })
     }
@@ -100,7 +103,7 @@ impl AsyncDB for PgDb {
     async fn shutdown(&mut self) {}
 
     fn engine_name(&self) -> &str {
-        "basalt"
+        self.engine
     }
 
     async fn sleep(dur: Duration) {
@@ -132,16 +135,24 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+#[allow(clippy::ptr_arg)] // the signature sqllogictest expects
 fn normalize(s: &String) -> String {
     s.trim().to_string()
 }
 
-async fn run_file(url: String, file: &Path, complete: bool) -> Result<(), String> {
+async fn run_file(
+    url: String,
+    engine: &'static str,
+    file: &Path,
+    complete: bool,
+) -> Result<(), String> {
     let mut runner = Runner::new(move || {
         let url = url.clone();
-        async move { PgDb::connect(&url).await }
+        async move { PgDb::connect(&url, engine).await }
     });
-    runner.add_label("basalt");
+    if engine == "basalt" {
+        runner.add_label("basalt");
+    }
     runner.with_normalizer(normalize);
     if complete {
         runner
@@ -155,11 +166,43 @@ async fn run_file(url: String, file: &Path, complete: bool) -> Result<(), String
             .await
             .map_err(|e| format!("{}: {e}", file.display()))
     } else {
-        runner
-            .run_file_async(file)
-            .await
-            .map_err(|e| format!("{}", e.display(true)))
+        // Run every record (not stopping at the first failure), so the known-failure list can
+        // be checked record by record.
+        let records = sqllogictest::parse_file::<DefaultColumnType>(file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let mut failed = vec![];
+        for record in records {
+            if let Err(e) = runner.run_async(record).await {
+                failed.push((
+                    format!("{name}:{}", e.location().line()),
+                    e.display(true).to_string(),
+                ));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed
+                .into_iter()
+                .map(|(k, msg)| format!("{k}\t{msg}"))
+                .collect::<Vec<_>>()
+                .join("\n\u{1}"))
+        }
     }
+}
+
+/// `tests/slt/known_failures.txt`: `file:line` of records that fail today because of a
+/// tracked gap (each with a reason). A listed record that starts passing fails the test too,
+/// so the list only shrinks.
+fn known_failures() -> std::collections::BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt/known_failures.txt");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,14 +213,17 @@ async fn sqllogictest_on_every_shape() {
         let complete = std::env::var("BASALT_SLT_COMPLETE").is_ok();
         let mut failures = vec![];
         for f in &files {
-            if let Err(e) = run_file(url.clone(), f, complete).await {
+            if let Err(e) = run_file(url.clone(), "postgres", f, complete).await {
                 failures.push(e);
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
         return;
     }
+    let known = known_failures();
+    let filtered = std::env::var("BASALT_SLT_FILTER").is_ok();
     let mut failures = vec![];
+    let mut still_known = std::collections::BTreeSet::new();
     for &(nodes, slices) in SHAPES {
         let cluster = basaltdb::Cluster::builder()
             .nodes(nodes)
@@ -191,11 +237,32 @@ async fn sqllogictest_on_every_shape() {
             cluster.pg_addr().port()
         );
         for f in &files {
-            if let Err(e) = run_file(url.clone(), f, false).await {
-                failures.push(format!("[shape {nodes}x{slices}] {e}"));
+            if let Err(e) = run_file(url.clone(), "basalt", f, false).await {
+                for entry in e.split("\n\u{1}") {
+                    let (key, msg) = entry.split_once('\t').unwrap_or((entry, ""));
+                    if known.contains(key) {
+                        still_known.insert(key.to_string());
+                    } else {
+                        failures.push(format!("[shape {nodes}x{slices}] {key}\n{msg}"));
+                    }
+                }
             }
         }
         cluster.shutdown().await.expect("clean shutdown");
+    }
+    if !filtered {
+        for k in known.difference(&still_known) {
+            failures.push(format!(
+                "{k} is listed in tests/slt/known_failures.txt but passes now: remove it"
+            ));
+        }
+    }
+    if std::env::var("BASALT_SLT_PRINT_FAILING").is_ok() {
+        for f in &failures {
+            if let Some(key) = f.strip_prefix("[shape ").and_then(|r| r.split_once("] ")) {
+                eprintln!("FAILING {}", key.1.lines().next().unwrap_or(""));
+            }
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

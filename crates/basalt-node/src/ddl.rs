@@ -720,7 +720,20 @@ impl Session {
                     self.txn_mut().txn.mark_ddl();
                     if needs_fill {
                         // Existing rows take the default: rewrite the table once.
-                        self.rewrite_table(table.id, None).await?;
+                        let cols: Vec<String> = current
+                            .columns
+                            .iter()
+                            .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+                            .collect();
+                        let sql = format!(
+                            "SELECT {}, CAST(({}) AS {}) FROM \"{}\".\"{}\"",
+                            cols.join(", "),
+                            col.default.as_deref().unwrap_or("NULL"),
+                            col.ty.cast_name(),
+                            current.schema.replace('"', "\"\""),
+                            current.name.replace('"', "\"\"")
+                        );
+                        self.rewrite_table(table.id, Some(sql)).await?;
                     }
                 }
                 AlterTableOperation::DropColumn {

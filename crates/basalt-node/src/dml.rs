@@ -116,7 +116,10 @@ impl Session {
                     .unwrap_or_default();
                 let before = table.data.row_count() / copies(&table, self) as u64;
                 let keep = match (&del.selection, &del.using) {
-                    (None, None) => None,
+                    (None, None) => Some(format!(
+                        "SELECT * FROM {}{alias} WHERE FALSE",
+                        table_ref(&table)
+                    )),
                     (Some(pred), None) => Some(format!(
                         "SELECT * FROM {}{alias} WHERE ({pred}) IS NOT TRUE",
                         table_ref(&table)
@@ -182,14 +185,15 @@ impl Session {
                     Some(p) => format!("(({p}) IS TRUE)"),
                     None => "TRUE".into(),
                 };
+                // Updated rows UNION ALL untouched rows: the predicate stays in a WHERE clause,
+                // where DataFusion plans any subquery it holds.
                 let projection: Vec<String> = table
                     .columns
                     .iter()
                     .map(|c| match assigned.get(&c.name) {
                         Some(v) => format!(
-                            "CASE WHEN {hit} THEN CAST(({v}) AS {}) ELSE {} END AS {}",
+                            "CAST(({v}) AS {}) AS {}",
                             c.ty.cast_name(),
-                            quote_ident(&c.name),
                             quote_ident(&c.name)
                         ),
                         None => quote_ident(&c.name),
@@ -204,10 +208,14 @@ impl Session {
                     table_ref(&table)
                 );
                 let updated = self.count(&count_sql).await?;
+                let keep = match &up.selection {
+                    Some(p) => format!("({p}) IS NOT TRUE"),
+                    None => "FALSE".into(),
+                };
                 let sql = format!(
-                    "SELECT {} FROM {}{alias}",
+                    "SELECT {} FROM {t}{alias} WHERE {hit} UNION ALL SELECT * FROM {t}{alias} WHERE {keep}",
                     projection.join(", "),
-                    table_ref(&table)
+                    t = table_ref(&table)
                 );
                 self.rewrite_table(table.id, Some(sql)).await?;
                 Ok(StatementOutput::command_rows("UPDATE", updated))

@@ -44,7 +44,12 @@ fn df_message(e: &DataFusionError) -> String {
         DataFusionError::ArrowError(a, _) => arrow_message(a),
         DataFusionError::Plan(m) | DataFusionError::Execution(m) => postgres_wording(m),
         DataFusionError::SQL(p, _) => p.to_string(),
-        DataFusionError::SchemaError(s, _) => s.to_string(),
+        DataFusionError::SchemaError(s, _) => match s.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { field, .. } => {
+                format!("column \"{}\" does not exist", field.name)
+            }
+            other => other.to_string(),
+        },
         DataFusionError::NotImplemented(m) => format!("{m} is not supported"),
         other => other.to_string(),
     }
@@ -118,6 +123,8 @@ fn df_sqlstate(e: &DataFusionError) -> &'static str {
         DataFusionError::Execution(m) => {
             if m.contains("Divide by zero") || m.contains("division by zero") {
                 "22012"
+            } else if m.contains("more than one row") {
+                "21000"
             } else if m.contains("overflow") || m.contains("Overflow") {
                 "22003"
             } else if m.contains("Cannot cast") || m.contains("Can't cast") || m.contains("parse") {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableId, TableMeta, Topology};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::DFSchema;
@@ -174,8 +174,12 @@ impl ComputeNode {
                     reason: e.to_string(),
                 }))
             })?;
-            RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-                .map_err(DataFusionError::from)
+            RecordBatch::try_new_with_options(
+                schema.clone(),
+                batch.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )
+            .map_err(DataFusionError::from)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             out_schema, relabeled,
