@@ -15,6 +15,7 @@
 
 mod config;
 mod copy;
+mod cursor;
 mod ddl;
 mod dml;
 mod error;

@@ -118,6 +118,10 @@ pub struct Session {
     pub(crate) rr: u64,
     /// An open COPY FROM STDIN.
     pub(crate) copy_in: Option<crate::copy::CopyIn>,
+    /// Open SQL cursors (DECLARE ... CURSOR FOR).
+    pub(crate) cursors: std::collections::HashMap<String, crate::cursor::Cursor>,
+    /// SQL-level prepared statements (PREPARE name AS ...).
+    pub(crate) sql_prepared: std::collections::HashMap<String, Statement>,
 }
 
 impl std::fmt::Debug for Session {
@@ -170,6 +174,8 @@ impl Session {
             txn: None,
             rr: id as u64,
             copy_in: None,
+            cursors: Default::default(),
+            sql_prepared: Default::default(),
         })
     }
 
@@ -302,6 +308,7 @@ impl Session {
             }
             basalt_planner::redshift::rewrite(&mut s.statement)?;
             crate::pg::postgres_column_names(&mut s.statement);
+            exponent_literals_as_double(&mut s.statement);
         }
         Ok(statements)
     }
@@ -361,7 +368,10 @@ impl Session {
         r
     }
 
-    async fn dispatch(&mut self, ps: ParsedStatement) -> Result<StatementOutput, NodeError> {
+    pub(crate) async fn dispatch(
+        &mut self,
+        ps: ParsedStatement,
+    ) -> Result<StatementOutput, NodeError> {
         let stmt = &ps.statement;
         match stmt {
             Statement::StartTransaction { modifier, .. } => {
@@ -395,8 +405,38 @@ impl Session {
                 }
                 Ok(StatementOutput::command("RESET"))
             }
-            Statement::Discard { .. } => Ok(StatementOutput::command("DISCARD ALL")),
-            Statement::Deallocate { .. } => Ok(StatementOutput::command("DEALLOCATE")),
+            Statement::Discard { .. } => {
+                self.cursors.clear();
+                self.sql_prepared.clear();
+                Ok(StatementOutput::command("DISCARD ALL"))
+            }
+            Statement::Deallocate { name, .. } => {
+                if name.value.eq_ignore_ascii_case("all") {
+                    self.sql_prepared.clear();
+                } else {
+                    self.sql_prepared.remove(&name.value.to_lowercase());
+                }
+                Ok(StatementOutput::command("DEALLOCATE"))
+            }
+            Statement::Declare { .. } => self.declare(&ps.statement).await,
+            Statement::Fetch {
+                name, direction, ..
+            } => {
+                let name = ident_name(name);
+                self.fetch(&name, direction).await
+            }
+            Statement::Close { cursor } => Ok(self.close_cursor(cursor)),
+            Statement::Prepare {
+                name, statement, ..
+            } => Ok(self.prepare_sql(&name.value, statement)),
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                ..
+            } => {
+                let name = object_name_text(name);
+                self.execute_sql(&name, parameters).await
+            }
             Statement::Query(q) if select_into(q).is_some() => {
                 // SELECT ... INTO t: CREATE TABLE t AS SELECT ...
                 let mut q = q.clone();
@@ -411,6 +451,24 @@ impl Session {
                     .pop()
                     .ok_or_else(|| NodeError::internal("SELECT INTO rewrite"))?;
                 self.ddl(ps).await
+            }
+            Statement::Query(q) if pg_sleep_seconds(q).is_some() => {
+                // `SELECT pg_sleep(n)`: an asynchronous sleep, so cancel and timeouts end it.
+                let secs = pg_sleep_seconds(q).unwrap_or(0.0);
+                tokio::time::sleep(std::time::Duration::from_secs_f64(
+                    secs.clamp(0.0, 86_400.0),
+                ))
+                .await;
+                let schema = Arc::new(Schema::new(vec![Field::new(
+                    "pg_sleep",
+                    DataType::Utf8,
+                    true,
+                )]));
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(StringArray::from(vec![Some("")]))],
+                )?;
+                Ok(rows_output(schema, vec![batch]))
             }
             Statement::Query(_) | Statement::Explain { .. } => self.query(ps.statement).await,
             Statement::CreateSchema { .. }
@@ -508,6 +566,7 @@ impl Session {
     }
 
     pub(crate) fn rollback_open(&mut self) {
+        self.cursors.clear();
         if let Some(open) = self.txn.take() {
             self.leader.delete_files(&open.written);
         }
@@ -645,6 +704,14 @@ impl Session {
                     .join(" ");
                 Ok((vec![], Some(show_schema(&name))))
             }
+            Statement::Query(q) if pg_sleep_seconds(q).is_some() => Ok((
+                vec![],
+                Some(Arc::new(Schema::new(vec![Field::new(
+                    "pg_sleep",
+                    DataType::Utf8,
+                    true,
+                )]))),
+            )),
             Statement::Query(_) | Statement::Explain { .. } => {
                 self.refresh_view();
                 let state = self.ctx.state();
@@ -781,6 +848,64 @@ impl Session {
             vec![Arc::new(StringArray::from(vec![value]))],
         )?;
         Ok(rows_output(schema, vec![batch]))
+    }
+}
+
+/// Numeric literals are exact DECIMALs (as in Postgres), except ones written with an exponent
+/// (`1e300`), which Postgres reads as exact too but DataFusion cannot hold as a decimal; they
+/// become DOUBLE PRECISION.
+fn exponent_literals_as_double(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Value(v) = e
+            && let Value::Number(n, _) = &v.value
+            && n.contains(['e', 'E'])
+            && let Ok(mut p) =
+                basalt_sql::sqlparser::parser::Parser::new(&basalt_sql::BasaltDialect)
+                    .try_with_sql(&format!("CAST('{n}' AS DOUBLE PRECISION)"))
+            && let Ok(cast) = p.parse_expr()
+        {
+            *e = cast;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `SELECT pg_sleep(<number>)` → the number of seconds.
+fn pg_sleep_seconds(q: &basalt_sql::sqlparser::ast::Query) -> Option<f64> {
+    use basalt_sql::sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem, SetExpr,
+    };
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return None;
+    };
+    if !s.from.is_empty() {
+        return None;
+    }
+    let [item] = s.projection.as_slice() else {
+        return None;
+    };
+    let e = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return None,
+    };
+    let Expr::Function(f) = e else { return None };
+    if !f
+        .name
+        .to_string()
+        .to_ascii_lowercase()
+        .ends_with("pg_sleep")
+    {
+        return None;
+    }
+    let FunctionArguments::List(args) = &f.args else {
+        return None;
+    };
+    match args.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] => {
+            v.value.to_string().trim_matches('\'').parse().ok()
+        }
+        _ => None,
     }
 }
 

@@ -153,8 +153,7 @@ fn decode_text(s: &str, t: &Type) -> Result<ScalarValue, NodeError> {
     let trimmed = s.trim();
     let int = |bits: u32| -> Result<i64, NodeError> {
         let v: i64 = trimmed.parse().map_err(|_| syntax(t, s))?;
-        let max = (1i64 << (bits - 1)) - 1;
-        if bits < 64 && (v > max || v < -max - 1) {
+        if bits < 64 && (v > (1i64 << (bits - 1)) - 1 || v < -(1i64 << (bits - 1))) {
             return Err(NodeError::invalid(
                 "22003",
                 format!("value \"{s}\" is out of range for type {}", type_name(t)),
@@ -171,12 +170,29 @@ fn decode_text(s: &str, t: &Type) -> Result<ScalarValue, NodeError> {
         Type::FLOAT8 => ScalarValue::Float64(Some(trimmed.parse().map_err(|_| syntax(t, s))?)),
         Type::NUMERIC => parse_numeric(trimmed).ok_or_else(|| syntax(t, s))?,
         Type::DATE => {
-            let d = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| syntax(t, s))?;
+            // pgjdbc sends `setDate` values as "2024-02-29 +00".
+            let day = trimmed.split_whitespace().next().unwrap_or(trimmed);
+            let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| syntax(t, s))?;
             ScalarValue::Date32(Some(days_since_unix_epoch(d)))
         }
         Type::TIMESTAMP => {
-            let ts = parse_naive_timestamp(trimmed).ok_or_else(|| syntax(t, s))?;
-            ScalarValue::TimestampMicrosecond(Some(ts.and_utc().timestamp_micros()), None)
+            // pgjdbc sends `setTimestamp` values with an offset ("... +00"); a timestamp
+            // without time zone ignores it, as Postgres does.
+            let micros = match parse_naive_timestamp(trimmed) {
+                Some(ts) => ts.and_utc().timestamp_micros(),
+                None => {
+                    let naive = trimmed
+                        .rfind(['+', '-'])
+                        .filter(|&i| i > 10)
+                        .map(|i| trimmed[..i].trim_end())
+                        .unwrap_or(trimmed);
+                    parse_naive_timestamp(naive)
+                        .ok_or_else(|| syntax(t, s))?
+                        .and_utc()
+                        .timestamp_micros()
+                }
+            };
+            ScalarValue::TimestampMicrosecond(Some(micros), None)
         }
         Type::TIMESTAMPTZ => {
             let micros = parse_timestamptz(trimmed).ok_or_else(|| syntax(t, s))?;
