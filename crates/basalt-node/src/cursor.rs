@@ -156,7 +156,7 @@ impl Session {
             if let Expr::Value(v) = e
                 && let Value::Placeholder(p) = &v.value
                 && let Some(i) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
-                && let Some(a) = args.get(i - 1)
+                && let Some(a) = i.checked_sub(1).and_then(|i| args.get(i))
             {
                 *e = Expr::Nested(Box::new(a.clone()));
             }

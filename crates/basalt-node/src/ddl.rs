@@ -221,7 +221,12 @@ impl Session {
             name = name.trim_start_matches('#').to_string();
         }
         if name.len() > 127 {
-            name.truncate(127);
+            // Redshift truncates names to 127 bytes; cut at a character boundary.
+            let mut end = 127;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
         }
         let schema = if temporary {
             self.temp_schema()

@@ -243,14 +243,23 @@ impl Session {
         &mut self,
         source: Statement,
     ) -> Result<SendableRecordBatchStream, NodeError> {
-        let (_state, _pin) = self.refresh_view();
+        let (_state, pin) = self.refresh_view();
         let plan = self
             .ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(source)))
             .await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
-        Ok(df.execute_stream().await?)
+        let stream = df.execute_stream().await?;
+        let schema = stream.schema();
+        // The pin lives as long as the stream reads the version's files.
+        let stream = stream.map(move |b| {
+            let _keep = &pin;
+            b
+        });
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
+        ))
     }
 
     /// INSERT the rows of a query into a table (also CTAS). Returns the row count.
@@ -279,7 +288,7 @@ impl Session {
                 .map(|c| c.name.clone())
                 .collect(),
         };
-        if width > targets.len() {
+        if width > targets.len() && !targets.is_empty() {
             return Err(NodeError::invalid(
                 "42601",
                 "INSERT has more expressions than target columns",
@@ -673,13 +682,21 @@ fn fill_identity(
     next.insert(col, v);
     Ok(match ty {
         SqlType::SmallInt => Arc::new(Int16Array::from(
-            out.iter().map(|x| *x as i16).collect::<Vec<_>>(),
+            out.iter()
+                .map(|x| i16::try_from(*x).map_err(|_| identity_range()))
+                .collect::<Result<Vec<_>, _>>()?,
         )),
         SqlType::Integer => Arc::new(Int32Array::from(
-            out.iter().map(|x| *x as i32).collect::<Vec<_>>(),
+            out.iter()
+                .map(|x| i32::try_from(*x).map_err(|_| identity_range()))
+                .collect::<Result<Vec<_>, _>>()?,
         )),
         _ => Arc::new(Int64Array::from(out)),
     })
+}
+
+fn identity_range() -> NodeError {
+    NodeError::invalid("22003", "IDENTITY value out of range for the column type")
 }
 
 /// NOT NULL and length checks; CHAR values lose trailing blanks (blank-padded semantics).

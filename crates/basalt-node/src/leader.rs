@@ -55,7 +55,20 @@ impl Drop for VersionPin {
 impl Leader {
     /// Open (or create) the warehouse under `config.data_dir`: catalog, compute nodes, and
     /// recovery (drop temporary tables of dead sessions, remove orphan files).
-    pub fn open(config: LeaderConfig) -> Result<Arc<Leader>, NodeError> {
+    pub fn open(mut config: LeaderConfig) -> Result<Arc<Leader>, NodeError> {
+        // Segment paths go to DataFusion's local object store, which resolves from `/`.
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            NodeError::invalid(
+                "58030",
+                format!("creating {}: {e}", config.data_dir.display()),
+            )
+        })?;
+        config.data_dir = config.data_dir.canonicalize().map_err(|e| {
+            NodeError::invalid(
+                "58030",
+                format!("resolving {}: {e}", config.data_dir.display()),
+            )
+        })?;
         let topology = Topology {
             nodes: config.nodes.max(1),
             slices_per_node: config.slices_per_node.max(1),
@@ -151,6 +164,18 @@ impl Leader {
         (user == self.config.superuser)
             .then(|| self.config.password.clone())
             .flatten()
+    }
+
+    /// The newest committed state, pinned: its files stay until the pin drops. Retries if a
+    /// commit lands between reading the state and pinning it.
+    pub(crate) fn pinned_snapshot(self: &Arc<Self>) -> (Arc<CatalogState>, VersionPin) {
+        loop {
+            let s = self.catalog.snapshot();
+            let pin = self.pin(s.version);
+            if self.catalog.snapshot().version == s.version {
+                return (s, pin);
+            }
+        }
     }
 
     /// Pin a catalog version for the life of a statement.

@@ -120,7 +120,7 @@ pub(crate) fn substitute(stmt: &mut Statement, params: &[ScalarValue]) -> Result
     let literals = params.iter().map(literal).collect::<Result<Vec<_>, _>>()?;
     let _ = visit_expressions_mut(stmt, |e| {
         if let Some(n) = placeholder_index(e)
-            && let Some(l) = literals.get(n - 1)
+            && let Some(l) = n.checked_sub(1).and_then(|i| literals.get(i))
         {
             *e = Expr::Nested(Box::new(l.clone()));
         }

@@ -103,6 +103,8 @@ pub(crate) struct OpenTxn {
     pub savepoints: Vec<(String, Transaction)>,
     /// Every file written in this transaction (some may be superseded before commit).
     pub written: FileSet,
+    /// Keeps the files of the version this transaction reads until it ends.
+    pub _pin: VersionPin,
 }
 
 /// A client session on the leader.
@@ -139,6 +141,28 @@ fn is_catalog_query(sql: &str) -> bool {
         || s.contains("::reg")
         || s.contains("current_schemas")
         || s.contains("format_type")
+}
+
+/// Does a parsed statement read Postgres catalog relations (`pg_catalog.*`, `pg_*`,
+/// `information_schema.*`) or use `::reg*` casts?
+fn references_catalog(stmt: &Statement) -> bool {
+    let mut found = stmt.to_string().to_ascii_lowercase().contains("::reg");
+    let _ = basalt_sql::sqlparser::ast::visit_relations(stmt, |name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        if parts
+            .iter()
+            .any(|p| p == "pg_catalog" || p == "information_schema")
+            || parts.last().is_some_and(|p| p.starts_with("pg_"))
+        {
+            found = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 impl Session {
@@ -303,7 +327,7 @@ impl Session {
             None => basalt_sql::parse(sql)?,
         };
         for s in &mut statements {
-            if is_catalog_query(&s.sql) {
+            if is_catalog_query(&s.sql) && references_catalog(&s.statement) {
                 crate::pg::rewrite(&mut s.statement);
             }
             basalt_planner::redshift::rewrite(&mut s.statement)?;
@@ -454,7 +478,7 @@ impl Session {
             }
             Statement::Query(q) if pg_sleep_seconds(q).is_some() => {
                 // `SELECT pg_sleep(n)`: an asynchronous sleep, so cancel and timeouts end it.
-                let secs = pg_sleep_seconds(q).unwrap_or(0.0);
+                let secs = pg_sleep_seconds(q).filter(|s| s.is_finite()).unwrap_or(0.0);
                 tokio::time::sleep(std::time::Duration::from_secs_f64(
                     secs.clamp(0.0, 86_400.0),
                 ))
@@ -502,12 +526,14 @@ impl Session {
                 t.explicit = true;
             }
             None => {
+                let (txn, pin) = self.begin_pinned();
                 self.txn = Some(OpenTxn {
-                    txn: self.leader.catalog().begin(),
+                    txn,
                     explicit: true,
                     failed: false,
                     savepoints: vec![],
                     written: FileSet::new(),
+                    _pin: pin,
                 });
             }
         }
@@ -516,15 +542,28 @@ impl Session {
     /// The open transaction, starting an implicit one if needed.
     pub(crate) fn txn_mut(&mut self) -> &mut OpenTxn {
         if self.txn.is_none() {
+            let (txn, pin) = self.begin_pinned();
             self.txn = Some(OpenTxn {
-                txn: self.leader.catalog().begin(),
+                txn,
                 explicit: false,
                 failed: false,
                 savepoints: vec![],
                 written: FileSet::new(),
+                _pin: pin,
             });
         }
         self.txn.as_mut().expect("just set")
+    }
+
+    /// Begin a catalog transaction on a pinned version.
+    fn begin_pinned(&self) -> (Transaction, VersionPin) {
+        loop {
+            let txn = self.leader.catalog().begin();
+            let pin = self.leader.pin(txn.base_version());
+            if self.leader.catalog().snapshot().version == txn.base_version() {
+                return (txn, pin);
+            }
+        }
     }
 
     async fn commit_explicit(&mut self) -> Result<StatementOutput, NodeError> {
@@ -546,6 +585,10 @@ impl Session {
         let Some(open) = self.txn.take() else {
             return Ok(());
         };
+        if open.explicit {
+            // Cursors are WITHOUT HOLD: they end with the transaction block.
+            self.cursors.clear();
+        }
         let old = self.leader.catalog().snapshot();
         let written = open.written.clone();
         match self.leader.catalog().commit(open.txn) {
@@ -628,9 +671,9 @@ impl Session {
         let (state, version) = match &self.txn {
             Some(t) => (Arc::new(t.txn.state().clone()), t.txn.base_version()),
             None => {
-                let s = self.leader.catalog().snapshot();
-                let v = s.version;
-                (s, v)
+                let (s, pin) = self.leader.pinned_snapshot();
+                self.view.set(s.clone());
+                return (s, pin);
             }
         };
         self.view.set(state.clone());
