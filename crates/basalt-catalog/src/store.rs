@@ -147,6 +147,8 @@ pub struct CatalogStore {
     dir: PathBuf,
     current: RwLock<Arc<CatalogState>>,
     commit_lock: Mutex<()>,
+    /// Table ids are handed out globally, so concurrent CREATE TABLEs never collide.
+    next_table_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for CatalogStore {
@@ -181,6 +183,7 @@ impl CatalogStore {
         };
         Ok(CatalogStore {
             dir: dir.to_path_buf(),
+            next_table_id: Arc::new(std::sync::atomic::AtomicU64::new(state.next_table_id)),
             current: RwLock::new(Arc::new(state)),
             commit_lock: Mutex::new(()),
         })
@@ -209,6 +212,7 @@ impl CatalogStore {
             touched: BTreeSet::new(),
             touched_schemas: BTreeSet::new(),
             ddl: false,
+            ids: self.next_table_id.clone(),
         }
     }
 
@@ -275,6 +279,15 @@ impl CatalogStore {
                 None => next.tables.remove(id),
             };
         }
+        // A schema dropped here while another transaction committed a table into it.
+        for name in &txn.touched_schemas {
+            if !next.schemas.contains_key(name) && next.tables.values().any(|t| &t.schema == name) {
+                return Err(CatalogError::SerializationConflict {
+                    table: name.clone(),
+                    detail: "a concurrent commit created a table in the dropped schema".into(),
+                });
+            }
+        }
         next.next_table_id = next.next_table_id.max(txn.working.next_table_id);
         if txn.ddl {
             next.ddl_version += 1;
@@ -296,6 +309,7 @@ pub struct Transaction {
     touched: BTreeSet<TableId>,
     touched_schemas: BTreeSet<String>,
     ddl: bool,
+    ids: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Transaction {
@@ -324,6 +338,10 @@ impl Transaction {
     pub fn insert_table(&mut self, table: TableMeta) {
         self.ddl = true;
         self.touched.insert(table.id);
+        if let Some(s) = self.working.schemas.get(&table.schema).cloned() {
+            // A concurrent DROP SCHEMA of the table's schema must conflict with this.
+            self.touched_schemas.insert(s.name.clone());
+        }
         self.working.tables.insert(table.id, table);
     }
 
@@ -354,9 +372,12 @@ impl Transaction {
 
     /// Allocate a new table id.
     pub fn allocate_table_id(&mut self) -> TableId {
-        let id = TableId(self.working.next_table_id);
-        self.working.next_table_id += 1;
-        id
+        let id = self
+            .ids
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .max(self.working.next_table_id);
+        self.working.next_table_id = id + 1;
+        TableId(id)
     }
 
     /// Files that this transaction's writes added and that are not in its base version: the
@@ -501,6 +522,32 @@ mod tests {
         store.commit(a).unwrap();
         let err = store.commit(b).unwrap_err();
         assert_eq!(err.sqlstate(), "40001");
+    }
+
+    #[test]
+    fn concurrent_creates_do_not_conflict_but_drop_schema_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        let mut a = store.begin();
+        let mut b = store.begin();
+        let ia = a.allocate_table_id();
+        let ib = b.allocate_table_id();
+        assert_ne!(ia, ib);
+        a.insert_table(table(ia, "a"));
+        b.insert_table(table(ib, "b"));
+        store.commit(a).unwrap();
+        store.commit(b).unwrap();
+        // A table created in a schema that a concurrent transaction drops.
+        let mut c = store.begin();
+        let mut d = store.begin();
+        let ic = c.allocate_table_id();
+        c.insert_table(table(ic, "c"));
+        for id in [ia, ib] {
+            d.remove_table(id);
+        }
+        d.remove_schema("public");
+        store.commit(c).unwrap();
+        assert_eq!(store.commit(d).unwrap_err().sqlstate(), "40001");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(crate) struct CopyIn {
 
 impl Session {
     /// Start a COPY FROM STDIN; the wire layer then feeds [`Session::copy_data`].
-    pub(crate) fn copy(&mut self, stmt: &Statement) -> Result<StatementOutput, NodeError> {
+    pub(crate) async fn copy(&mut self, stmt: &Statement) -> Result<StatementOutput, NodeError> {
         let Statement::Copy {
             source,
             to,
@@ -134,7 +134,10 @@ impl Session {
             plan.push(match targets.iter().position(|t| *t == c.name) {
                 Some(i) => ColumnSource::Source(i),
                 None if c.identity.is_some() => ColumnSource::Identity,
-                None => ColumnSource::Null,
+                None => match &c.default {
+                    Some(d) => ColumnSource::Default(self.eval_default(d, &c.ty).await?),
+                    None => ColumnSource::Null,
+                },
             });
         }
         for t in &targets {

@@ -333,7 +333,11 @@ impl Session {
     }
 
     /// Evaluate a DEFAULT expression once per statement.
-    async fn eval_default(&mut self, expr: &str, ty: &SqlType) -> Result<ScalarValue, NodeError> {
+    pub(crate) async fn eval_default(
+        &mut self,
+        expr: &str,
+        ty: &SqlType,
+    ) -> Result<ScalarValue, NodeError> {
         let stmt = basalt_sql::parse(&format!("SELECT CAST(({expr}) AS {})", ty.cast_name()))?
             .remove(0)
             .statement;

@@ -506,7 +506,7 @@ impl Session {
             Statement::Insert(_) | Statement::Delete(_) | Statement::Update(_) => {
                 self.dml(ps).await
             }
-            Statement::Copy { .. } => self.copy(&ps.statement),
+            Statement::Copy { .. } => self.copy(&ps.statement).await,
             Statement::Analyze(_) => Err(NodeError::unsupported(
                 "ANALYZE (table statistics arrive with the storage engine issue)",
             )),
