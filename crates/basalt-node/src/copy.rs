@@ -129,26 +129,7 @@ impl Session {
         } else {
             columns.iter().map(ident_name).collect()
         };
-        let mut plan = vec![];
-        for c in &table.columns {
-            plan.push(match targets.iter().position(|t| *t == c.name) {
-                Some(i) => ColumnSource::Source(i),
-                None if c.identity.is_some() => ColumnSource::Identity,
-                None => match &c.default {
-                    Some(d) => ColumnSource::Default(self.eval_default(d, &c.ty).await?),
-                    None => ColumnSource::Null,
-                },
-            });
-        }
-        for t in &targets {
-            if table.column(t).is_none() {
-                return Err(basalt_catalog::CatalogError::ColumnNotFound {
-                    table: table.name.clone(),
-                    column: t.clone(),
-                }
-                .into());
-            }
-        }
+        let plan = self.column_plan(&table, &targets).await?;
         let format = if csv {
             Format::Csv {
                 delimiter: delimiter.unwrap_or(b','),

@@ -300,27 +300,18 @@ impl Session {
                 "INSERT has more target columns than expressions",
             ));
         }
-        let mut plan = vec![];
-        for c in &table.columns {
-            let src = match targets.iter().position(|t| *t == c.name) {
-                Some(i) => {
-                    if c.identity.as_ref().is_some_and(|id| !id.by_default) {
-                        return Err(NodeError::invalid(
-                            "428C9",
-                            format!("cannot set an identity column \"{}\" to a value", c.name),
-                        ));
-                    }
-                    ColumnSource::Source(i)
-                }
-                None if c.identity.is_some() => ColumnSource::Identity,
-                None => match &c.default {
-                    Some(d) => ColumnSource::Default(self.eval_default(d, &c.ty).await?),
-                    None => ColumnSource::Null,
-                },
-            };
-            plan.push(src);
-        }
-        for t in &targets {
+        let plan = self.column_plan(&table, &targets).await?;
+        self.write_stream(table_id, stream, &plan, false).await
+    }
+
+    /// How each column of `table` is filled from source columns named `targets`: from the
+    /// source, the next IDENTITY value, the DEFAULT, or NULL. Shared by INSERT and COPY.
+    pub(crate) async fn column_plan(
+        &mut self,
+        table: &TableMeta,
+        targets: &[String],
+    ) -> Result<Vec<ColumnSource>, NodeError> {
+        for t in targets {
             if table.column(t).is_none() {
                 return Err(basalt_catalog::CatalogError::ColumnNotFound {
                     table: table.name.clone(),
@@ -329,7 +320,24 @@ impl Session {
                 .into());
             }
         }
-        self.write_stream(table_id, stream, &plan, false).await
+        let mut plan = vec![];
+        for c in &table.columns {
+            plan.push(match targets.iter().position(|t| *t == c.name) {
+                Some(_) if c.identity.as_ref().is_some_and(|id| !id.by_default) => {
+                    return Err(NodeError::invalid(
+                        "428C9",
+                        format!("cannot set an identity column \"{}\" to a value", c.name),
+                    ));
+                }
+                Some(i) => ColumnSource::Source(i),
+                None if c.identity.is_some() => ColumnSource::Identity,
+                None => match &c.default {
+                    Some(d) => ColumnSource::Default(self.eval_default(d, &c.ty).await?),
+                    None => ColumnSource::Null,
+                },
+            });
+        }
+        Ok(plan)
     }
 
     /// Evaluate a DEFAULT expression once per statement.
