@@ -269,14 +269,7 @@ impl Session {
         columns: Option<Vec<String>>,
         source: Statement,
     ) -> Result<u64, NodeError> {
-        let table = self
-            .txn_mut()
-            .txn
-            .state()
-            .tables
-            .get(&table_id)
-            .cloned()
-            .expect("table exists");
+        let table = self.txn_table(table_id);
         let stream = self.source_stream(source).await?;
         let width = stream.schema().fields().len();
         let targets: Vec<String> = match columns {
@@ -302,6 +295,18 @@ impl Session {
         }
         let plan = self.column_plan(&table, &targets).await?;
         self.write_stream(table_id, stream, &plan, false).await
+    }
+
+    /// A table as the open transaction sees it (starting one if needed). The id comes from a
+    /// resolved name or a table this transaction created, so it exists.
+    pub(crate) fn txn_table(&mut self, table_id: TableId) -> TableMeta {
+        self.txn_mut()
+            .txn
+            .state()
+            .tables
+            .get(&table_id)
+            .cloned()
+            .expect("table exists in the transaction's catalog")
     }
 
     /// How each column of `table` is filled from source columns named `targets`: from the
@@ -363,14 +368,7 @@ impl Session {
         table_id: TableId,
         select: Option<String>,
     ) -> Result<u64, NodeError> {
-        let table = self
-            .txn_mut()
-            .txn
-            .state()
-            .tables
-            .get(&table_id)
-            .cloned()
-            .expect("table exists");
+        let table = self.txn_table(table_id);
         let sql = match select {
             Some(s) => s,
             None => format!("SELECT * FROM {}", table_ref(&table)),
@@ -476,16 +474,7 @@ pub(crate) struct TableWriter {
 
 impl TableWriter {
     pub(crate) fn new(session: &mut Session, table_id: TableId) -> Self {
-        let table = Arc::new(
-            session
-                .txn_mut()
-                .txn
-                .state()
-                .tables
-                .get(&table_id)
-                .cloned()
-                .expect("table exists"),
-        );
+        let table = Arc::new(session.txn_table(table_id));
         TableWriter {
             identity: table.identity_next.clone(),
             table,
