@@ -1,6 +1,6 @@
 \set ON_ERROR_STOP 0
 \pset null NULL
-create table psql_t (id int not null, name varchar(20), amount decimal(12,2), day date) diststyle key distkey(id) sortkey(day);
+create table psql_t (id int not null primary key, name varchar(20) default 'none', amount decimal(12,2), day date, code char(3), n bigint identity(1,1)) diststyle key distkey(id) sortkey(day);
 insert into psql_t values (1, 'one', 1.50, '2024-01-01'), (2, 'two', NULL, '2024-01-02'), (3, NULL, 3.25, NULL);
 select * from psql_t order by id;
 \dt
@@ -13,6 +13,6 @@ begin;
 delete from psql_t where id = 1;
 rollback;
 select count(*) from psql_t;
-\copy psql_t from 'tests/psql/rows.csv' with (format csv, header true)
+\copy psql_t (id, name, amount, day) from 'tests/psql/rows.csv' with (format csv, header true)
 select id, name from psql_t where id > 3 order by id;
 drop table psql_t;

@@ -242,6 +242,39 @@ impl Encoding {
         })
     }
 
+    /// Every encoding, in the order of [`Encoding::code`].
+    pub const ALL: [Encoding; 14] = [
+        Encoding::Raw,
+        Encoding::Bytedict,
+        Encoding::Delta,
+        Encoding::Delta32k,
+        Encoding::Lzo,
+        Encoding::Mostly8,
+        Encoding::Mostly16,
+        Encoding::Mostly32,
+        Encoding::Runlength,
+        Encoding::Text255,
+        Encoding::Text32k,
+        Encoding::Zstd,
+        Encoding::Az64,
+        Encoding::Auto,
+    ];
+
+    /// The number in `pg_attribute.attencodingtype`, which `format_encoding()` turns back
+    /// into the name.
+    pub fn code(&self) -> i16 {
+        Encoding::ALL
+            .iter()
+            .position(|e| e == self)
+            .expect("every encoding is listed") as i16
+    }
+
+    pub fn from_code(code: i64) -> Option<Encoding> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| Encoding::ALL.get(i).copied())
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Encoding::Raw => "none",

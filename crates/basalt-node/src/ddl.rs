@@ -289,7 +289,10 @@ impl Session {
                     constraints.primary_key = pk
                         .columns
                         .iter()
-                        .map(|c| c.column.expr.to_string().to_lowercase())
+                        .map(|c| match &c.column.expr {
+                            basalt_sql::sqlparser::ast::Expr::Identifier(i) => ident_name(i),
+                            e => e.to_string().to_lowercase(),
+                        })
                         .collect()
                 }
                 TableConstraint::Unique(u) => constraints.unique.push(
@@ -304,6 +307,19 @@ impl Session {
                     ref_columns: fk.referred_columns.iter().map(ident_name).collect(),
                 }),
                 _ => {}
+            }
+        }
+        // A primary key implies NOT NULL (Postgres and Redshift), and names real columns.
+        for key in &constraints.primary_key {
+            match columns.iter_mut().find(|c| &c.name == key) {
+                Some(c) => c.nullable = false,
+                None if ct.query.is_none() => {
+                    return Err(NodeError::invalid(
+                        "42703",
+                        format!("column \"{key}\" named in key does not exist"),
+                    ));
+                }
+                None => {}
             }
         }
 

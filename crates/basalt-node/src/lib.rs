@@ -22,6 +22,7 @@ mod error;
 mod leader;
 mod params;
 mod pg;
+mod pg_overlay;
 mod session;
 mod settings;
 #[cfg(test)]

@@ -14,7 +14,9 @@ use datafusion::physical_plan::ColumnarValue;
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
+use crate::pg_overlay::PgCatalogOverlay;
 use crate::{Leader, NodeError};
 
 /// Users and roles for pg_roles / pg_user.
@@ -66,9 +68,28 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
         .users
         .values()
         .map(|u| (u.name.clone(), u.superuser))
-        .collect();
-    datafusion_pg_catalog::setup_pg_catalog(ctx, db, Roles { users })
-        .map_err(|e| NodeError::internal(format!("pg_catalog setup: {e}")))?;
+        .collect::<Vec<_>>();
+    datafusion_pg_catalog::setup_pg_catalog(
+        ctx,
+        db,
+        Roles {
+            users: users.clone(),
+        },
+    )
+    .map_err(|e| NodeError::internal(format!("pg_catalog setup: {e}")))?;
+    let catalog = ctx
+        .catalog(db)
+        .ok_or_else(|| NodeError::internal(format!("catalog {db} is not registered")))?;
+    let inner = catalog
+        .schema("pg_catalog")
+        .ok_or_else(|| NodeError::internal("pg_catalog was not registered"))?;
+    let overlay = PgCatalogOverlay::new(inner, ctx.state().catalog_list().clone(), users);
+    catalog
+        .register_schema("pg_catalog", Arc::new(overlay))
+        .map_err(|e| NodeError::internal(format!("pg_catalog overlay: {e}")))?;
+    ctx.register_udf(crate::pg_overlay::format_encoding_udf());
+    ctx.register_udf(crate::pg_overlay::expandarray_udf());
+    ctx.register_udf(crate::pg_overlay::PgGetExpr::udf());
     ctx.register_udf(constant_udf("version", crate::version_string()));
     Ok(())
 }
@@ -183,12 +204,370 @@ thread_local! {
     static COMPAT: PostgresCompatibilityParser = PostgresCompatibilityParser::new();
 }
 
+/// datafusion-pg-catalog's rewrite rules, in its order, but without
+/// `RemoveSubqueryFromProjection`: that one replaces every correlated scalar subquery in a
+/// select list with NULL (psql `\d` would lose its Default column); DataFusion decorrelates
+/// them once [`aggregate_scalar_subqueries`] has made them aggregates.
+static REWRITE_RULES: std::sync::LazyLock<Vec<Box<dyn SqlStatementRewriteRule + Send + Sync>>> =
+    std::sync::LazyLock::new(|| {
+        use datafusion_pg_catalog::sql::rules::*;
+        vec![
+            Box::new(AliasDuplicatedProjectionRewrite),
+            Box::new(ResolveUnqualifiedIdentifier),
+            Box::new(RewriteArrayAnyAllOperation),
+            Box::new(PrependUnqualifiedPgTableName),
+            Box::new(StripCallableQualifier),
+            Box::new(FixArrayLiteral),
+            Box::new(CurrentUserVariableToSessionUserFunctionCall),
+            Box::new(StripCollate),
+            Box::new(RewritePgCatalogOperator),
+            Box::new(RewriteRegCastToSubquery::new()),
+            Box::new(FixVersionColumnName),
+        ]
+    });
+
 /// Apply datafusion-pg-catalog's rewrites (regclass casts, OPERATOR(pg_catalog.~), ANY(array),
 /// ...) to a catalog query.
 pub(crate) fn rewrite(stmt: &mut Statement) {
-    let s = stmt.clone();
-    *stmt = COMPAT.with(|p| p.rewrite(s));
+    qualify_overlay_tables(stmt);
+    regproc_literals_as_names(stmt);
+    let mut s = stmt.clone();
+    for rule in REWRITE_RULES.iter() {
+        s = rule.rewrite(s);
+    }
+    *stmt = s;
     array_subquery_to_array_agg(stmt);
+    expandarray_to_unnest(stmt);
+    composite_field_access(stmt);
+    plannable_scalar_subqueries(stmt);
+}
+
+/// Catalog relations only our overlay provides, which datafusion-pg-catalog's rewrite does
+/// not know to qualify: `pg_user` → `pg_catalog.pg_user` (pg_catalog is always on the search
+/// path in Postgres and Redshift).
+fn qualify_overlay_tables(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
+    let _ = visit_relations_mut(stmt, |name| {
+        if let [ObjectNamePart::Identifier(id)] = name.0.as_slice()
+            && id.value.eq_ignore_ascii_case("pg_user")
+        {
+            name.0
+                .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `typinput = 'pg_catalog.array_in'::regproc` (pgjdbc's type cache) → `typinput =
+/// 'array_in'`: pg_type's `typinput`/`typoutput`/... hold function names in our pg_catalog,
+/// not pg_proc OIDs.
+fn regproc_literals_as_names(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{BinaryOperator, Expr, Value, visit_expressions_mut};
+    fn is_typ_column(e: &Expr) -> bool {
+        match e {
+            Expr::Identifier(i) => i.value.to_ascii_lowercase().starts_with("typ"),
+            Expr::CompoundIdentifier(p) => p
+                .last()
+                .is_some_and(|i| i.value.to_ascii_lowercase().starts_with("typ")),
+            _ => false,
+        }
+    }
+    fn regproc_name(e: &Expr) -> Option<String> {
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && data_type.to_string().eq_ignore_ascii_case("regproc")
+            && let Expr::Value(v) = expr.as_ref()
+            && let Value::SingleQuotedString(name) = &v.value
+        {
+            return Some(name.trim_start_matches("pg_catalog.").to_string());
+        }
+        None
+    }
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq | BinaryOperator::NotEq,
+            right,
+        } = e
+        {
+            if is_typ_column(left)
+                && let Some(name) = regproc_name(right)
+            {
+                **right = Expr::value(Value::SingleQuotedString(name));
+            } else if is_typ_column(right)
+                && let Some(name) = regproc_name(left)
+            {
+                **left = Expr::value(Value::SingleQuotedString(name));
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `information_schema._pg_expandarray(a)`, a set-returning function of `(x, n)` records
+/// (pgjdbc's primary-key and index metadata), → `unnest(basalt_expandarray(a))`.
+fn expandarray_to_unnest(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{
+        Expr, Function, FunctionArguments, Ident, ObjectName, visit_expressions_mut,
+    };
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e
+            && f.name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray"))
+            && let FunctionArguments::List(_) = &f.args
+        {
+            let mut inner = f.clone();
+            inner.name = ObjectName::from(vec![Ident::new("basalt_expandarray")]);
+            let mut unnest: Function = f.clone();
+            unnest.name = ObjectName::from(vec![Ident::new("unnest")]);
+            unnest.args =
+                FunctionArguments::List(basalt_sql::sqlparser::ast::FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![basalt_sql::sqlparser::ast::FunctionArg::Unnamed(
+                        basalt_sql::sqlparser::ast::FunctionArgExpr::Expr(Expr::Function(inner)),
+                    )],
+                    clauses: vec![],
+                });
+            *e = Expr::Function(unnest);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Composite field access `(expr).field` → `get_field(expr, 'field')`.
+fn composite_field_access(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{AccessExpr, Expr, Value, visit_expressions_mut};
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::CompoundFieldAccess { root, access_chain } = e
+            && access_chain
+                .iter()
+                .all(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_))))
+        {
+            let mut out = root.as_ref().clone();
+            while let Expr::Nested(inner) = out {
+                out = *inner;
+            }
+            for access in access_chain.iter() {
+                if let AccessExpr::Dot(Expr::Identifier(field)) = access {
+                    out = call(
+                        "get_field",
+                        vec![
+                            out,
+                            Expr::value(Value::SingleQuotedString(field.value.clone())),
+                        ],
+                    );
+                }
+            }
+            *e = out;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Make a catalog query's scalar subqueries plannable by DataFusion, which decorrelates a
+/// scalar subquery only when it is an aggregate correlated by equalities:
+///
+/// - `(SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid)` (pgjdbc's
+///   getTypeInfo) → `(SELECT max(...) ...)`: catalog subqueries select by a key, so they
+///   yield at most one row and max() of it is the row itself;
+/// - a condition on the outer row alone moves out: `(SELECT .. WHERE d.adrelid = a.attrelid
+///   AND a.atthasdef)` (psql `\d`) → `CASE WHEN a.atthasdef THEN (SELECT .. WHERE ..) END`;
+/// - a subquery correlated by anything but equalities becomes NULL, as datafusion-pg-catalog
+///   does for those (psql's collation column: we have no collations).
+fn plannable_scalar_subqueries(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{
+        BinaryOperator, Expr, GroupByExpr, SelectItem, SetExpr, TableFactor, Value,
+        visit_expressions, visit_expressions_mut,
+    };
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "listagg",
+    ];
+    fn qualifiers(e: &Expr) -> Vec<String> {
+        let mut out = vec![];
+        let _ = visit_expressions(e, |x| {
+            if let Expr::CompoundIdentifier(parts) = x
+                && parts.len() >= 2
+            {
+                out.push(parts[parts.len() - 2].value.to_ascii_lowercase());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        out
+    }
+    fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                conjuncts(*left, out);
+                conjuncts(*right, out);
+            }
+            Expr::Nested(inner)
+                if matches!(
+                    *inner,
+                    Expr::BinaryOp {
+                        op: BinaryOperator::And,
+                        ..
+                    }
+                ) =>
+            {
+                conjuncts(*inner, out)
+            }
+            other => out.push(other),
+        }
+    }
+    let _ = visit_expressions_mut(stmt, |e| {
+        let Expr::Subquery(q) = e else {
+            return std::ops::ControlFlow::<()>::Continue(());
+        };
+        if q.limit_clause.is_some() {
+            return std::ops::ControlFlow::Continue(());
+        }
+        let SetExpr::Select(sel) = q.body.as_mut() else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        if !matches!(&sel.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
+            || sel.having.is_some()
+            || sel.projection.len() != 1
+        {
+            return std::ops::ControlFlow::Continue(());
+        }
+        // Names the subquery's FROM brings into scope.
+        let mut inner: Vec<String> = vec![];
+        for twj in &sel.from {
+            for factor in
+                std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation))
+            {
+                if let TableFactor::Table { name, alias, .. } = factor {
+                    if let Some(a) = alias {
+                        inner.push(a.name.value.to_ascii_lowercase());
+                    }
+                    if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                        inner.push(last.value.to_ascii_lowercase());
+                    }
+                } else {
+                    return std::ops::ControlFlow::Continue(());
+                }
+            }
+        }
+        // Split WHERE into conditions on the subquery's rows and conditions on the outer row.
+        let mut outer_only = vec![];
+        let mut kept = vec![];
+        let mut decorrelatable = true;
+        if let Some(selection) = sel.selection.take() {
+            let mut all = vec![];
+            conjuncts(selection, &mut all);
+            for c in all {
+                let qs = qualifiers(&c);
+                let outer = qs.iter().filter(|q| !inner.contains(q)).count();
+                if outer == 0 {
+                    kept.push(c);
+                } else if outer == qs.len() {
+                    outer_only.push(c);
+                } else {
+                    if !matches!(
+                        &c,
+                        Expr::BinaryOp {
+                            op: BinaryOperator::Eq,
+                            ..
+                        }
+                    ) {
+                        decorrelatable = false;
+                    }
+                    kept.push(c);
+                }
+            }
+        }
+        if !decorrelatable {
+            *e = Expr::value(Value::Null);
+            return std::ops::ControlFlow::Continue(());
+        }
+        sel.selection = kept.into_iter().reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: BinaryOperator::And,
+            right: Box::new(r),
+        });
+        if let SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } =
+            &mut sel.projection[0]
+        {
+            let mut aggregated = false;
+            let _ = visit_expressions(&*x, |inner| {
+                if let Expr::Function(f) = inner
+                    && f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                        AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())
+                    })
+                {
+                    aggregated = true;
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            if !aggregated {
+                *x = call("max", vec![x.clone()]);
+            }
+        }
+        if let Some(condition) = outer_only.into_iter().reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: BinaryOperator::And,
+            right: Box::new(r),
+        }) {
+            *e = Expr::Case {
+                case_token:
+                    basalt_sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token:
+                    basalt_sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions: vec![basalt_sql::sqlparser::ast::CaseWhen {
+                    condition,
+                    result: e.clone(),
+                }],
+                else_result: None,
+            };
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+}
+
+fn call(
+    name: &str,
+    args: Vec<basalt_sql::sqlparser::ast::Expr>,
+) -> basalt_sql::sqlparser::ast::Expr {
+    use basalt_sql::sqlparser::ast::{
+        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident, ObjectName,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// `ARRAY(SELECT x FROM ...)` (psql's `\du`) → `(SELECT array_agg(x) FROM ...)`, a
@@ -232,10 +611,22 @@ fn array_subquery_to_array_agg(stmt: &mut Statement) {
     });
 }
 
-/// Parse with datafusion-pg-catalog's parser, which substitutes a few known client queries
-/// our grammar cannot take.
+/// Parse with datafusion-pg-catalog's parser where it substitutes one of the few known
+/// client queries DataFusion cannot plan (psql's `\d` policy/statistics/publication
+/// queries, ...). `None` when it substitutes nothing: our own parse and rewrites are then
+/// used, which keep correlated subqueries its rewrite rules would null out.
 pub(crate) fn parse_fallback(sql: &str) -> Option<Vec<ParsedStatement>> {
     let stmts = COMPAT.with(|p| p.parse(sql)).ok()?;
+    if let Ok(ours) = basalt_sql::parse(sql) {
+        let unchanged = ours.len() == stmts.len()
+            && ours
+                .iter()
+                .zip(&stmts)
+                .all(|(o, s)| COMPAT.with(|p| p.rewrite(o.statement.clone())) == *s);
+        if unchanged {
+            return None;
+        }
+    }
     Some(
         stmts
             .into_iter()

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 /// (name, default, description) of every setting a client may SHOW.
-const DEFAULTS: &[(&str, &str, &str)] = &[
+pub(crate) const DEFAULTS: &[(&str, &str, &str)] = &[
     ("application_name", "", "Sets the application name."),
     (
         "client_encoding",
@@ -57,6 +57,7 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("lc_numeric", "C", "Locale for numbers."),
     ("lc_time", "C", "Locale for dates and times."),
     ("max_identifier_length", "127", "Maximum identifier length."),
+    ("max_index_keys", "32", "Maximum number of index keys."),
     (
         "query_group",
         "default",

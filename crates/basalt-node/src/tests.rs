@@ -215,7 +215,13 @@ ORDER BY 2, 3;"#,
 FROM pg_catalog.pg_attribute a
 WHERE a.attrelid = '{oid_value}' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum;"#)).await;
-    assert!(cols.contains("amount"), "{cols}");
+    for want in [
+        "| id      | integer               |      | true       |",
+        "| name    | character varying(20) | 'x'  | false      |",
+        "| amount  | numeric(12,2)         |      | false      |",
+    ] {
+        assert!(cols.contains(want), "{want} in\n{cols}");
+    }
     let l = query(
         &mut s,
         r#"SELECT d.datname as "Name",
@@ -269,6 +275,102 @@ ORDER BY 1;"#,
     );
     let show = query(&mut s, "show transaction isolation level").await;
     assert!(show.contains("serializable"), "{show}");
+}
+
+/// What pgjdbc, sqlalchemy-redshift and BI tools read: primary keys through pg_index and
+/// `_pg_expandarray`, Redshift's pg_attribute/pg_class columns, pg_user, pg_settings.
+#[tokio::test]
+async fn client_metadata_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table md_t (a int, b varchar(9) encode zstd, c int, primary key (c, a)) \
+         distkey(b) compound sortkey(c, b)",
+    )
+    .await;
+    exec(&mut s, "create table md_nopk (x int)").await;
+    // pgjdbc's getPrimaryKeys.
+    let pks = query(
+        &mut s,
+        "SELECT result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, result.KEY_SEQ, \
+         result.PK_NAME FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, \
+         ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME, \
+         (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME, \
+         information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM \
+         FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid) \
+         JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid) \
+         JOIN pg_catalog.pg_index i ON ( a.attrelid = i.indrelid) \
+         JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) WHERE true \
+         AND n.nspname = E'public' AND ct.relname LIKE E'md\\_%' AND i.indisprimary ) result \
+         where result.A_ATTNUM = (result.KEYS).x \
+         ORDER BY result.table_name, result.pk_name, result.key_seq",
+    )
+    .await;
+    let expected = "\
++-------------+------------+-------------+---------+-----------+
+| table_schem | table_name | column_name | key_seq | pk_name   |
++-------------+------------+-------------+---------+-----------+
+| public      | md_t       | c           | 1       | md_t_pkey |
+| public      | md_t       | a           | 2       | md_t_pkey |
++-------------+------------+-------------+---------+-----------+";
+    assert_eq!(pks, expected);
+    // sqlalchemy-redshift's column reflection.
+    let cols = query(
+        &mut s,
+        "SELECT att.attname, format_encoding(att.attencodingtype::integer) AS encode, \
+         format_type(att.atttypid, att.atttypmod) AS type, att.attisdistkey AS distkey, \
+         att.attsortkeyord AS sortkey, att.attnotnull AS notnull \
+         FROM pg_catalog.pg_attribute att JOIN pg_catalog.pg_class c ON c.oid = att.attrelid \
+         WHERE c.relname = 'md_t' AND att.attnum > 0 ORDER BY att.attnum",
+    )
+    .await;
+    let expected = "\
++---------+--------+----------------------+---------+---------+---------+
+| attname | encode | type                 | distkey | sortkey | notnull |
++---------+--------+----------------------+---------+---------+---------+
+| a       | az64   | integer              | false   | 0       | true    |
+| b       | zstd   | character varying(9) | true    | 2       | false   |
+| c       | none   | integer              | false   | 1       | true    |
++---------+--------+----------------------+---------+---------+---------+";
+    assert_eq!(cols, expected);
+    let tables = query(
+        &mut s,
+        "SELECT c.relname, CASE c.reldiststyle WHEN 0 THEN 'EVEN' WHEN 1 THEN 'KEY' \
+         WHEN 8 THEN 'ALL' END AS diststyle, u.usename \
+         FROM pg_catalog.pg_class c JOIN pg_user u ON u.usesysid = c.relowner \
+         WHERE c.relname LIKE 'md%' AND c.relkind = 'r' ORDER BY 1",
+    )
+    .await;
+    assert!(
+        tables.contains("| md_t    | KEY       | basalt  |"),
+        "{tables}"
+    );
+    // pgjdbc's getTypeInfo (a correlated, non-aggregate scalar subquery in WHERE) and its
+    // array check (a regproc literal).
+    let types = query(
+        &mut s,
+        "SELECT count(*) > 10 AS ok FROM pg_catalog.pg_type t \
+         JOIN pg_catalog.pg_namespace n ON (t.typnamespace = n.oid) \
+         WHERE n.nspname != 'pg_toast' AND (t.typrelid = 0 OR \
+         (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))",
+    )
+    .await;
+    assert!(types.contains("true"), "{types}");
+    let arrays = query(
+        &mut s,
+        "SELECT typname FROM pg_catalog.pg_type \
+         WHERE typinput = 'pg_catalog.array_in'::regproc AND typname = '_int4'",
+    )
+    .await;
+    assert!(arrays.contains("_int4"), "{arrays}");
+    let keys = query(
+        &mut s,
+        "SELECT setting FROM pg_catalog.pg_settings WHERE name='max_index_keys'",
+    )
+    .await;
+    assert!(keys.contains("32"), "{keys}");
 }
 
 #[tokio::test]

@@ -1,0 +1,682 @@
+//! BasaltDB's facts layered over datafusion-pg-catalog's `pg_catalog` tables.
+//!
+//! datafusion-pg-catalog derives `pg_attribute` from Arrow types alone, so `VARCHAR(10)`
+//! shows as `text` and `DECIMAL(18,4)` as bare `numeric`, and it knows nothing of defaults,
+//! informational primary keys, distribution or encodings. This overlay keeps its rows (and
+//! its OIDs, which other tables join on) and corrects or extends them from our catalog:
+//!
+//! - `pg_attribute`: type OID and typmod from the column's SQL type, NOT NULL, `atthasdef`,
+//!   plus Redshift's `attisdistkey`, `attsortkeyord` and `attencodingtype`;
+//! - `pg_class`: Redshift's `reldiststyle`, the owner, and one index row per primary key;
+//! - `pg_index`: the primary keys (what JDBC's `getPrimaryKeys` reads);
+//! - `pg_attrdef`: DEFAULT and IDENTITY expressions;
+//! - `pg_settings`: every setting `SHOW` knows, with its default;
+//! - `pg_user`: Redshift's user view.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use basalt_catalog::TableMeta;
+use basalt_planner::BasaltTable;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int16Array, Int32Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::{concat, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+
+/// OIDs of the index rows we add for primary keys: far above the OIDs datafusion-pg-catalog
+/// hands out (it counts up from 16384), so they never collide.
+const PK_INDEX_OID_BASE: i32 = 0x7000_0000;
+/// OIDs of our `pg_attrdef` rows.
+const ATTRDEF_OID_BASE: i32 = 0x6000_0000;
+/// `pg_am` OID of btree, which clients expect on an index.
+const BTREE_AM_OID: i32 = 403;
+/// `usesysid` of the first user, as in Redshift.
+const FIRST_USESYSID: i32 = 100;
+
+/// The `pg_catalog` schema: datafusion-pg-catalog's, with our tables in front.
+#[derive(Debug)]
+pub(crate) struct PgCatalogOverlay {
+    inner: Arc<dyn SchemaProvider>,
+    catalogs: Arc<dyn CatalogProviderList>,
+    /// (name, superuser), sorted by name; a user's `usesysid` is its position + 100.
+    users: Vec<(String, bool)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Attribute,
+    Class,
+    Index,
+    Attrdef,
+    Settings,
+    User,
+}
+
+impl Kind {
+    fn of(name: &str) -> Option<Kind> {
+        Some(match name {
+            "pg_attribute" => Kind::Attribute,
+            "pg_class" => Kind::Class,
+            "pg_index" => Kind::Index,
+            "pg_attrdef" => Kind::Attrdef,
+            "pg_user" => Kind::User,
+            "pg_settings" => Kind::Settings,
+            _ => return None,
+        })
+    }
+}
+
+impl PgCatalogOverlay {
+    pub(crate) fn new(
+        inner: Arc<dyn SchemaProvider>,
+        catalogs: Arc<dyn CatalogProviderList>,
+        mut users: Vec<(String, bool)>,
+    ) -> Self {
+        users.sort();
+        PgCatalogOverlay {
+            inner,
+            catalogs,
+            users,
+        }
+    }
+
+    fn usesysid(&self, user: &str) -> i32 {
+        self.users
+            .iter()
+            .position(|u| u.0 == user)
+            .map_or(FIRST_USESYSID, |i| FIRST_USESYSID + i as i32)
+    }
+
+    /// Our tables as the session sees them, keyed by (schema, table) as pg_namespace and
+    /// pg_class name them.
+    async fn tables(&self) -> Result<HashMap<(String, String), Arc<TableMeta>>> {
+        let mut out = HashMap::new();
+        for catalog_name in self.catalogs.catalog_names() {
+            let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                if schema_name == "pg_catalog" || schema_name == "information_schema" {
+                    continue;
+                }
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                for table_name in schema.table_names() {
+                    let Some(table) = schema.table(&table_name).await? else {
+                        continue;
+                    };
+                    if let Some(t) = table.downcast_ref::<BasaltTable>() {
+                        out.insert((schema_name.clone(), table_name), t.meta().clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Relation OIDs as datafusion-pg-catalog assigned them: (schema, relation) → oid.
+    async fn relation_oids(&self, state: &dyn Session) -> Result<HashMap<(String, String), i32>> {
+        let namespaces = self.scan_inner("pg_namespace", state).await?;
+        let nsp_oid = int32(&namespaces, "oid")?;
+        let nsp_name = utf8(&namespaces, "nspname")?;
+        let names: HashMap<i32, String> = (0..namespaces.num_rows())
+            .map(|i| (nsp_oid.value(i), nsp_name.value(i).to_string()))
+            .collect();
+        let classes = self.scan_inner("pg_class", state).await?;
+        let oid = int32(&classes, "oid")?;
+        let relname = utf8(&classes, "relname")?;
+        let relnamespace = int32(&classes, "relnamespace")?;
+        Ok((0..classes.num_rows())
+            .filter_map(|i| {
+                let nsp = names.get(&relnamespace.value(i))?;
+                Some(((nsp.clone(), relname.value(i).to_string()), oid.value(i)))
+            })
+            .collect())
+    }
+
+    async fn scan_inner(&self, name: &str, state: &dyn Session) -> Result<RecordBatch> {
+        let table =
+            self.inner.table(name).await?.ok_or_else(|| {
+                DataFusionError::Internal(format!("pg_catalog.{name} is missing"))
+            })?;
+        scan_all(&table, state).await
+    }
+
+    async fn build(
+        &self,
+        kind: Kind,
+        schema: &SchemaRef,
+        state: &dyn Session,
+    ) -> Result<RecordBatch> {
+        match kind {
+            Kind::User => self.pg_user(schema),
+            Kind::Settings => pg_settings(schema),
+            Kind::Attribute => self.pg_attribute(schema, state).await,
+            Kind::Class => self.pg_class(schema, state).await,
+            Kind::Index => self.pg_index(schema, state).await,
+            Kind::Attrdef => self.pg_attrdef(schema, state).await,
+        }
+    }
+
+    fn pg_user(&self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let rows = self
+            .users
+            .iter()
+            .map(|(name, superuser)| {
+                vec![
+                    ("usename", ScalarValue::from(name.as_str())),
+                    ("usesysid", ScalarValue::Int32(Some(self.usesysid(name)))),
+                    ("usecreatedb", ScalarValue::Boolean(Some(*superuser))),
+                    ("usesuper", ScalarValue::Boolean(Some(*superuser))),
+                    ("usecatupd", ScalarValue::Boolean(Some(*superuser))),
+                    ("passwd", ScalarValue::from("********")),
+                ]
+            })
+            .collect::<Vec<_>>();
+        append_rows(&RecordBatch::new_empty(schema.clone()), &rows)
+    }
+
+    async fn pg_attribute(&self, schema: &SchemaRef, state: &dyn Session) -> Result<RecordBatch> {
+        let base = self.scan_inner("pg_attribute", state).await?;
+        let tables = self.tables().await?;
+        let oids = self.relation_oids(state).await?;
+        let by_oid: HashMap<i32, &Arc<TableMeta>> = oids
+            .iter()
+            .filter_map(|(key, oid)| tables.get(key).map(|t| (*oid, t)))
+            .collect();
+
+        let attrelid = int32(&base, "attrelid")?;
+        let attname = utf8(&base, "attname")?;
+        let mut typid: Vec<i32> = int32(&base, "atttypid")?.values().to_vec();
+        let mut typmod: Vec<i32> = int32(&base, "atttypmod")?.values().to_vec();
+        let mut notnull: Vec<bool> = bools(&base, "attnotnull")?;
+        let mut hasdef: Vec<bool> = bools(&base, "atthasdef")?;
+        let mut distkey = vec![false; base.num_rows()];
+        let mut sortkeyord = vec![0i32; base.num_rows()];
+        let mut encoding = vec![0i16; base.num_rows()];
+        for i in 0..base.num_rows() {
+            let Some(meta) = by_oid.get(&attrelid.value(i)) else {
+                continue;
+            };
+            let name = attname.value(i);
+            let Some(col) = meta.columns.iter().find(|c| c.name == name) else {
+                continue;
+            };
+            typid[i] = col.ty.pg_oid() as i32;
+            typmod[i] = col.ty.typmod();
+            notnull[i] = !col.nullable;
+            hasdef[i] = col.default.is_some() || col.identity.is_some();
+            distkey[i] = meta.distkey.as_deref() == Some(name);
+            if let Some(sk) = &meta.sortkey
+                && let Some(pos) = sk.columns.iter().position(|c| c == name)
+            {
+                let ord = pos as i32 + 1;
+                sortkeyord[i] = match sk.kind {
+                    basalt_catalog::SortKeyKind::Compound => ord,
+                    basalt_catalog::SortKeyKind::Interleaved => -ord,
+                };
+            }
+            encoding[i] = col.encoding.code();
+        }
+        let mut columns = base.columns().to_vec();
+        let fields = base.schema();
+        let replace = |columns: &mut Vec<ArrayRef>, name: &str, array: ArrayRef| -> Result<()> {
+            let idx = fields.index_of(name)?;
+            columns[idx] = array;
+            Ok(())
+        };
+        replace(&mut columns, "atttypid", Arc::new(Int32Array::from(typid)))?;
+        replace(
+            &mut columns,
+            "atttypmod",
+            Arc::new(Int32Array::from(typmod)),
+        )?;
+        replace(
+            &mut columns,
+            "attnotnull",
+            Arc::new(BooleanArray::from(notnull)),
+        )?;
+        replace(
+            &mut columns,
+            "atthasdef",
+            Arc::new(BooleanArray::from(hasdef)),
+        )?;
+        columns.push(Arc::new(BooleanArray::from(distkey)));
+        columns.push(Arc::new(Int32Array::from(sortkeyord)));
+        columns.push(Arc::new(Int16Array::from(encoding)));
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+
+    async fn pg_class(&self, schema: &SchemaRef, state: &dyn Session) -> Result<RecordBatch> {
+        let base = self.scan_inner("pg_class", state).await?;
+        let tables = self.tables().await?;
+        let oids = self.relation_oids(state).await?;
+        let by_oid: HashMap<i32, &Arc<TableMeta>> = oids
+            .iter()
+            .filter_map(|(key, oid)| tables.get(key).map(|t| (*oid, t)))
+            .collect();
+        let oid = int32(&base, "oid")?;
+        let mut owner: Vec<i32> = int32(&base, "relowner")?.values().to_vec();
+        let mut diststyle: Vec<Option<i32>> = vec![None; base.num_rows()];
+        let mut pk_rows = vec![];
+        let relnamespace = int32(&base, "relnamespace")?;
+        for i in 0..base.num_rows() {
+            let Some(meta) = by_oid.get(&oid.value(i)) else {
+                continue;
+            };
+            owner[i] = self.usesysid(&meta.owner);
+            diststyle[i] = Some(meta.diststyle.reldiststyle());
+            if !meta.constraints.primary_key.is_empty() {
+                pk_rows.push(vec![
+                    (
+                        "oid",
+                        ScalarValue::Int32(Some(PK_INDEX_OID_BASE + oid.value(i))),
+                    ),
+                    ("relname", ScalarValue::from(format!("{}_pkey", meta.name))),
+                    (
+                        "relnamespace",
+                        ScalarValue::Int32(Some(relnamespace.value(i))),
+                    ),
+                    ("relowner", ScalarValue::Int32(Some(owner[i]))),
+                    ("relam", ScalarValue::Int32(Some(BTREE_AM_OID))),
+                    ("relkind", ScalarValue::from("i")),
+                    ("relpersistence", ScalarValue::from("p")),
+                    (
+                        "relnatts",
+                        ScalarValue::Int16(Some(meta.constraints.primary_key.len() as i16)),
+                    ),
+                    ("relispopulated", ScalarValue::Boolean(Some(true))),
+                    ("relreplident", ScalarValue::from("n")),
+                ]);
+            }
+        }
+        let mut columns = base.columns().to_vec();
+        let idx = base.schema().index_of("relowner")?;
+        columns[idx] = Arc::new(Int32Array::from(owner));
+        columns.push(Arc::new(Int32Array::from(diststyle)));
+        let patched = RecordBatch::try_new(schema.clone(), columns)?;
+        append_rows(&patched, &pk_rows)
+    }
+
+    async fn pg_index(&self, schema: &SchemaRef, state: &dyn Session) -> Result<RecordBatch> {
+        let base = self.scan_inner("pg_index", state).await?;
+        let tables = self.tables().await?;
+        let oids = self.relation_oids(state).await?;
+        let mut rows = vec![];
+        for (key, meta) in &tables {
+            let pk = &meta.constraints.primary_key;
+            let Some(oid) = oids.get(key) else { continue };
+            if pk.is_empty() {
+                continue;
+            }
+            let attnums: Vec<String> = pk
+                .iter()
+                .filter_map(|c| meta.columns.iter().position(|m| &m.name == c))
+                .map(|p| (p + 1).to_string())
+                .collect();
+            let zeros = vec!["0"; attnums.len()].join(" ");
+            rows.push(vec![
+                (
+                    "indexrelid",
+                    ScalarValue::Int32(Some(PK_INDEX_OID_BASE + oid)),
+                ),
+                ("indrelid", ScalarValue::Int32(Some(*oid))),
+                ("indnatts", ScalarValue::Int16(Some(attnums.len() as i16))),
+                (
+                    "indnkeyatts",
+                    ScalarValue::Int16(Some(attnums.len() as i16)),
+                ),
+                ("indisunique", ScalarValue::Boolean(Some(true))),
+                ("indisprimary", ScalarValue::Boolean(Some(true))),
+                ("indimmediate", ScalarValue::Boolean(Some(true))),
+                ("indisvalid", ScalarValue::Boolean(Some(true))),
+                ("indisready", ScalarValue::Boolean(Some(true))),
+                ("indislive", ScalarValue::Boolean(Some(true))),
+                ("indkey", ScalarValue::from(attnums.join(" "))),
+                ("indcollation", ScalarValue::from(zeros.as_str())),
+                ("indclass", ScalarValue::from(zeros.as_str())),
+                ("indoption", ScalarValue::from(zeros.as_str())),
+            ]);
+        }
+        let base = RecordBatch::try_new(schema.clone(), base.columns().to_vec())?;
+        append_rows(&base, &rows)
+    }
+
+    async fn pg_attrdef(&self, schema: &SchemaRef, state: &dyn Session) -> Result<RecordBatch> {
+        let base = self.scan_inner("pg_attrdef", state).await?;
+        let tables = self.tables().await?;
+        let oids = self.relation_oids(state).await?;
+        let mut rows = vec![];
+        let mut next = ATTRDEF_OID_BASE;
+        for (key, meta) in &tables {
+            let Some(oid) = oids.get(key) else { continue };
+            for (pos, col) in meta.columns.iter().enumerate() {
+                let expr = match (&col.identity, &col.default) {
+                    (Some(id), _) => format!(
+                        "\"identity\"({}, {}, '{},{}'::text)",
+                        oid, pos, id.seed, id.step
+                    ),
+                    (None, Some(default)) => default.clone(),
+                    (None, None) => continue,
+                };
+                next += 1;
+                rows.push(vec![
+                    ("oid", ScalarValue::Int32(Some(next))),
+                    ("adrelid", ScalarValue::Int32(Some(*oid))),
+                    ("adnum", ScalarValue::Int16(Some(pos as i16 + 1))),
+                    ("adbin", ScalarValue::from(expr)),
+                ]);
+            }
+        }
+        let base = RecordBatch::try_new(schema.clone(), base.columns().to_vec())?;
+        append_rows(&base, &rows)
+    }
+
+    /// The schema of an overlaid table: the inner table's, plus Redshift's extra columns.
+    async fn overlay_schema(&self, kind: Kind) -> Result<SchemaRef> {
+        let extra: Vec<Field> = match kind {
+            Kind::User => {
+                return Ok(Arc::new(Schema::new(vec![
+                    Field::new("usename", DataType::Utf8, false),
+                    Field::new("usesysid", DataType::Int32, false),
+                    Field::new("usecreatedb", DataType::Boolean, false),
+                    Field::new("usesuper", DataType::Boolean, false),
+                    Field::new("usecatupd", DataType::Boolean, false),
+                    Field::new("passwd", DataType::Utf8, true),
+                    Field::new("valuntil", DataType::Utf8, true),
+                    Field::new("useconfig", DataType::Utf8, true),
+                ])));
+            }
+            Kind::Attribute => vec![
+                Field::new("attisdistkey", DataType::Boolean, false),
+                Field::new("attsortkeyord", DataType::Int32, false),
+                Field::new("attencodingtype", DataType::Int16, false),
+            ],
+            Kind::Class => vec![Field::new("reldiststyle", DataType::Int32, true)],
+            Kind::Index | Kind::Attrdef | Kind::Settings => vec![],
+        };
+        let name = match kind {
+            Kind::Attribute => "pg_attribute",
+            Kind::Class => "pg_class",
+            Kind::Index => "pg_index",
+            Kind::Attrdef => "pg_attrdef",
+            Kind::Settings => "pg_settings",
+            Kind::User => unreachable!("handled above"),
+        };
+        let inner =
+            self.inner.table(name).await?.ok_or_else(|| {
+                DataFusionError::Internal(format!("pg_catalog.{name} is missing"))
+            })?;
+        let mut fields: Vec<Field> = inner
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(extra);
+        Ok(Arc::new(Schema::new(fields)))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogOverlay {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.inner.table_names();
+        names.push("pg_user".into());
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(kind) = Kind::of(&name.to_ascii_lowercase()) else {
+            return self.inner.table(name).await;
+        };
+        let schema = self.overlay_schema(kind).await?;
+        Ok(Some(Arc::new(OverlayTable {
+            kind,
+            schema,
+            overlay: Arc::new(PgCatalogOverlay {
+                inner: self.inner.clone(),
+                catalogs: self.catalogs.clone(),
+                users: self.users.clone(),
+            }),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        Kind::of(&name.to_ascii_lowercase()).is_some() || self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug)]
+struct OverlayTable {
+    kind: Kind,
+    schema: SchemaRef,
+    overlay: Arc<PgCatalogOverlay>,
+}
+
+#[async_trait]
+impl TableProvider for OverlayTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.overlay.build(self.kind, &self.schema, state).await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+fn pg_settings(schema: &SchemaRef) -> Result<RecordBatch> {
+    let rows = crate::settings::DEFAULTS
+        .iter()
+        .map(|(name, default, desc)| {
+            vec![
+                ("name", ScalarValue::from(*name)),
+                ("setting", ScalarValue::from(*default)),
+                ("short_desc", ScalarValue::from(*desc)),
+                ("reset_val", ScalarValue::from(*default)),
+                ("boot_val", ScalarValue::from(*default)),
+                ("source", ScalarValue::from("default")),
+                ("context", ScalarValue::from("user")),
+                ("vartype", ScalarValue::from("string")),
+            ]
+        })
+        .collect::<Vec<_>>();
+    append_rows(&RecordBatch::new_empty(schema.clone()), &rows)
+}
+
+async fn scan_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<RecordBatch> {
+    let plan = table.scan(state, None, &[], None).await?;
+    let batches = collect(plan, state.task_ctx()).await?;
+    Ok(concat_batches(&table.schema(), &batches)?)
+}
+
+/// `batch` with `rows` appended; columns a row leaves out are NULL, or the type's default
+/// (0, '', false) where the column is NOT NULL.
+fn append_rows(batch: &RecordBatch, rows: &[Vec<(&str, ScalarValue)>]) -> Result<RecordBatch> {
+    if rows.is_empty() {
+        return Ok(batch.clone());
+    }
+    let schema = batch.schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let values = rows
+            .iter()
+            .map(
+                |row| match row.iter().find(|(name, _)| *name == field.name()) {
+                    Some((_, v)) => v.cast_to(field.data_type()),
+                    None if field.is_nullable() => ScalarValue::try_from(field.data_type()),
+                    None => ScalarValue::new_default(field.data_type()),
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        let added = ScalarValue::iter_to_array(values)?;
+        columns.push(concat(&[batch.column(i).as_ref(), added.as_ref()])?);
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog column {name} is missing")))
+}
+
+fn int32<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
+    column(batch, name)?
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog column {name} is not int4")))
+}
+
+fn utf8<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
+    column(batch, name)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog column {name} is not text")))
+}
+
+fn bools(batch: &RecordBatch, name: &str) -> Result<Vec<bool>> {
+    let a = column(batch, name)?.as_boolean_opt().ok_or_else(|| {
+        DataFusionError::Internal(format!("pg_catalog column {name} is not bool"))
+    })?;
+    Ok((0..a.len()).map(|i| a.is_valid(i) && a.value(i)).collect())
+}
+
+/// `format_encoding(attencodingtype)`: the ENCODE name of a column (Redshift).
+pub(crate) fn format_encoding_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "format_encoding",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let codes = ColumnarValue::values_to_arrays(args)?;
+            let codes = codes[0].as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let names: StringArray = codes
+                .iter()
+                .map(|c| {
+                    c.and_then(basalt_catalog::Encoding::from_code)
+                        .map(|e| e.as_str())
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(names)))
+        }),
+    )
+}
+
+/// `basalt_expandarray(int2vector)`: the `(x, n)` records of `_pg_expandarray`, as a list
+/// the caller unnests. An int2vector is text in our pg_catalog (`'1 3'`).
+pub(crate) fn expandarray_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{ListBuilder, StructBuilder};
+    use datafusion::arrow::datatypes::Fields;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let fields = Fields::from(vec![
+        Field::new("x", DataType::Int32, true),
+        Field::new("n", DataType::Int32, true),
+    ]);
+    let item = Field::new("item", DataType::Struct(fields.clone()), true);
+    create_udf(
+        "basalt_expandarray",
+        vec![DataType::Utf8],
+        DataType::List(Arc::new(item.clone())),
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let input = ColumnarValue::values_to_arrays(args)?;
+            let text = input[0].as_string::<i32>();
+            let mut out = ListBuilder::new(StructBuilder::from_fields(fields.clone(), 0))
+                .with_field(item.clone());
+            for value in text.iter() {
+                let Some(value) = value else {
+                    out.append_null();
+                    continue;
+                };
+                let entries = out.values();
+                for (n, x) in value.split_whitespace().enumerate() {
+                    let x: i32 = x.parse().map_err(|_| {
+                        DataFusionError::Execution(format!("invalid int2vector \"{value}\""))
+                    })?;
+                    entries
+                        .field_builder::<datafusion::arrow::array::Int32Builder>(0)
+                        .expect("x is int4")
+                        .append_value(x);
+                    entries
+                        .field_builder::<datafusion::arrow::array::Int32Builder>(1)
+                        .expect("n is int4")
+                        .append_value(n as i32 + 1);
+                    entries.append(true);
+                }
+                out.append(true);
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        }),
+    )
+}
+
+/// `pg_get_expr(expr, relation [, pretty])`: our catalogs store expressions (pg_attrdef's
+/// `adbin`) as SQL text already, so this returns it as it is.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PgGetExpr {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl PgGetExpr {
+    pub(crate) fn udf() -> datafusion::logical_expr::ScalarUDF {
+        use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
+        datafusion::logical_expr::ScalarUDF::new_from_impl(PgGetExpr {
+            signature: Signature::one_of(
+                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
+                Volatility::Stable,
+            ),
+        })
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for PgGetExpr {
+    fn name(&self) -> &str {
+        "pg_get_expr"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        Ok(match &args.args[0] {
+            ColumnarValue::Scalar(s) => ColumnarValue::Scalar(s.cast_to(&DataType::Utf8)?),
+            ColumnarValue::Array(a) => {
+                ColumnarValue::Array(datafusion::arrow::compute::cast(a, &DataType::Utf8)?)
+            }
+        })
+    }
+}
