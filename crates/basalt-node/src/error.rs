@@ -68,29 +68,120 @@ fn postgres_wording(m: &str) -> String {
 }
 
 fn arrow_message(a: &ArrowError) -> String {
-    match a {
-        ArrowError::DivideByZero => "division by zero".into(),
-        ArrowError::CastError(m)
-        | ArrowError::ComputeError(m)
-        | ArrowError::InvalidArgumentError(m) => m.clone(),
-        other => other.to_string(),
-    }
+    classify_arrow(a).1
 }
 
 fn arrow_sqlstate(a: &ArrowError) -> &'static str {
+    classify_arrow(a).0
+}
+
+/// The Postgres SQLSTATE and wording for an Arrow compute error (casts, arithmetic).
+fn classify_arrow(a: &ArrowError) -> (&'static str, String) {
     match a {
-        ArrowError::DivideByZero => "22012",
-        ArrowError::ArithmeticOverflow(_) => "22003",
-        ArrowError::CastError(m) => {
-            if m.contains("overflow") || m.contains("too large") || m.contains("out of range") {
-                "22003"
-            } else {
-                "22P02"
-            }
+        ArrowError::DivideByZero => ("22012", "division by zero".into()),
+        ArrowError::ArithmeticOverflow(m) => ("22003", m.clone()),
+        ArrowError::CastError(m) => classify_cast(m),
+        ArrowError::ParseError(m) => classify_cast(m),
+        ArrowError::InvalidArgumentError(m) if m.contains("too large to store in a Decimal") => {
+            ("22003", "numeric field overflow".into())
         }
-        ArrowError::ParseError(_) => "22P02",
-        ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => "22003",
-        _ => "XX000",
+        ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
+            ("22003", m.clone())
+        }
+        ArrowError::ComputeError(m) | ArrowError::InvalidArgumentError(m) => ("XX000", m.clone()),
+        other => ("XX000", other.to_string()),
+    }
+}
+
+/// Postgres's name of an Arrow type in cast errors.
+fn pg_type_name(arrow: &str) -> &str {
+    match arrow {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        t if t.starts_with("Decimal") => "numeric",
+        t if t.starts_with("Timestamp") => "timestamp",
+        t if t.starts_with("Time") => "time",
+        other => other,
+    }
+}
+
+/// Cast and parse failures: bad syntax is 22P02 (22007 for dates and times), a value that
+/// parses but does not fit is 22003 (22008 for a date/time field out of range).
+fn classify_cast(m: &str) -> (&'static str, String) {
+    // "Cannot cast string '40000' to value of Int16 type"
+    if let Some(rest) = m.strip_prefix("Cannot cast string '")
+        && let Some((value, ty)) = rest.rsplit_once("' to value of ")
+    {
+        let ty = pg_type_name(ty.trim_end_matches(" type"));
+        let numeric = {
+            let v = value.trim();
+            let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        };
+        return match ty {
+            "smallint" | "integer" | "bigint" if numeric => (
+                "22003",
+                format!("value \"{value}\" is out of range for type {ty}"),
+            ),
+            "date" | "timestamp" | "time" => datetime_error(ty, value),
+            _ => (
+                "22P02",
+                format!("invalid input syntax for type {ty}: \"{value}\""),
+            ),
+        };
+    }
+    // "Can't cast value 40000 to type Int16"
+    if let Some(rest) = m.strip_prefix("Can't cast value ")
+        && let Some((_, ty)) = rest.rsplit_once(" to type ")
+    {
+        return ("22003", format!("{} out of range", pg_type_name(ty)));
+    }
+    // "Error parsing timestamp from '2024-01-01 10:99': error parsing time"
+    if let Some(rest) = m.strip_prefix("Error parsing timestamp from '")
+        && let Some((value, _)) = rest.split_once('\'')
+    {
+        return datetime_error("timestamp", value);
+    }
+    if m.contains("overflow") || m.contains("too large") || m.contains("out of range") {
+        ("22003", m.to_string())
+    } else {
+        ("22P02", m.to_string())
+    }
+}
+
+/// A date/time string that looks like a date (and time) but does not exist is 22008;
+/// anything else is bad syntax, 22007.
+fn datetime_error(ty: &str, value: &str) -> (&'static str, String) {
+    let shaped = {
+        let mut parts = value.trim().splitn(2, [' ', 'T']);
+        let date = parts.next().unwrap_or("");
+        let date_ok = {
+            let f: Vec<&str> = date.split('-').collect();
+            f.len() == 3
+                && f.iter()
+                    .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let time_ok = parts.next().is_none_or(|t| {
+            t.split([':', '.'])
+                .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+        });
+        date_ok && time_ok
+    };
+    if shaped {
+        (
+            "22008",
+            format!("date/time field value out of range: \"{value}\""),
+        )
+    } else {
+        (
+            "22007",
+            format!("invalid input syntax for type {ty}: \"{value}\""),
+        )
     }
 }
 

@@ -188,6 +188,7 @@ impl Session {
         crate::pg::setup(&ctx, &db, &leader)?;
         crate::pg::setup_user(&ctx, &user, &leader.config().superuser);
         basalt_planner::redshift::register(&ctx);
+        basalt_planner::pg_semantics::register(&ctx);
         Ok(Session {
             id,
             settings: Settings::new(&user),

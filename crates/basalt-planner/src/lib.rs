@@ -8,6 +8,7 @@
 
 mod catalog;
 mod provider;
+pub mod pg_semantics;
 pub mod redshift;
 
 pub use catalog::{BasaltCatalog, CatalogView};
