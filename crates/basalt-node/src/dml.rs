@@ -11,7 +11,7 @@ use std::sync::Arc;
 use basalt_catalog::{SegmentMeta, SliceId, SqlType, TableId, TableMeta};
 use basalt_sql::ParsedStatement;
 use basalt_sql::sqlparser::ast::{
-    AssignmentTarget, FromTable, Statement, TableFactor, TableObject,
+    AssignmentTarget, FromTable, Statement, TableFactor, TableObject, UpdateTableFromKind,
 };
 use basalt_storage::{WriteRequest, split_by_slice};
 use datafusion::arrow::array::{
@@ -144,9 +144,6 @@ impl Session {
                 ))
             }
             Statement::Update(up) => {
-                if up.from.is_some() {
-                    return Err(NodeError::unsupported("UPDATE ... FROM"));
-                }
                 if up.returning.is_some() {
                     return Err(NodeError::unsupported("UPDATE ... RETURNING"));
                 }
@@ -181,6 +178,24 @@ impl Session {
                     };
                     assigned.insert(col, value);
                 }
+                let alias_name = alias.as_ref().map(|a| ident_name(&a.name));
+                // The row's own columns, qualified where FROM brings other tables in scope.
+                let target = quote_ident(alias_name.as_deref().unwrap_or(&table.name));
+                let from: Option<String> = match &up.from {
+                    Some(UpdateTableFromKind::AfterSet(f) | UpdateTableFromKind::BeforeSet(f)) => {
+                        Some(
+                            f.iter()
+                                .map(|t| t.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        )
+                    }
+                    None => None,
+                };
+                let qualify = |c: &str| match &from {
+                    Some(_) => format!("{target}.{}", quote_ident(c)),
+                    None => quote_ident(c),
+                };
                 let hit = match &up.selection {
                     Some(p) => format!("(({p}) IS TRUE)"),
                     None => "TRUE".into(),
@@ -196,13 +211,55 @@ impl Session {
                             c.ty.cast_name(),
                             quote_ident(&c.name)
                         ),
-                        None => quote_ident(&c.name),
+                        None => qualify(&c.name),
                     })
                     .collect();
-                let alias = alias
-                    .as_ref()
-                    .map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name))))
-                    .unwrap_or_default();
+                let alias = match (alias, &from) {
+                    (Some(a), _) => format!(" AS {}", quote_ident(&ident_name(&a.name))),
+                    // Name the target so `target.*` resolves next to the FROM tables.
+                    (None, Some(_)) => format!(" AS {target}"),
+                    (None, None) => String::new(),
+                };
+                if let Some(from) = &from {
+                    // UPDATE ... FROM: rows with a match take the SET values computed from
+                    // it; rows without one stay. A row matching several FROM rows would be
+                    // updated ambiguously (Postgres picks one at random): refuse it.
+                    let pred = up
+                        .selection
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "TRUE".into());
+                    let t = table_ref(&table);
+                    let matched = self
+                        .count(&format!(
+                            "SELECT count(*) FROM {t}{alias} WHERE EXISTS \
+                             (SELECT 1 FROM {from} WHERE {pred})"
+                        ))
+                        .await?;
+                    let joined = self
+                        .count(&format!(
+                            "SELECT count(*) FROM {t}{alias}, {from} WHERE {hit}"
+                        ))
+                        .await?;
+                    if joined != matched {
+                        return Err(NodeError::invalid(
+                            "21000",
+                            format!(
+                                "UPDATE ... FROM matched a row of \"{}\" with more than one \
+                                 row of the FROM clause",
+                                table.name
+                            ),
+                        ));
+                    }
+                    let sql = format!(
+                        "SELECT {} FROM {t}{alias}, {from} WHERE {hit} UNION ALL \
+                         SELECT {target}.* FROM {t}{alias} WHERE NOT EXISTS \
+                         (SELECT 1 FROM {from} WHERE {pred})",
+                        projection.join(", ")
+                    );
+                    self.rewrite_table(table.id, Some(sql)).await?;
+                    return Ok(StatementOutput::command_rows("UPDATE", matched));
+                }
                 let count_sql = format!(
                     "SELECT count(*) FROM {}{alias} WHERE {hit}",
                     table_ref(&table)
