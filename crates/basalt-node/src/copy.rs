@@ -1,12 +1,15 @@
-//! `COPY table [(columns)] FROM STDIN` in Postgres text or CSV format (psql `\copy`, psycopg
-//! `copy`, JDBC CopyManager). Amazon Redshift has no COPY FROM STDIN; Postgres users expect it.
-//! Data arrives in chunks; complete rows are parsed, conformed and written as they come, and
-//! the whole COPY is one transaction.
+//! `COPY table [(columns)] FROM STDIN` and `COPY {table [(columns)] | (query)} TO STDOUT` in
+//! Postgres text or CSV format (psql `\copy`, psycopg `copy`, JDBC CopyManager); TO STDOUT
+//! also in binary format. Amazon Redshift has neither; Postgres users expect both.
+//!
+//! FROM: data arrives in chunks; complete rows are parsed, conformed and written as they come,
+//! and the whole COPY is one transaction. TO: the rows stream from the query as they are
+//! produced; the wire layer encodes them with the same text output functions a SELECT uses.
 
 use std::sync::Arc;
 
 use basalt_sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
 };
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -17,6 +20,259 @@ use crate::{NodeError, Session};
 
 /// Rows parsed before they are handed to the writer.
 const ROWS_PER_BATCH: usize = 64 * 1024;
+
+/// How `COPY ... TO STDOUT` writes rows, with Postgres' defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Text format: `delimiter`-separated fields, NULL as `null`, backslash escapes.
+    Text {
+        delimiter: u8,
+        null: String,
+        /// A first line with the column names (Postgres 15 allows it in text format).
+        header: bool,
+    },
+    /// CSV: fields quoted when they contain the delimiter, the quote character, CR or LF, or
+    /// equal the NULL string; `escape` precedes a quote or escape character inside quotes.
+    Csv {
+        delimiter: u8,
+        quote: u8,
+        escape: u8,
+        null: String,
+        header: bool,
+        /// Per output column: always quote non-NULL values (`FORCE_QUOTE`).
+        force_quote: Vec<bool>,
+    },
+    /// Postgres' binary COPY format (signature, tuples of length-prefixed binary values,
+    /// trailer).
+    Binary,
+}
+
+/// The format of a COPY as its options spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Csv,
+    Binary,
+}
+
+/// The options of a COPY statement (new `WITH (...)` and old `WITH CSV HEADER` syntax),
+/// checked as Postgres 15 checks them.
+#[derive(Debug, Clone)]
+struct CopyOptions {
+    kind: Kind,
+    delimiter: u8,
+    null: String,
+    header: bool,
+    quote: u8,
+    escape: u8,
+    /// `FORCE_QUOTE (columns)` (sqlparser does not accept `FORCE_QUOTE *` yet).
+    force_quote: Vec<Ident>,
+}
+
+/// A COPY option must be one one-byte character.
+fn one_byte(c: char, what: &str) -> Result<u8, NodeError> {
+    if c.is_ascii() {
+        Ok(c as u8)
+    } else {
+        Err(NodeError::invalid(
+            "0A000",
+            format!("COPY {what} must be a single one-byte character"),
+        ))
+    }
+}
+
+impl CopyOptions {
+    fn parse(
+        options: &[CopyOption],
+        legacy: &[CopyLegacyOption],
+        to: bool,
+    ) -> Result<Self, NodeError> {
+        let mut kind = Kind::Text;
+        let mut delimiter = None;
+        let mut null = None;
+        let mut header = false;
+        let mut quote = None;
+        let mut escape = None;
+        let mut force_quote = vec![];
+        let from_only = |what: &str| {
+            if to {
+                NodeError::invalid(
+                    "0A000",
+                    format!("COPY {what} only available using COPY FROM"),
+                )
+            } else {
+                NodeError::unsupported(format!("COPY {}", what.to_uppercase()))
+            }
+        };
+        for o in options {
+            match o {
+                CopyOption::Format(f) => {
+                    kind = match f.value.to_ascii_lowercase().as_str() {
+                        "csv" => Kind::Csv,
+                        "text" => Kind::Text,
+                        "binary" if to => Kind::Binary,
+                        "binary" => {
+                            return Err(NodeError::unsupported("COPY FROM in binary format"));
+                        }
+                        other => {
+                            return Err(NodeError::invalid(
+                                "22023",
+                                format!("COPY format \"{other}\" not recognized"),
+                            ));
+                        }
+                    }
+                }
+                CopyOption::Delimiter(c) => delimiter = Some(one_byte(*c, "delimiter")?),
+                CopyOption::Null(n) => null = Some(n.clone()),
+                CopyOption::Header(h) => header = *h,
+                CopyOption::Quote(c) => quote = Some(one_byte(*c, "quote")?),
+                CopyOption::Escape(c) => escape = Some(one_byte(*c, "escape")?),
+                CopyOption::ForceQuote(cols) => force_quote = cols.clone(),
+                CopyOption::ForceNotNull(_) => return Err(from_only("force not null")),
+                CopyOption::ForceNull(_) => return Err(from_only("force null")),
+                CopyOption::Encoding(e)
+                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                other => return Err(NodeError::unsupported(format!("COPY option {other}"))),
+            }
+        }
+        for o in legacy {
+            match o {
+                CopyLegacyOption::Csv(opts) => {
+                    kind = Kind::Csv;
+                    for c in opts {
+                        match c {
+                            CopyLegacyCsvOption::Header => header = true,
+                            CopyLegacyCsvOption::Quote(q) => quote = Some(one_byte(*q, "quote")?),
+                            CopyLegacyCsvOption::Escape(e) => {
+                                escape = Some(one_byte(*e, "escape")?)
+                            }
+                            CopyLegacyCsvOption::ForceQuote(cols) => force_quote = cols.clone(),
+                            CopyLegacyCsvOption::ForceNotNull(_) => {
+                                return Err(from_only("force not null"));
+                            }
+                        }
+                    }
+                }
+                CopyLegacyOption::Binary if to => kind = Kind::Binary,
+                CopyLegacyOption::Delimiter(c) => delimiter = Some(one_byte(*c, "delimiter")?),
+                CopyLegacyOption::Null(n) => null = Some(n.clone()),
+                CopyLegacyOption::Header => header = true,
+                // Redshift's spelling, for COPY FROM.
+                CopyLegacyOption::IgnoreHeader(n) if !to => header = *n > 0,
+                other => return Err(NodeError::unsupported(format!("COPY option {other}"))),
+            }
+        }
+        let csv = kind == Kind::Csv;
+        if kind == Kind::Binary {
+            if delimiter.is_some() {
+                return Err(NodeError::invalid(
+                    "42601",
+                    "cannot specify DELIMITER in BINARY mode",
+                ));
+            }
+            if null.is_some() {
+                return Err(NodeError::invalid(
+                    "42601",
+                    "cannot specify NULL in BINARY mode",
+                ));
+            }
+            if header {
+                return Err(NodeError::invalid(
+                    "0A000",
+                    "cannot specify HEADER in BINARY mode",
+                ));
+            }
+        }
+        let only_csv = |set: bool, what: &str| {
+            if set && !csv {
+                Err(NodeError::invalid(
+                    "0A000",
+                    format!("COPY {what} available only in CSV mode"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        only_csv(quote.is_some(), "quote")?;
+        only_csv(escape.is_some(), "escape")?;
+        only_csv(!force_quote.is_empty(), "force quote")?;
+        if !to && !force_quote.is_empty() {
+            return Err(NodeError::invalid(
+                "0A000",
+                "COPY force quote only available using COPY TO",
+            ));
+        }
+        let delimiter = delimiter.unwrap_or(if csv { b',' } else { b'\t' });
+        let null = null.unwrap_or_else(|| if csv { String::new() } else { "\\N".into() });
+        let quote = quote.unwrap_or(b'"');
+        let escape = escape.unwrap_or(quote);
+        if kind != Kind::Binary {
+            if delimiter == b'\n' || delimiter == b'\r' {
+                return Err(NodeError::invalid(
+                    "22023",
+                    "COPY delimiter cannot be newline or carriage return",
+                ));
+            }
+            if null.contains(['\n', '\r']) {
+                return Err(NodeError::invalid(
+                    "22023",
+                    "COPY null representation cannot use newline or carriage return",
+                ));
+            }
+            if !csv && b"\\.abcdefghijklmnopqrstuvwxyz0123456789".contains(&delimiter) {
+                return Err(NodeError::invalid(
+                    "22023",
+                    format!("COPY delimiter cannot be \"{}\"", delimiter as char),
+                ));
+            }
+            if csv && delimiter == quote {
+                return Err(NodeError::invalid(
+                    "22023",
+                    "COPY delimiter and quote must be different",
+                ));
+            }
+            if null.as_bytes().contains(&delimiter) {
+                return Err(NodeError::invalid(
+                    "0A000",
+                    "COPY delimiter must not appear in the NULL specification",
+                ));
+            }
+            if csv && null.as_bytes().contains(&quote) {
+                return Err(NodeError::invalid(
+                    "0A000",
+                    "CSV quote character must not appear in the NULL specification",
+                ));
+            }
+        }
+        Ok(CopyOptions {
+            kind,
+            delimiter,
+            null,
+            header,
+            quote,
+            escape,
+            force_quote,
+        })
+    }
+}
+
+/// Where a COPY reads or writes: only the client (`STDIN` / `STDOUT`, which Postgres accepts in
+/// either direction) is supported.
+fn check_client_target(target: &CopyTarget, to: bool) -> Result<(), NodeError> {
+    match target {
+        CopyTarget::Stdin | CopyTarget::Stdout => Ok(()),
+        CopyTarget::File { .. } if to => Err(NodeError::invalid(
+            "0A000",
+            "COPY TO a file on the server is not supported; use COPY ... TO STDOUT \
+             (psql's \\copy)",
+        )),
+        CopyTarget::Program { .. } if to => Err(NodeError::unsupported("COPY TO PROGRAM")),
+        CopyTarget::Program { .. } => Err(NodeError::unsupported("COPY FROM PROGRAM")),
+        CopyTarget::File { .. } => Err(NodeError::unsupported(
+            "COPY FROM a file or object store (it arrives with S3 COPY); use COPY ... FROM STDIN",
+        )),
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Format {
@@ -45,7 +301,8 @@ pub(crate) struct CopyIn {
 }
 
 impl Session {
-    /// Start a COPY FROM STDIN; the wire layer then feeds [`Session::copy_data`].
+    /// Start a COPY: FROM STDIN (the wire layer then feeds [`Session::copy_data`]) or TO
+    /// STDOUT (rows to stream).
     pub(crate) async fn copy(&mut self, stmt: &Statement) -> Result<StatementOutput, NodeError> {
         let Statement::Copy {
             source,
@@ -58,15 +315,10 @@ impl Session {
         else {
             unreachable!("dispatch sends only COPY here");
         };
+        check_client_target(target, *to)?;
+        let opts = CopyOptions::parse(options, legacy_options, *to)?;
         if *to {
-            return Err(NodeError::unsupported(
-                "COPY ... TO (it arrives with UNLOAD)",
-            ));
-        }
-        if !matches!(target, CopyTarget::Stdin) {
-            return Err(NodeError::unsupported(
-                "COPY FROM a file or object store (it arrives with S3 COPY); use COPY ... FROM STDIN",
-            ));
+            return self.copy_to(source, opts).await;
         }
         let CopySource::Table {
             table_name,
@@ -75,53 +327,6 @@ impl Session {
         else {
             return Err(NodeError::unsupported("COPY (query) FROM"));
         };
-        let mut csv = false;
-        let mut delimiter = None;
-        let mut null = None;
-        let mut header = false;
-        let mut quote = b'"';
-        let mut escape = None;
-        for o in options {
-            match o {
-                CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
-                    "csv" => csv = true,
-                    "text" => csv = false,
-                    other => return Err(NodeError::unsupported(format!("COPY FORMAT {other}"))),
-                },
-                CopyOption::Delimiter(c) => delimiter = Some(*c as u8),
-                CopyOption::Null(n) => null = Some(n.clone()),
-                CopyOption::Header(h) => header = *h,
-                CopyOption::Quote(c) => quote = *c as u8,
-                CopyOption::Escape(c) => escape = Some(*c as u8),
-                CopyOption::Encoding(e)
-                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
-                other => return Err(NodeError::unsupported(format!("COPY option {other}"))),
-            }
-        }
-        for o in legacy_options {
-            match o {
-                CopyLegacyOption::Csv(opts) => {
-                    csv = true;
-                    for c in opts {
-                        match c {
-                            CopyLegacyCsvOption::Header => header = true,
-                            CopyLegacyCsvOption::Quote(q) => quote = *q as u8,
-                            CopyLegacyCsvOption::Escape(e) => escape = Some(*e as u8),
-                            other => {
-                                return Err(NodeError::unsupported(format!(
-                                    "COPY CSV option {other}"
-                                )));
-                            }
-                        }
-                    }
-                }
-                CopyLegacyOption::Delimiter(c) => delimiter = Some(*c as u8),
-                CopyLegacyOption::Null(n) => null = Some(n.clone()),
-                CopyLegacyOption::Header => header = true,
-                CopyLegacyOption::IgnoreHeader(n) => header = *n > 0,
-                other => return Err(NodeError::unsupported(format!("COPY option {other}"))),
-            }
-        }
         let state = self.txn_mut().txn.state().clone();
         let table = self.resolve_table(&state, table_name)?;
         let targets: Vec<String> = if columns.is_empty() {
@@ -130,18 +335,18 @@ impl Session {
             columns.iter().map(ident_name).collect()
         };
         let plan = self.column_plan(&table, &targets).await?;
-        let format = if csv {
-            Format::Csv {
-                delimiter: delimiter.unwrap_or(b','),
-                quote,
-                escape: escape.unwrap_or(quote),
-                null: null.unwrap_or_default(),
-            }
-        } else {
-            Format::Text {
-                delimiter: delimiter.unwrap_or(b'\t'),
-                null: null.unwrap_or_else(|| "\\N".into()),
-            }
+        let format = match opts.kind {
+            Kind::Csv => Format::Csv {
+                delimiter: opts.delimiter,
+                quote: opts.quote,
+                escape: opts.escape,
+                null: opts.null,
+            },
+            // Binary was refused while parsing the options of a COPY FROM.
+            Kind::Text | Kind::Binary => Format::Text {
+                delimiter: opts.delimiter,
+                null: opts.null,
+            },
         };
         let writer = TableWriter::new(self, table.id);
         self.copy_in = Some(CopyIn {
@@ -149,13 +354,103 @@ impl Session {
             plan,
             width: targets.len(),
             format,
-            skip_header: header,
+            skip_header: opts.header,
             buf: vec![],
             rows: vec![],
             line: 0,
         });
         Ok(StatementOutput::CopyIn {
             columns: targets.len(),
+        })
+    }
+
+    /// `COPY {table [(columns)] | (query)} TO STDOUT`: the rows of the query (for a table,
+    /// `SELECT columns FROM table`), streamed.
+    async fn copy_to(
+        &mut self,
+        source: &CopySource,
+        opts: CopyOptions,
+    ) -> Result<StatementOutput, NodeError> {
+        let query = match source {
+            CopySource::Query(q) => Statement::Query(q.clone()),
+            CopySource::Table {
+                table_name,
+                columns,
+            } => {
+                // Check the name the way COPY FROM does (temp tables first), then read it.
+                let (state, _pin) = self.refresh_view();
+                let table = self.resolve_table(&state, table_name)?;
+                let names: Vec<String> = if columns.is_empty() {
+                    table.columns.iter().map(|c| c.name.clone()).collect()
+                } else {
+                    let mut names = vec![];
+                    for c in columns {
+                        let name = ident_name(c);
+                        if !table.columns.iter().any(|tc| tc.name == name) {
+                            return Err(NodeError::invalid(
+                                "42703",
+                                format!(
+                                    "column \"{name}\" of relation \"{}\" does not exist",
+                                    table.name
+                                ),
+                            ));
+                        }
+                        names.push(name);
+                    }
+                    names
+                };
+                let select = format!(
+                    "SELECT {} FROM {}",
+                    names
+                        .iter()
+                        .map(|n| Ident::with_quote('"', n).to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    table_name
+                );
+                let mut parsed = basalt_sql::parse(&select)?;
+                parsed
+                    .pop()
+                    .ok_or_else(|| NodeError::internal("COPY TO rewrite"))?
+                    .statement
+            }
+        };
+        let StatementOutput::Rows { schema, stream } = self.query(query).await? else {
+            return Err(NodeError::internal("COPY TO query returned no rows"));
+        };
+        let format = match opts.kind {
+            Kind::Text => CopyFormat::Text {
+                delimiter: opts.delimiter,
+                null: opts.null,
+                header: opts.header,
+            },
+            Kind::Csv => {
+                let mut force_quote = vec![false; schema.fields().len()];
+                for c in &opts.force_quote {
+                    let name = ident_name(c);
+                    let Some(i) = schema.fields().iter().position(|f| *f.name() == name) else {
+                        return Err(NodeError::invalid(
+                            "42703",
+                            format!("FORCE_QUOTE column \"{name}\" not referenced by COPY"),
+                        ));
+                    };
+                    force_quote[i] = true;
+                }
+                CopyFormat::Csv {
+                    delimiter: opts.delimiter,
+                    quote: opts.quote,
+                    escape: opts.escape,
+                    null: opts.null,
+                    header: opts.header,
+                    force_quote,
+                }
+            }
+            Kind::Binary => CopyFormat::Binary,
+        };
+        Ok(StatementOutput::CopyOut {
+            schema,
+            stream,
+            format,
         })
     }
 

@@ -2,8 +2,8 @@
 //! as psycopg's named cursors use them, and SQL-level prepared statements
 //! (`PREPARE p AS ...`, `EXECUTE p (args)`, `DEALLOCATE p`), as psycopg2 uses them.
 
-use std::collections::VecDeque;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use basalt_sql::ParsedStatement;
 use basalt_sql::sqlparser::ast::{
@@ -12,17 +12,57 @@ use basalt_sql::sqlparser::ast::{
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use crate::session::{StatementOutput, ident_name, rows_output};
+use crate::session::{StatementOutput, ident_name};
 use crate::{NodeError, Session};
 
-/// An open cursor: the query's stream and rows read ahead of the client.
+/// An open cursor: the query's stream and the rows read ahead of the client. The state is
+/// shared with the row streams fetches hand out, so a FETCH streams its rows instead of
+/// collecting them (the wire layer drains one fetch's stream before it starts the next).
 pub(crate) struct Cursor {
     schema: SchemaRef,
-    /// In a mutex only so the session stays `Sync`; always reached through `get_mut`.
-    stream: std::sync::Mutex<SendableRecordBatchStream>,
-    buffered: VecDeque<RecordBatch>,
+    /// `DECLARE name BINARY CURSOR`: a protocol-level Execute sends binary values.
+    binary: bool,
+    state: Arc<tokio::sync::Mutex<CursorState>>,
+}
+
+struct CursorState {
+    stream: SendableRecordBatchStream,
+    /// The rest of a batch of which a fetch took only the first rows.
+    buffered: Option<RecordBatch>,
+}
+
+impl Cursor {
+    /// The next `limit` rows (None: all the rest), streamed batch by batch.
+    fn rows(&self, limit: Option<usize>) -> SendableRecordBatchStream {
+        let state = self.state.clone();
+        let s = futures::stream::unfold((state, limit), |(state, left)| async move {
+            if left == Some(0) {
+                return None;
+            }
+            let mut st = state.clone().lock_owned().await;
+            let batch = match st.buffered.take() {
+                Some(b) => b,
+                None => match st.stream.next().await {
+                    Some(Ok(b)) => b,
+                    // The cursor's query failed: this fetch fails (and with it the
+                    // transaction block).
+                    Some(Err(e)) => return Some((Err(e), (state, Some(0)))),
+                    None => return None,
+                },
+            };
+            let n = batch.num_rows();
+            let take = left.map_or(n, |l| l.min(n));
+            if take < n {
+                st.buffered = Some(batch.slice(take, n - take));
+            }
+            drop(st);
+            Some((Ok(batch.slice(0, take)), (state, left.map(|l| l - take))))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), s))
+    }
 }
 
 impl Session {
@@ -51,15 +91,19 @@ impl Session {
                 name,
                 Cursor {
                     schema,
-                    stream: std::sync::Mutex::new(stream),
-                    buffered: VecDeque::new(),
+                    binary: d.binary == Some(true),
+                    state: Arc::new(tokio::sync::Mutex::new(CursorState {
+                        stream,
+                        buffered: None,
+                    })),
                 },
             );
         }
         Ok(StatementOutput::command("DECLARE CURSOR"))
     }
 
-    pub(crate) async fn fetch(
+    /// `FETCH [FORWARD] n | ALL | NEXT FROM name` (`name` already normalized).
+    pub(crate) fn fetch(
         &mut self,
         name: &str,
         direction: &FetchDirection,
@@ -87,41 +131,35 @@ impl Session {
                 )));
             }
         };
-        let name = name.to_lowercase();
-        let Some(c) = self.cursors.get_mut(&name) else {
-            return Err(NodeError::invalid(
-                "34000",
-                format!("cursor \"{name}\" does not exist"),
-            ));
+        self.fetch_cursor(name, want)
+    }
+
+    /// The next `limit` rows (None: all) of the SQL cursor `name`, as a stream: a FETCH, or a
+    /// protocol-level Execute of the portal a DECLARE created (in Postgres a SQL cursor *is*
+    /// a portal).
+    pub fn fetch_cursor(
+        &mut self,
+        name: &str,
+        limit: Option<usize>,
+    ) -> Result<StatementOutput, NodeError> {
+        let Some(c) = self.cursors.get(name) else {
+            return Err(cursor_missing(name));
         };
-        let mut out = vec![];
-        let mut got = 0usize;
-        while want.is_none_or(|w| got < w) {
-            let batch = match c.buffered.pop_front() {
-                Some(b) => b,
-                None => match c
-                    .stream
-                    .get_mut()
-                    .map_err(|_| NodeError::internal("cursor stream poisoned"))?
-                    .next()
-                    .await
-                {
-                    Some(b) => b?,
-                    None => break,
-                },
-            };
-            let take = match want {
-                Some(w) => (w - got).min(batch.num_rows()),
-                None => batch.num_rows(),
-            };
-            if take < batch.num_rows() {
-                c.buffered
-                    .push_front(batch.slice(take, batch.num_rows() - take));
-            }
-            got += take;
-            out.push(batch.slice(0, take));
-        }
-        Ok(rows_output(c.schema.clone(), out))
+        Ok(StatementOutput::Rows {
+            schema: c.schema.clone(),
+            stream: c.rows(limit),
+        })
+    }
+
+    /// Columns of the SQL cursor `name`, and whether it was declared BINARY; None if no such
+    /// cursor is open (a protocol-level Describe of that portal).
+    pub fn cursor_description(&self, name: &str) -> Option<(SchemaRef, bool)> {
+        self.cursors.get(name).map(|c| (c.schema.clone(), c.binary))
+    }
+
+    /// Close the SQL cursor `name` (a protocol-level Close of that portal); false if none.
+    pub fn close_cursor_named(&mut self, name: &str) -> bool {
+        self.cursors.remove(name).is_some()
     }
 
     pub(crate) fn close_cursor(&mut self, cursor: &CloseCursor) -> StatementOutput {
@@ -170,4 +208,8 @@ impl Session {
         }))
         .await
     }
+}
+
+fn cursor_missing(name: &str) -> NodeError {
+    NodeError::invalid("34000", format!("cursor \"{name}\" does not exist"))
 }

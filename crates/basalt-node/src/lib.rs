@@ -29,6 +29,7 @@ mod settings;
 mod tests;
 
 pub use config::{AuthMethod, LeaderConfig};
+pub use copy::CopyFormat;
 pub use error::NodeError;
 pub use leader::Leader;
 pub use session::{Prepared, Session, StatementOutput, TransactionStatus};

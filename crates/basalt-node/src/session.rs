@@ -19,6 +19,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
 use tracing::{debug, warn};
 
+use crate::copy::CopyFormat;
 use crate::leader::VersionPin;
 use crate::settings::Settings;
 use crate::{Leader, NodeError, params};
@@ -33,6 +34,13 @@ pub enum StatementOutput {
     /// The server is ready for `COPY ... FROM STDIN` data with this many columns; feed it with
     /// [`Session::copy_data`] and finish with [`Session::copy_done`] or [`Session::copy_fail`].
     CopyIn { columns: usize },
+    /// `COPY ... TO STDOUT`: the rows to send to the client as COPY data in `format`,
+    /// streamed as they are produced.
+    CopyOut {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        format: CopyFormat,
+    },
     /// A command completion: `tag` as Postgres spells it (`INSERT`, `CREATE TABLE`, ...) and
     /// the row count where the tag carries one.
     Command { tag: String, rows: Option<u64> },
@@ -44,6 +52,9 @@ impl std::fmt::Debug for StatementOutput {
             StatementOutput::Rows { schema, .. } => write!(f, "Rows({schema:?})"),
             StatementOutput::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
             StatementOutput::CopyIn { columns } => write!(f, "CopyIn({columns})"),
+            StatementOutput::CopyOut { schema, format, .. } => {
+                write!(f, "CopyOut({format:?}, {schema:?})")
+            }
         }
     }
 }
@@ -65,7 +76,7 @@ impl StatementOutput {
     /// Collect all rows (for tests and the embedding API).
     pub async fn collect(self) -> Result<Vec<RecordBatch>, NodeError> {
         match self {
-            StatementOutput::Rows { stream, .. } => {
+            StatementOutput::Rows { stream, .. } | StatementOutput::CopyOut { stream, .. } => {
                 let batches: Vec<_> = stream.collect().await;
                 Ok(batches.into_iter().collect::<Result<Vec<_>, _>>()?)
             }
@@ -365,6 +376,15 @@ impl Session {
                     schema: schema.clone(),
                     stream: with_deadline(stream, schema, deadline),
                 }),
+                Ok(Ok(StatementOutput::CopyOut {
+                    schema,
+                    stream,
+                    format,
+                })) => Ok(StatementOutput::CopyOut {
+                    schema: schema.clone(),
+                    stream: with_deadline(stream, schema, deadline),
+                    format,
+                }),
                 Ok(other) => other,
                 Err(_) => Err(NodeError::invalid(
                     "57014",
@@ -448,7 +468,7 @@ impl Session {
                 name, direction, ..
             } => {
                 let name = ident_name(name);
-                self.fetch(&name, direction).await
+                self.fetch(&name, direction)
             }
             Statement::Close { cursor } => Ok(self.close_cursor(cursor)),
             Statement::Prepare {
@@ -748,6 +768,12 @@ impl Session {
                     .join(" ");
                 Ok((vec![], Some(show_schema(&name))))
             }
+            // The columns of the cursor it reads (psycopg's named cursors FETCH through the
+            // extended protocol and need a RowDescription).
+            Statement::Fetch { name, .. } => Ok((
+                vec![],
+                self.cursor_description(&ident_name(name)).map(|(s, _)| s),
+            )),
             Statement::Query(q) if pg_sleep_seconds(q).is_some() => Ok((
                 vec![],
                 Some(Arc::new(Schema::new(vec![Field::new(

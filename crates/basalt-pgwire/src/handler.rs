@@ -31,7 +31,8 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{DataRow, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
-    Describe, Execute, PortalSuspended, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+    Close, CloseComplete, Describe, Execute, PortalSuspended, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{
     EmptyQueryResponse, ReadyForQuery, TransactionStatus as PgTransactionStatus,
@@ -39,6 +40,7 @@ use pgwire::messages::response::{
 use pgwire::messages::simplequery::Query;
 use tracing::debug;
 
+use crate::copy_out::{CopyOut, copy_out};
 use crate::params::decode_params;
 use crate::types::{arrow_to_pg, field_infos, pg_to_arrow, row_stream};
 
@@ -347,6 +349,21 @@ impl QueryHandler {
                     client.set_state(PgWireConnectionState::CopyInProgress(false));
                     return Ok(true);
                 }
+                Ok(StatementOutput::CopyOut {
+                    schema,
+                    stream,
+                    format,
+                }) => {
+                    let copy = copy_out(&schema, stream, format);
+                    if let Fetch::Failed(e) = send_copy_out(client, copy, cancel).await? {
+                        conn.fail_transaction().await;
+                        let info: ErrorInfo = e.into();
+                        client
+                            .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                            .await?;
+                        return Ok(false);
+                    }
+                }
                 Err(e) => {
                     client
                         .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
@@ -377,27 +394,50 @@ impl QueryHandler {
         let state = portal.state();
         let mut state = state.lock().await;
         if matches!(*state, PortalExecutionState::Initial) {
-            match ExtendedQueryHandler::do_query(self, client, portal, max_rows).await? {
-                Response::Query(response) => *state = PortalExecutionState::Suspended(response),
-                Response::Execution(tag) => {
-                    client
-                        .feed(PgWireBackendMessage::CommandComplete(tag.into()))
-                        .await?;
-                    return Ok(());
+            match start_portal(conn, portal).await? {
+                StatementOutput::Rows { schema, stream } => {
+                    let format = &portal.result_column_format;
+                    let fields = Arc::new(field_infos(&schema, format));
+                    let rows = row_stream(&schema, stream, format);
+                    *state = PortalExecutionState::Suspended(QueryResponse::new(fields, rows));
                 }
-                Response::Error(info) => return Err(PgWireError::UserError(info)),
-                Response::CopyIn(copy) => {
-                    client.set_state(PgWireConnectionState::CopyInProgress(true));
-                    send_copy_in_response(client, copy).await?;
-                    return Ok(());
-                }
-                _ => {
+                // A prepared comment-only query has nothing to run.
+                StatementOutput::Command { tag, .. } if tag.is_empty() => {
                     client
                         .feed(PgWireBackendMessage::EmptyQueryResponse(
                             EmptyQueryResponse::new(),
                         ))
                         .await?;
                     return Ok(());
+                }
+                StatementOutput::Command { tag, rows } => {
+                    client
+                        .feed(PgWireBackendMessage::CommandComplete(
+                            command_tag(&tag, rows).into(),
+                        ))
+                        .await?;
+                    return Ok(());
+                }
+                StatementOutput::CopyIn { columns } => {
+                    client.set_state(PgWireConnectionState::CopyInProgress(true));
+                    send_copy_in_response(client, copy_in(columns)).await?;
+                    return Ok(());
+                }
+                // COPY TO STDOUT ignores max_rows, as in Postgres.
+                StatementOutput::CopyOut {
+                    schema,
+                    stream,
+                    format,
+                } => {
+                    *state = PortalExecutionState::Finished;
+                    let copy = copy_out(&schema, stream, format);
+                    return match send_copy_out(client, copy, cancel).await? {
+                        Fetch::Failed(e) => {
+                            conn.fail_transaction().await;
+                            Err(e)
+                        }
+                        Fetch::Done(_) | Fetch::Suspended => Ok(()),
+                    };
                 }
             }
         }
@@ -428,6 +468,175 @@ impl QueryHandler {
         }
         Ok(())
     }
+
+    /// Execute on a portal that is a SQL cursor (`DECLARE name CURSOR FOR ...`): up to
+    /// `max_rows` (0: all) of its next rows, then PortalSuspended if that many were sent,
+    /// else CommandComplete. The rows stream from the cursor's query.
+    async fn run_cursor<C>(
+        &self,
+        client: &mut C,
+        conn: &Conn,
+        name: &str,
+        max_rows: usize,
+        cancel: &CancelSignal,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (rows, binary) = {
+            let mut session = conn.session.lock().await;
+            if session.transaction_status() == TransactionStatus::Failed {
+                return Err(to_pg_error(&NodeError::TransactionAborted));
+            }
+            let Some((_, binary)) = session.cursor_description(name) else {
+                return Err(portal_not_found(name));
+            };
+            let limit = (max_rows > 0).then_some(max_rows);
+            (session.fetch_cursor(name, limit), binary)
+        };
+        let (schema, stream) = match rows {
+            Ok(StatementOutput::Rows { schema, stream }) => (schema, stream),
+            Ok(other) => {
+                return Err(to_pg_error(&NodeError::internal(format!(
+                    "cursor fetch returned {other:?}"
+                ))));
+            }
+            Err(e) => {
+                conn.fail_transaction().await;
+                return Err(to_pg_error(&e));
+            }
+        };
+        let format = if binary {
+            Format::UnifiedBinary
+        } else {
+            Format::UnifiedText
+        };
+        let mut rows = Box::pin(row_stream(&schema, stream, &format));
+        match send_rows(client, &mut rows, max_rows, cancel).await? {
+            Fetch::Done(n) => {
+                let tag = Tag::new("SELECT").with_rows(n);
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+                    .await?;
+            }
+            Fetch::Suspended => {
+                client
+                    .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                    .await?;
+            }
+            Fetch::Failed(e) => {
+                conn.fail_transaction().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Neither a bound portal nor a SQL cursor has this name (Postgres: 34000, not pgwire's 26000).
+fn portal_not_found(name: &str) -> PgWireError {
+    to_pg_error(&NodeError::invalid(
+        "34000",
+        format!("portal \"{name}\" does not exist"),
+    ))
+}
+
+/// Start a bound portal: decode its parameters and execute its statement on the session.
+async fn start_portal(
+    conn: &Conn,
+    portal: &Portal<BasaltStatement>,
+) -> PgWireResult<StatementOutput> {
+    let stored = &portal.statement;
+    let prepared = stored.statement.prepared.clone();
+    let statement_name = if stored.id == DEFAULT_NAME {
+        ""
+    } else {
+        stored.id.as_str()
+    };
+    let result = match decode_params(
+        &portal.parameters,
+        &portal.parameter_format,
+        &stored.parameter_types,
+        &prepared.param_types,
+        statement_name,
+    ) {
+        Ok(params) => {
+            guarded(&conn.signal(), async {
+                conn.session
+                    .lock()
+                    .await
+                    .execute_prepared(&prepared, params)
+                    .await
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(out) => Ok(out),
+        Err(e) => {
+            conn.fail_transaction().await;
+            Err(to_pg_error(&e))
+        }
+    }
+}
+
+/// A COPY TO STDOUT as a pgwire [`CopyResponse`] (for the trait-level `do_query` API).
+fn copy_out_response(copy: CopyOut) -> CopyResponse {
+    let data_stream = copy.data.map(|r| match r {
+        Ok(chunk) => Ok(CopyData::new(chunk.data)),
+        Err(e) => Err(to_pg_error(&e)),
+    });
+    // Created as text and then marked binary: `CopyResponse::new` would append a second
+    // binary trailer to the one our stream ends with.
+    let mut response = CopyResponse::new(0, copy.response.columns as usize, data_stream);
+    response.format = copy.response.format;
+    response
+}
+
+/// Send a COPY TO STDOUT: CopyOutResponse, one CopyData per payload, CopyDone and `COPY n`.
+/// An error while rows stream (or a cancel) ends the COPY without CopyDone; the caller sends
+/// the ErrorResponse, as Postgres does. The outer error is a broken connection.
+async fn send_copy_out<C>(
+    client: &mut C,
+    copy: CopyOut,
+    cancel: &CancelSignal,
+) -> PgWireResult<Fetch>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let CopyOut { response, mut data } = copy;
+    client
+        .feed(PgWireBackendMessage::CopyOutResponse(response))
+        .await?;
+    let mut rows = 0;
+    loop {
+        let next = tokio::select! {
+            r = data.next() => r,
+            _ = cancel.clone() => Some(Err(NodeError::Canceled)),
+        };
+        match next {
+            Some(Ok(chunk)) => {
+                rows += usize::from(chunk.is_row);
+                client
+                    .feed(PgWireBackendMessage::CopyData(CopyData::new(chunk.data)))
+                    .await?;
+            }
+            Some(Err(e)) => return Ok(Fetch::Failed(to_pg_error(&e))),
+            None => break,
+        }
+    }
+    client
+        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    let tag = Tag::new("COPY").with_rows(rows);
+    client
+        .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+        .await?;
+    Ok(Fetch::Done(rows))
 }
 
 #[async_trait]
@@ -510,6 +719,11 @@ impl SimpleQueryHandler for QueryHandler {
                     Response::Execution(command_tag(&tag, rows))
                 }
                 Ok(StatementOutput::CopyIn { columns }) => Response::CopyIn(copy_in(columns)),
+                Ok(StatementOutput::CopyOut {
+                    schema,
+                    stream,
+                    format,
+                }) => Response::CopyOut(copy_out_response(copy_out(&schema, stream, format))),
                 Err(e) => Response::Error(Box::new(error_info(&e))),
             })
             .collect())
@@ -538,7 +752,7 @@ impl ExtendedQueryHandler for QueryHandler {
         let conn = conn(client)?;
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
         let portal = match client.portal_store().get_portal(name) {
-            Some(Entry::Value(portal)) => portal,
+            Some(Entry::Value(portal)) => Some(portal),
             Some(Entry::Empty) => {
                 client
                     .feed(PgWireBackendMessage::EmptyQueryResponse(
@@ -547,14 +761,23 @@ impl ExtendedQueryHandler for QueryHandler {
                     .await?;
                 return Ok(());
             }
-            None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+            // In Postgres a SQL cursor is a portal: psycopg's named cursors DECLARE one, then
+            // Describe (and may Execute) it by name.
+            None => None,
         };
         let max_rows = message.max_rows.max(0) as usize;
         let cancel = conn.begin(client).await;
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let result = self
-            .run_portal(client, &conn, &portal, max_rows, &cancel)
-            .await;
+        let result = match portal {
+            Some(portal) => {
+                self.run_portal(client, &conn, &portal, max_rows, &cancel)
+                    .await
+            }
+            None => {
+                self.run_cursor(client, &conn, name, max_rows, &cancel)
+                    .await
+            }
+        };
         if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
             client.set_state(PgWireConnectionState::ReadyForQuery);
         }
@@ -598,7 +821,18 @@ impl ExtendedQueryHandler for QueryHandler {
                         .map(|s| field_infos(s, &portal.result_column_format)),
                 ),
                 Some(Entry::Empty) => (None, None),
-                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+                // A SQL cursor (see on_execute).
+                None => match conn(client)?.session.lock().await.cursor_description(name) {
+                    Some((schema, binary)) => {
+                        let format = if binary {
+                            Format::UnifiedBinary
+                        } else {
+                            Format::UnifiedText
+                        };
+                        (None, Some(field_infos(&schema, &format)))
+                    }
+                    None => return Err(portal_not_found(name)),
+                },
             },
             other => return Err(PgWireError::InvalidTargetType(other)),
         };
@@ -626,6 +860,31 @@ impl ExtendedQueryHandler for QueryHandler {
         Ok(())
     }
 
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+            TARGET_TYPE_BYTE_PORTAL if client.portal_store().get_portal(name).is_some() => {
+                client.portal_store().rm_portal(name)
+            }
+            // Closing the portal of a SQL cursor closes the cursor, as in Postgres.
+            TARGET_TYPE_BYTE_PORTAL if name != DEFAULT_NAME => {
+                conn(client)?.session.lock().await.close_cursor_named(name);
+            }
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -639,50 +898,23 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let conn = conn(client)?;
-        let stored = &portal.statement;
-        let prepared = stored.statement.prepared.clone();
-        let statement_name = if stored.id == DEFAULT_NAME {
-            ""
-        } else {
-            stored.id.as_str()
-        };
-        let result = match decode_params(
-            &portal.parameters,
-            &portal.parameter_format,
-            &stored.parameter_types,
-            &prepared.param_types,
-            statement_name,
-        ) {
-            Ok(params) => {
-                guarded(&conn.signal(), async {
-                    conn.session
-                        .lock()
-                        .await
-                        .execute_prepared(&prepared, params)
-                        .await
-                })
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(StatementOutput::Rows { schema, stream }) => {
+        Ok(match start_portal(&conn, portal).await? {
+            StatementOutput::Rows { schema, stream } => {
                 let format = &portal.result_column_format;
                 let fields = Arc::new(field_infos(&schema, format));
                 let rows = row_stream(&schema, stream, format);
-                Ok(Response::Query(QueryResponse::new(fields, rows)))
+                Response::Query(QueryResponse::new(fields, rows))
             }
             // A prepared comment-only query has nothing to run.
-            Ok(StatementOutput::Command { tag, .. }) if tag.is_empty() => Ok(Response::EmptyQuery),
-            Ok(StatementOutput::Command { tag, rows }) => {
-                Ok(Response::Execution(command_tag(&tag, rows)))
-            }
-            Ok(StatementOutput::CopyIn { columns }) => Ok(Response::CopyIn(copy_in(columns))),
-            Err(e) => {
-                conn.fail_transaction().await;
-                Err(to_pg_error(&e))
-            }
-        }
+            StatementOutput::Command { tag, .. } if tag.is_empty() => Response::EmptyQuery,
+            StatementOutput::Command { tag, rows } => Response::Execution(command_tag(&tag, rows)),
+            StatementOutput::CopyIn { columns } => Response::CopyIn(copy_in(columns)),
+            StatementOutput::CopyOut {
+                schema,
+                stream,
+                format,
+            } => Response::CopyOut(copy_out_response(copy_out(&schema, stream, format))),
+        })
     }
 }
 

@@ -10,16 +10,20 @@
 //!         ─▶ Parse ──────────────▶ Session::prepare           ├─▶ RecordBatch stream ─▶ DataRows
 //!         ─▶ Bind/Execute(max_rows) ▶ Session::execute_prepared┘    (text or binary per column)
 //!         ─▶ CancelRequest ──────▶ ConnectionManager ─▶ 57014 in the running statement
+//!  COPY TO STDOUT: RecordBatch stream ─▶ CopyOutResponse, CopyData per row, CopyDone
+//!  Describe/Execute/Close of a portal named like a SQL cursor (DECLARE) ─▶ that cursor
 //! ```
 //!
 //! * `auth` — startup: authentication, the session, ParameterStatus, BackendKeyData.
 //! * `handler` — simple and extended query protocol, cancellation, panic isolation,
-//!   transaction status for ReadyForQuery.
+//!   transaction status for ReadyForQuery, SQL cursors as portals.
 //! * `types` — Arrow → Postgres type mapping (OID, typmod from the column's SQL type) and
 //!   DataRow encoding; `text` — Postgres 15 text output formats.
 //! * `params` — Bind parameters (text and binary) → `ScalarValue`.
+//! * `copy_out` — COPY TO STDOUT rows as CopyData in text, CSV or binary COPY format.
 
 mod auth;
+mod copy_out;
 mod handler;
 mod params;
 mod server;

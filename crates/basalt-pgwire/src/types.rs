@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use basalt_catalog::{SQL_TYPE_METADATA_KEY, SqlType};
 use basalt_node::NodeError;
@@ -207,17 +206,36 @@ pub(crate) fn row_stream(
     batches: SendableRecordBatchStream,
     format: &Format,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    struct State {
+    let types: Vec<PgColumn> = schema.fields().iter().map(|f| pg_column(f)).collect();
+    let formats: Vec<FieldFormat> = (0..types.len()).map(|i| column_format(format, i)).collect();
+    encode_rows(batches, move |columns, row| {
+        let mut buf = BytesMut::with_capacity(64);
+        encode_row(columns, row, &types, &formats, &mut buf)?;
+        Ok(DataRow::new(buf, columns.len() as i16))
+    })
+    .map(|r| r.map_err(|e| to_pg_error(&e)))
+}
+
+/// Turn a record batch stream into one encoded item per row, batch by batch (never more than
+/// one batch is held; dictionary columns are decoded first). The first error, from the engine
+/// or from `encode`, ends the stream; a panic inside the engine's stream becomes an internal
+/// error.
+pub(crate) fn encode_rows<T, F>(
+    batches: SendableRecordBatchStream,
+    encode: F,
+) -> impl Stream<Item = Result<T, NodeError>> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnMut(&[ArrayRef], usize) -> Result<T, NodeError> + Send + 'static,
+{
+    struct State<F> {
         batches: futures::stream::BoxStream<'static, Result<RecordBatch, NodeError>>,
         columns: Vec<ArrayRef>,
         rows: usize,
         next: usize,
-        types: Arc<Vec<PgColumn>>,
-        formats: Arc<Vec<FieldFormat>>,
+        encode: F,
         done: bool,
     }
-    let types: Vec<PgColumn> = schema.fields().iter().map(|f| pg_column(f)).collect();
-    let formats: Vec<FieldFormat> = (0..types.len()).map(|i| column_format(format, i)).collect();
     let batches = AssertUnwindSafe(batches)
         .catch_unwind()
         .map(|r| match r {
@@ -231,8 +249,7 @@ pub(crate) fn row_stream(
         columns: vec![],
         rows: 0,
         next: 0,
-        types: Arc::new(types),
-        formats: Arc::new(formats),
+        encode,
         done: false,
     };
     futures::stream::unfold(state, |mut s| async move {
@@ -243,10 +260,7 @@ pub(crate) fn row_stream(
             if s.next < s.rows {
                 let row = s.next;
                 s.next += 1;
-                let mut buf = BytesMut::with_capacity(64);
-                let r = encode_row(&s.columns, row, &s.types, &s.formats, &mut buf)
-                    .map(|()| DataRow::new(buf, s.columns.len() as i16))
-                    .map_err(|e| to_pg_error(&e));
+                let r = (s.encode)(&s.columns, row);
                 if r.is_err() {
                     s.done = true;
                 }
@@ -260,7 +274,7 @@ pub(crate) fn row_stream(
                 }
                 Some(Err(e)) => {
                     s.done = true;
-                    return Some((Err(to_pg_error(&e)), s));
+                    return Some((Err(e), s));
                 }
                 None => return None,
             }
@@ -466,8 +480,8 @@ fn write_padded(buf: &mut BytesMut, s: &str, pad_to: Option<usize>) {
     }
 }
 
-/// A value in Postgres' text output format.
-fn write_text(
+/// A value (not NULL) in Postgres' text output format.
+pub(crate) fn write_text(
     array: &dyn Array,
     row: usize,
     col: &PgColumn,

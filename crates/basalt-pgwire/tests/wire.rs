@@ -713,3 +713,585 @@ async fn md5_password_login() {
 async fn scram_password_login() {
     password_logins(AuthMethod::ScramSha256).await;
 }
+
+/// `ct` with the values COPY must escape or quote: tabs, newlines, CR, backslashes, quotes,
+/// the empty string, `\.`, `\N`, other control characters, NULLs, CHAR padding.
+async fn copy_table(client: &Client) {
+    client
+        .batch_execute(
+            "create table ct (id int, s text, n numeric(10,2), b bool, d date, c char(4))",
+        )
+        .await
+        .expect("create");
+    let rows: [(i32, Option<&str>, &str); 7] = [
+        (1, Some("a\tb\nc\\d\re"), "1.50, true, '2024-01-02', 'ab'"),
+        (2, None, "null, null, null, null"),
+        (3, Some(""), "-2, false, '1999-12-31', ''"),
+        (4, Some("say \"hi\", ok"), "3, true, '2024-01-02', 'x'"),
+        (5, Some("\\."), "4, true, '2024-01-02', 'x'"),
+        (6, Some("\\N"), "5, true, '2024-01-02', 'x'"),
+        (
+            7,
+            Some("x\u{8}y\u{c}z\u{b}w\u{1}"),
+            "6, true, '2024-01-02', 'x'",
+        ),
+    ];
+    for (id, s, rest) in rows {
+        client
+            .execute(&format!("insert into ct values ({id}, $1, {rest})"), &[&s])
+            .await
+            .expect("insert");
+    }
+}
+
+/// COPY ... TO STDOUT through tokio-postgres (extended protocol), as text.
+async fn copy_out_text(client: &Client, sql: &str) -> String {
+    use futures::TryStreamExt;
+    let stream = client
+        .copy_out(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let chunks: Vec<bytes::Bytes> = stream
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    String::from_utf8(chunks.concat()).expect("utf8")
+}
+
+// Expected outputs below are what PostgreSQL 15 prints for the same rows and statements.
+
+const CT_TEXT: &str = "1\ta\\tb\\nc\\\\d\\re\t1.50\tt\t2024-01-02\tab  \n\
+    2\t\\N\t\\N\t\\N\t\\N\t\\N\n\
+    3\t\t-2.00\tf\t1999-12-31\t    \n\
+    4\tsay \"hi\", ok\t3.00\tt\t2024-01-02\tx   \n\
+    5\t\\\\.\t4.00\tt\t2024-01-02\tx   \n\
+    6\t\\\\N\t5.00\tt\t2024-01-02\tx   \n\
+    7\tx\\by\\fz\\vw\u{1}\t6.00\tt\t2024-01-02\tx   \n";
+
+#[tokio::test]
+async fn copy_to_stdout_text_format() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        copy_table(&client).await;
+        assert_eq!(
+            copy_out_text(&client, "copy (select * from ct order by id) to stdout").await,
+            CT_TEXT
+        );
+        // A table: every column in order (rows in slice order, so compare sorted lines).
+        let sorted = |s: String| {
+            let mut lines: Vec<String> = s.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(
+            sorted(copy_out_text(&client, "COPY ct TO STDOUT").await),
+            sorted(CT_TEXT.to_string())
+        );
+        // A column list, HEADER (Postgres 15 allows it in text format), another delimiter
+        // (escaped inside values and names), a NULL string, a WHERE.
+        assert_eq!(
+            copy_out_text(
+                &client,
+                "copy (select id, s as \"a|b\" from ct where id in (2, 4) order by id) \
+                 to stdout with (delimiter '|', header, null '')"
+            )
+            .await,
+            "id|a\\|b\n2|\n4|say \"hi\", ok\n"
+        );
+        assert_eq!(
+            sorted(copy_out_text(&client, "copy ct (c, id) to stdout with (format text)").await),
+            vec![
+                "    \t3", "\\N\t2", "ab  \t1", "x   \t4", "x   \t5", "x   \t6", "x   \t7"
+            ]
+        );
+        // No rows: just the header.
+        assert_eq!(
+            copy_out_text(
+                &client,
+                "copy (select id from ct where id > 100) to stdout with (header)"
+            )
+            .await,
+            "id\n"
+        );
+        // Values render exactly as a text-format SELECT renders them.
+        let select = simple_rows(&client, "select n, d, c from ct where id = 1").await;
+        let copied = copy_out_text(
+            &client,
+            "copy (select n, d, c from ct where id = 1) to stdout",
+        )
+        .await;
+        let fields: Vec<Option<String>> = copied
+            .trim_end_matches('\n')
+            .split('\t')
+            .map(|f| Some(f.to_string()))
+            .collect();
+        assert_eq!(select, vec![fields]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn copy_to_stdout_csv_format() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        copy_table(&client).await;
+        assert_eq!(
+            copy_out_text(
+                &client,
+                "copy (select * from ct order by id) to stdout with (format csv, header true)"
+            )
+            .await,
+            "id,s,n,b,d,c\n\
+             1,\"a\tb\nc\\d\re\",1.50,t,2024-01-02,ab  \n\
+             2,,,,,\n\
+             3,\"\",-2.00,f,1999-12-31,    \n\
+             4,\"say \"\"hi\"\", ok\",3.00,t,2024-01-02,x   \n\
+             5,\\.,4.00,t,2024-01-02,x   \n\
+             6,\\N,5.00,t,2024-01-02,x   \n\
+             7,x\u{8}y\u{c}z\u{b}w\u{1},6.00,t,2024-01-02,x   \n"
+        );
+        assert_eq!(
+            copy_out_text(
+                &client,
+                "copy (select id, s, n from ct order by id) to stdout with \
+                 (format csv, delimiter ';', null 'NULL', quote '''', force_quote (n))"
+            )
+            .await,
+            "1;'a\tb\nc\\d\re';'1.50'\n\
+             2;NULL;NULL\n\
+             3;;'-2.00'\n\
+             4;say \"hi\", ok;'3.00'\n\
+             5;\\.;'4.00'\n\
+             6;\\N;'5.00'\n\
+             7;x\u{8}y\u{c}z\u{b}w\u{1};'6.00'\n"
+        );
+        assert_eq!(
+            copy_out_text(
+                &client,
+                "copy (select id, s from ct where id in (1, 3, 4) order by id) to stdout \
+                 with (format csv, escape '\\')"
+            )
+            .await,
+            "1,\"a\tb\nc\\\\d\re\"\n3,\"\"\n4,\"say \\\"hi\\\", ok\"\n"
+        );
+        // The old syntax psql's \copy passes through.
+        assert_eq!(
+            copy_out_text(
+                &client,
+                "copy (select id, s from ct where id in (3, 4) order by id) to stdout with csv header"
+            )
+            .await,
+            "id,s\n3,\"\"\n4,\"say \"\"hi\"\", ok\"\n"
+        );
+        assert_eq!(
+            copy_out_text(
+                &client,
+                "copy (select id, s from ct where id in (2, 4) order by id) to stdout \
+                 csv header delimiter '|' null 'nil'"
+            )
+            .await,
+            "id|s\n2|nil\n4|\"say \"\"hi\"\", ok\"\n"
+        );
+        // `\.` alone on a line is quoted, or it would end the data.
+        assert_eq!(
+            copy_out_text(&client, "copy (select s from ct where id = 5) to stdout csv").await,
+            "\"\\.\"\n"
+        );
+        // COPY table with a column list, CSV.
+        assert_eq!(
+            copy_out_text(&client, "copy ct (id, b) to stdout with (format csv)")
+                .await
+                .lines()
+                .count(),
+            7
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn copy_to_stdout_binary_format() {
+    use futures::TryStreamExt;
+    use tokio_postgres::binary_copy::BinaryCopyOutStream;
+    use tokio_postgres::types::Type;
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        copy_table(&client).await;
+        let stream = client
+            .copy_out("copy (select id, s, n from ct order by id) to stdout (format binary)")
+            .await
+            .expect("copy out");
+        let rows: Vec<_> =
+            BinaryCopyOutStream::new(stream, &[Type::INT4, Type::TEXT, Type::NUMERIC])
+                .try_collect()
+                .await
+                .expect("binary rows");
+        assert_eq!(rows.len(), 7);
+        assert_eq!(rows[0].get::<i32>(0), 1);
+        assert_eq!(rows[0].get::<Option<&str>>(1), Some("a\tb\nc\\d\re"));
+        assert_eq!(
+            rows[0].get::<Option<Decimal>>(2),
+            Some(Decimal::new(150, 2))
+        );
+        assert_eq!(rows[1].get::<Option<&str>>(1), None);
+        // No rows: signature and trailer only.
+        let stream = client
+            .copy_out("copy (select id from ct where id > 100) to stdout with (format binary)")
+            .await
+            .expect("copy out");
+        let rows: Vec<_> = BinaryCopyOutStream::new(stream, &[Type::INT4])
+            .try_collect()
+            .await
+            .expect("binary rows");
+        assert!(rows.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn copy_to_errors() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        copy_table(&client).await;
+        for (sql, want) in [
+            // Server-side files and programs stay out of reach.
+            ("copy ct to '/tmp/basalt-copy-out'", "0A000"),
+            ("copy ct to program 'cat'", "0A000"),
+            ("copy nosuch to stdout", "42P01"),
+            ("copy ct (id, nosuch) to stdout", "42703"),
+            ("copy ct to stdout with (format json)", "22023"),
+            ("copy ct to stdout with (delimiter 'x')", "22023"),
+            ("copy ct to stdout with (quote '\"')", "0A000"),
+            (
+                "copy ct to stdout with (format csv, delimiter '\"')",
+                "22023",
+            ),
+            (
+                "copy ct to stdout with (format csv, force_quote (nosuch))",
+                "42703",
+            ),
+            (
+                "copy ct to stdout with (format csv, force_not_null (id))",
+                "0A000",
+            ),
+            ("copy ct to stdout with (format binary, header)", "0A000"),
+        ] {
+            let e = client.simple_query(sql).await.unwrap_err();
+            assert_eq!(code(&e), want, "{sql}: {e}");
+        }
+        // A COPY FROM STDIN still refuses FORCE_QUOTE, as Postgres does.
+        let e = client
+            .simple_query("copy ct from stdin with (format csv, force_quote (id))")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "0A000");
+        // The same through the extended protocol, and the connection survives.
+        let e = client
+            .copy_out("copy ct to '/tmp/basalt-copy-out'")
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(code(&e), "0A000");
+        assert_eq!(simple_rows(&client, "select 1").await.len(), 1);
+    })
+    .await;
+}
+
+/// A minimal frontend for what tokio-postgres cannot express: COPY TO STDOUT through the
+/// simple protocol, and protocol-level Describe / Execute / Close of a portal that a SQL
+/// `DECLARE` created.
+struct Raw {
+    socket: tokio::net::TcpStream,
+}
+
+/// One backend message: its type byte and body.
+type Msg = (u8, Vec<u8>);
+
+impl Raw {
+    async fn connect(port: u16) -> Raw {
+        use tokio::io::AsyncWriteExt;
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut body = 196_608i32.to_be_bytes().to_vec(); // protocol 3.0
+        for s in ["user", "basalt", "database", "dev", ""] {
+            body.extend_from_slice(s.as_bytes());
+            body.push(0);
+        }
+        let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        msg.extend_from_slice(&body);
+        socket.write_all(&msg).await.expect("startup");
+        let mut raw = Raw { socket };
+        let msgs = raw.until_ready().await;
+        assert_eq!(msgs[0].0, b'R', "authentication ok");
+        raw
+    }
+
+    async fn send(&mut self, tag: u8, body: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let mut msg = vec![tag];
+        msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        msg.extend_from_slice(body);
+        self.socket.write_all(&msg).await.expect("send");
+    }
+
+    async fn recv(&mut self) -> Msg {
+        use tokio::io::AsyncReadExt;
+        let tag = self.socket.read_u8().await.expect("message type");
+        let len = self.socket.read_i32().await.expect("message length");
+        let mut body = vec![0; len as usize - 4];
+        self.socket
+            .read_exact(&mut body)
+            .await
+            .expect("message body");
+        (tag, body)
+    }
+
+    /// Messages up to and including ReadyForQuery.
+    async fn until_ready(&mut self) -> Vec<Msg> {
+        let mut msgs = vec![];
+        loop {
+            let m = self.recv().await;
+            let done = m.0 == b'Z';
+            msgs.push(m);
+            if done {
+                return msgs;
+            }
+        }
+    }
+
+    async fn query(&mut self, sql: &str) -> Vec<Msg> {
+        self.send(b'Q', &cstr(sql)).await;
+        self.until_ready().await
+    }
+
+    /// Parse, Bind, Describe and Execute an unnamed statement without parameters, then Sync.
+    async fn extended(&mut self, sql: &str) -> Vec<Msg> {
+        let mut parse = cstr("");
+        parse.extend(cstr(sql));
+        parse.extend(0i16.to_be_bytes());
+        self.send(b'P', &parse).await;
+        let mut bind = cstr("");
+        bind.extend(cstr(""));
+        bind.extend([0, 0, 0, 0, 0, 0]); // no parameter formats, no parameters, text results
+        self.send(b'B', &bind).await;
+        self.describe_portal("").await;
+        self.execute("", 0).await;
+        self.sync().await
+    }
+
+    async fn describe_portal(&mut self, name: &str) {
+        let mut body = vec![b'P'];
+        body.extend(cstr(name));
+        self.send(b'D', &body).await;
+    }
+
+    async fn execute(&mut self, portal: &str, max_rows: i32) {
+        let mut body = cstr(portal);
+        body.extend(max_rows.to_be_bytes());
+        self.send(b'E', &body).await;
+    }
+
+    async fn close_portal(&mut self, name: &str) {
+        let mut body = vec![b'P'];
+        body.extend(cstr(name));
+        self.send(b'C', &body).await;
+    }
+
+    async fn sync(&mut self) -> Vec<Msg> {
+        self.send(b'S', &[]).await;
+        self.until_ready().await
+    }
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+/// The type bytes of a message sequence, e.g. "TDDsZ".
+fn kinds(msgs: &[Msg]) -> String {
+    msgs.iter().map(|m| m.0 as char).collect()
+}
+
+/// The first value of each DataRow, as text.
+fn first_values(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.0 == b'D')
+        .map(|(_, b)| {
+            let len = i32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
+            String::from_utf8(b[6..6 + len].to_vec()).expect("utf8")
+        })
+        .collect()
+}
+
+/// The CopyData payloads, concatenated.
+fn copy_data(msgs: &[Msg]) -> String {
+    let bytes: Vec<u8> = msgs
+        .iter()
+        .filter(|m| m.0 == b'd')
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    String::from_utf8(bytes).expect("utf8")
+}
+
+/// A message body's NUL-terminated text fields (CommandComplete tag, ErrorResponse fields).
+fn texts(body: &[u8]) -> Vec<String> {
+    body.split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+fn sqlstate_of(msgs: &[Msg]) -> Option<String> {
+    let (_, body) = msgs.iter().find(|m| m.0 == b'E')?;
+    texts(body)
+        .into_iter()
+        .find_map(|f| f.strip_prefix('C').map(str::to_string))
+}
+
+fn tag_of(msgs: &[Msg]) -> Option<String> {
+    let (_, body) = msgs.iter().find(|m| m.0 == b'C')?;
+    texts(body).into_iter().next()
+}
+
+#[tokio::test]
+async fn copy_to_stdout_in_the_simple_protocol() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        copy_table(&client).await;
+        let mut raw = Raw::connect(server.port).await;
+        // CopyOutResponse, one CopyData per row (psycopg parses each as a row), CopyDone,
+        // CommandComplete `COPY n`; the header line is its own CopyData and not counted.
+        let msgs = raw
+            .query("copy (select id, s from ct where id <= 3 order by id) to stdout with (header)")
+            .await;
+        assert_eq!(kinds(&msgs), "HddddcCZ");
+        let (_, response) = &msgs[0];
+        assert_eq!(
+            response,
+            &[0, 0, 2, 0, 0, 0, 0],
+            "text, 2 columns, text each"
+        );
+        assert_eq!(
+            copy_data(&msgs),
+            "id\ts\n1\ta\\tb\\nc\\\\d\\re\n2\t\\N\n3\t\n"
+        );
+        assert_eq!(tag_of(&msgs).as_deref(), Some("COPY 3"));
+        // Several statements: the COPY is one result among others.
+        let msgs = raw
+            .query("select 1; copy (select 2) to stdout with (format csv); select 3")
+            .await;
+        assert_eq!(kinds(&msgs), "TDCHdcCTDCZ");
+        // An error while rows stream ends the COPY with ErrorResponse (no CopyDone).
+        let msgs = raw
+            .query("copy (select 10 / (id - 4) from ct) to stdout")
+            .await;
+        assert_eq!(
+            sqlstate_of(&msgs).as_deref(),
+            Some("22012"),
+            "{}",
+            kinds(&msgs)
+        );
+        assert!(!kinds(&msgs).contains('c'), "{}", kinds(&msgs));
+        assert_eq!(first_values(&raw.query("select 4").await), vec!["4"]);
+        // Binary: one CopyData per row, the signature in front of the first row, then the
+        // trailer.
+        let msgs = raw
+            .query("copy (select id from ct where id <= 2 order by id) to stdout (format binary)")
+            .await;
+        assert_eq!(kinds(&msgs), "HdddcCZ");
+        assert_eq!(msgs[0].1, vec![1, 0, 1, 0, 1]);
+        assert!(msgs[1].1.starts_with(b"PGCOPY\n\xff\r\n\0"));
+        assert_eq!(msgs[1].1.len(), 19 + 2 + 4 + 4);
+        assert_eq!(msgs[3].1, vec![0xff, 0xff]);
+        assert_eq!(tag_of(&msgs).as_deref(), Some("COPY 2"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sql_cursor_is_a_portal() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        client
+            .batch_execute("create table g (x int, y text)")
+            .await
+            .expect("create");
+        client
+            .batch_execute(
+                "insert into g values (1,'a'),(2,'b'),(3,'c'),(4,'d'),(5,'e'),(6,'f'),(7,'g'),\
+                 (8,'h'),(9,'i'),(10,'j')",
+            )
+            .await
+            .expect("insert");
+        let mut raw = Raw::connect(server.port).await;
+        // What psycopg 3 does for `conn.cursor(name="Big")`: DECLARE through the extended
+        // protocol, then Describe the portal of that name.
+        let msgs = raw.query("begin").await;
+        assert_eq!(kinds(&msgs), "CZ");
+        let msgs = raw
+            .extended("DECLARE \"Big\" CURSOR FOR select x, y from g order by x")
+            .await;
+        assert_eq!(kinds(&msgs), "12nCZ");
+        raw.describe_portal("Big").await;
+        let msgs = raw.sync().await;
+        assert_eq!(kinds(&msgs), "TZ");
+        let names = texts(&msgs[0].1[2..]);
+        assert_eq!(names.first().map(String::as_str), Some("x"));
+        // Execute the cursor's portal with max_rows: PortalSuspended while rows remain.
+        raw.execute("Big", 4).await;
+        let msgs = raw.sync().await;
+        assert_eq!(kinds(&msgs), "DDDDsZ");
+        assert_eq!(first_values(&msgs), vec!["1", "2", "3", "4"]);
+        // FETCH through the extended protocol (psycopg's fetchmany): Describe of the FETCH
+        // portal answers the cursor's columns.
+        let msgs = raw.extended("FETCH FORWARD 3 FROM \"Big\"").await;
+        assert_eq!(kinds(&msgs), "12TDDDCZ");
+        assert_eq!(first_values(&msgs), vec!["5", "6", "7"]);
+        // Execute without a limit: the rest, then CommandComplete.
+        raw.execute("Big", 0).await;
+        let msgs = raw.sync().await;
+        assert_eq!(kinds(&msgs), "DDDCZ");
+        assert_eq!(first_values(&msgs), vec!["8", "9", "10"]);
+        assert_eq!(tag_of(&msgs).as_deref(), Some("SELECT 3"));
+        raw.execute("Big", 5).await;
+        let msgs = raw.sync().await;
+        assert_eq!(kinds(&msgs), "CZ", "exhausted");
+        // Close the portal: the cursor is gone.
+        raw.close_portal("Big").await;
+        let msgs = raw.sync().await;
+        assert_eq!(kinds(&msgs), "3Z");
+        let msgs = raw.query("fetch 1 from \"Big\"").await;
+        assert_eq!(sqlstate_of(&msgs).as_deref(), Some("34000"));
+        raw.query("rollback").await;
+        // An unknown portal is still an error, and the connection carries on.
+        raw.describe_portal("nope").await;
+        let msgs = raw.sync().await;
+        assert_eq!(sqlstate_of(&msgs).as_deref(), Some("34000"));
+        assert_eq!(first_values(&raw.query("select 5").await), vec!["5"]);
+        // tokio-postgres prepares FETCH (Describe Statement) and gets the cursor's columns.
+        let mut client = client;
+        let t = client.transaction().await.expect("begin");
+        t.batch_execute("declare c cursor for select x from g order by x")
+            .await
+            .expect("declare");
+        let rows = t.query("fetch 4 from c", &[]).await.expect("fetch");
+        assert_eq!(
+            rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        let rows = t.query("fetch all from c", &[]).await.expect("fetch");
+        assert_eq!(rows.len(), 6);
+        t.batch_execute("close c").await.expect("close");
+        t.commit().await.expect("commit");
+    })
+    .await;
+}

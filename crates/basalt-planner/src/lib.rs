@@ -7,8 +7,8 @@
 //! DataFusion plans.
 
 mod catalog;
-mod provider;
 pub mod pg_semantics;
+mod provider;
 pub mod redshift;
 
 pub use catalog::{BasaltCatalog, CatalogView};
