@@ -16,3 +16,4 @@ select count(*) from psql_t;
 \copy psql_t (id, name, amount, day) from 'tests/psql/rows.csv' with (format csv, header true)
 select id, name from psql_t where id > 3 order by id;
 drop table psql_t;
+select 1 as a, 2 as a, null, null, id, id, count(*) from (select 7 as id) t group by id;

@@ -89,6 +89,8 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
         .map_err(|e| NodeError::internal(format!("pg_catalog overlay: {e}")))?;
     ctx.register_udf(crate::pg_overlay::format_encoding_udf());
     ctx.register_udf(crate::pg_overlay::expandarray_udf());
+    ctx.register_udf(crate::pg_overlay::int2vector_at_udf());
+    ctx.register_udf(crate::pg_overlay::to_regtype_udf());
     ctx.register_udf(crate::pg_overlay::PgGetExpr::udf());
     ctx.register_udf(constant_udf("version", crate::version_string()));
     Ok(())
@@ -121,9 +123,14 @@ pub(crate) fn setup_user(ctx: &SessionContext, user: &str, owner: &str) {
     ));
 }
 
+/// Marks a result column's alias as a repeat of an earlier column's name: DataFusion needs
+/// unique names in a projection, Postgres allows `SELECT a, a` and `SELECT NULL, NULL`. The
+/// marker and what follows are cut from the names clients see ([`output_schema`]).
+pub(crate) const DUPLICATE_NAME_MARK: char = '\u{1}';
+
 /// Name result columns the way Postgres does where DataFusion differs: `count(*)` → `count`,
-/// `upper(name)` → `upper`, `CASE ...` → `case`, other expressions → `?column?`. Only
-/// top-level select lists are renamed, and only where the names stay unique.
+/// `upper(name)` → `upper`, `CASE ...` → `case`, other expressions → `?column?`; and let
+/// names repeat. Only top-level select lists are renamed.
 pub(crate) fn postgres_column_names(stmt: &mut Statement) {
     use basalt_sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr};
     let Statement::Query(q) = stmt else {
@@ -156,48 +163,79 @@ pub(crate) fn postgres_column_names(stmt: &mut Statement) {
             _ => Some("?column?".into()),
         }
     }
-    let mut names: Vec<Option<String>> = sel
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => name_of(e),
-            _ => None,
-        })
-        .collect();
-    // Keep DataFusion's names where ours would collide (it requires unique names).
-    let explicit: Vec<String> = sel
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
-            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.to_lowercase()),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
-                p.last().map(|i| i.value.to_lowercase())
+    // The name each item shows, and whether we must alias it to get that name.
+    let mut seen: Vec<String> = vec![];
+    for item in sel.projection.iter_mut() {
+        let (expr, shown, derived) = match &*item {
+            SelectItem::UnnamedExpr(e @ Expr::Identifier(i)) => {
+                (e.clone(), i.value.to_lowercase(), false)
             }
-            _ => None,
+            SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(p)) => (
+                e.clone(),
+                p.last().map(|i| i.value.to_lowercase()).unwrap_or_default(),
+                false,
+            ),
+            SelectItem::UnnamedExpr(e) => match name_of(e) {
+                Some(n) => (e.clone(), n, true),
+                None => continue,
+            },
+            SelectItem::ExprWithAlias { expr, alias } => {
+                let shown = if alias.quote_style.is_some() {
+                    alias.value.clone()
+                } else {
+                    alias.value.to_lowercase()
+                };
+                (expr.clone(), shown, false)
+            }
+            // `*` expands to names we do not know here; DataFusion keeps them apart by
+            // qualifier.
+            _ => continue,
+        };
+        let repeats = seen.iter().filter(|n| **n == shown).count();
+        seen.push(shown.clone());
+        let alias = if repeats > 0 {
+            format!("{shown}{DUPLICATE_NAME_MARK}{repeats}")
+        } else if derived {
+            shown
+        } else {
+            continue;
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', alias),
+        };
+    }
+}
+
+/// A result schema as clients see it: repeated names restored (see [`DUPLICATE_NAME_MARK`]).
+/// None when no name carries the mark.
+pub(crate) fn output_schema(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.name().contains(DUPLICATE_NAME_MARK))
+    {
+        return None;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f
+                .name()
+                .split(DUPLICATE_NAME_MARK)
+                .next()
+                .unwrap_or_default();
+            f.as_ref().clone().with_name(name)
         })
         .collect();
-    let all: Vec<String> = names
-        .iter()
-        .flatten()
-        .cloned()
-        .chain(explicit.iter().cloned())
-        .collect();
-    for n in names.iter_mut() {
-        if let Some(v) = n
-            && all.iter().filter(|x| *x == v).count() > 1
-        {
-            *n = None;
-        }
-    }
-    for (item, name) in sel.projection.iter_mut().zip(names) {
-        if let (SelectItem::UnnamedExpr(e), Some(name)) = (&*item, name) {
-            *item = SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias: Ident::with_quote('"', name),
-            };
-        }
-    }
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
 }
 
 thread_local! {
@@ -238,18 +276,20 @@ pub(crate) fn rewrite(stmt: &mut Statement) {
     *stmt = s;
     array_subquery_to_array_agg(stmt);
     expandarray_to_unnest(stmt);
+    int2vector_subscripts(stmt);
+    index_column_names(stmt);
     composite_field_access(stmt);
     plannable_scalar_subqueries(stmt);
 }
 
 /// Catalog relations only our overlay provides, which datafusion-pg-catalog's rewrite does
-/// not know to qualify: `pg_user` → `pg_catalog.pg_user` (pg_catalog is always on the search
-/// path in Postgres and Redshift).
+/// not know to qualify: `pg_user` → `pg_catalog.pg_user`, `svv_tables` → ... (pg_catalog is
+/// always on the search path in Postgres and Redshift).
 fn qualify_overlay_tables(stmt: &mut Statement) {
     use basalt_sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
     let _ = visit_relations_mut(stmt, |name| {
         if let [ObjectNamePart::Identifier(id)] = name.0.as_slice()
-            && id.value.eq_ignore_ascii_case("pg_user")
+            && crate::pg_overlay::OVERLAY_ONLY.contains(&id.value.to_ascii_lowercase().as_str())
         {
             name.0
                 .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
@@ -333,6 +373,97 @@ fn expandarray_to_unnest(stmt: &mut Statement) {
                     clauses: vec![],
                 });
             *e = Expr::Function(unnest);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `i.indkey[n]`: int2vector columns (pg_index's indkey, indoption, indclass, indcollation,
+/// also under an alias ending in those names, as pgjdbc's `I_INDOPTION`) and pg_constraint's
+/// int2[] conkey/confkey are text in our pg_catalog → `basalt_int2vector_at(i.indkey, n,
+/// base)`, base 0 for int2vector and 1 for arrays.
+fn int2vector_subscripts(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{AccessExpr, Expr, Subscript, visit_expressions_mut};
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::CompoundFieldAccess { root, access_chain } = e
+            && let Some((AccessExpr::Subscript(Subscript::Index { index }), path)) =
+                access_chain.split_last()
+        {
+            // `i.indkey[0]` parses as root `i`, chain [.indkey, [0]].
+            let mut idents = match root.as_ref() {
+                Expr::Identifier(i) => vec![i.clone()],
+                Expr::CompoundIdentifier(p) => p.clone(),
+                _ => return std::ops::ControlFlow::<()>::Continue(()),
+            };
+            for part in path {
+                match part {
+                    AccessExpr::Dot(Expr::Identifier(i)) => idents.push(i.clone()),
+                    _ => return std::ops::ControlFlow::Continue(()),
+                }
+            }
+            let name = idents
+                .last()
+                .map(|i| i.value.to_ascii_lowercase())
+                .unwrap_or_default();
+            let base = if ["indkey", "indoption", "indclass", "indcollation"]
+                .iter()
+                .any(|v| name.ends_with(v))
+            {
+                0
+            } else if name.ends_with("conkey") || name.ends_with("confkey") {
+                1
+            } else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            let column = if idents.len() == 1 {
+                Expr::Identifier(idents.remove(0))
+            } else {
+                Expr::CompoundIdentifier(idents)
+            };
+            *e = call(
+                "basalt_int2vector_at",
+                vec![
+                    column,
+                    index.clone(),
+                    Expr::value(basalt_sql::sqlparser::ast::Value::Number(
+                        base.to_string(),
+                        false,
+                    )),
+                ],
+            );
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `pg_get_indexdef(index, n, pretty)` with n > 0 is the name of the index's n-th column
+/// (pgjdbc's getIndexInfo) → `(SELECT attname FROM pg_attribute WHERE attrelid = index AND
+/// attnum = n)`; our indexes (primary keys) are plain column lists.
+fn index_column_names(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
+    let _ = basalt_sql::sqlparser::ast::visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e
+            && f.name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_get_indexdef"))
+            && let FunctionArguments::List(list) = &f.args
+            && let [
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(index)),
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(n)),
+                _,
+            ] = list.args.as_slice()
+            && let Ok(mut parsed) = basalt_sql::parse(&format!(
+                "SELECT (SELECT a.attname FROM pg_catalog.pg_attribute a \
+                 WHERE a.attrelid = {index} AND a.attnum = {n})"
+            ))
+            && let Some(Statement::Query(q)) = parsed.pop().map(|p| p.statement)
+            && let basalt_sql::sqlparser::ast::SetExpr::Select(sel) = *q.body
+            && let Some(basalt_sql::sqlparser::ast::SelectItem::UnnamedExpr(sub)) =
+                sel.projection.into_iter().next()
+        {
+            *e = sub;
         }
         std::ops::ControlFlow::<()>::Continue(())
     });

@@ -11,7 +11,9 @@
 //! - `pg_index`: the primary keys (what JDBC's `getPrimaryKeys` reads);
 //! - `pg_attrdef`: DEFAULT and IDENTITY expressions;
 //! - `pg_settings`: every setting `SHOW` knows, with its default;
-//! - `pg_user`: Redshift's user view.
+//! - `pg_user`: Redshift's user view;
+//! - Redshift's `svv_tables`, `svv_all_tables`, `svv_external_schemas` and
+//!   `svv_external_tables` (no external schemas until Spectrum arrives).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,7 +60,20 @@ enum Kind {
     Attrdef,
     Settings,
     User,
+    SvvTables,
+    SvvAllTables,
+    SvvExternalSchemas,
+    SvvExternalTables,
 }
+
+/// Relations only the overlay has (clients name them without `pg_catalog.`).
+pub(crate) const OVERLAY_ONLY: &[&str] = &[
+    "pg_user",
+    "svv_tables",
+    "svv_all_tables",
+    "svv_external_schemas",
+    "svv_external_tables",
+];
 
 impl Kind {
     fn of(name: &str) -> Option<Kind> {
@@ -69,6 +84,10 @@ impl Kind {
             "pg_attrdef" => Kind::Attrdef,
             "pg_user" => Kind::User,
             "pg_settings" => Kind::Settings,
+            "svv_tables" => Kind::SvvTables,
+            "svv_all_tables" => Kind::SvvAllTables,
+            "svv_external_schemas" => Kind::SvvExternalSchemas,
+            "svv_external_tables" => Kind::SvvExternalTables,
             _ => return None,
         })
     }
@@ -160,11 +179,43 @@ impl PgCatalogOverlay {
         match kind {
             Kind::User => self.pg_user(schema),
             Kind::Settings => pg_settings(schema),
+            Kind::SvvTables | Kind::SvvAllTables => self.svv_tables(schema).await,
+            Kind::SvvExternalSchemas | Kind::SvvExternalTables => {
+                Ok(RecordBatch::new_empty(schema.clone()))
+            }
             Kind::Attribute => self.pg_attribute(schema, state).await,
             Kind::Class => self.pg_class(schema, state).await,
             Kind::Index => self.pg_index(schema, state).await,
             Kind::Attrdef => self.pg_attrdef(schema, state).await,
         }
+    }
+
+    /// `svv_tables` / `svv_all_tables`: the user tables the session can see.
+    async fn svv_tables(&self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let mut tables: Vec<_> = self.tables().await?.into_iter().collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        let db = self
+            .catalogs
+            .catalog_names()
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let rows = tables
+            .iter()
+            .map(|((schema_name, table), _)| {
+                vec![
+                    ("table_catalog", ScalarValue::from(db.as_str())),
+                    ("database_name", ScalarValue::from(db.as_str())),
+                    ("table_schema", ScalarValue::from(schema_name.as_str())),
+                    ("schema_name", ScalarValue::from(schema_name.as_str())),
+                    ("table_name", ScalarValue::from(table.as_str())),
+                    ("table_type", ScalarValue::from("BASE TABLE")),
+                    ("table_acl", ScalarValue::Utf8(None)),
+                    ("remarks", ScalarValue::Utf8(None)),
+                ]
+            })
+            .collect::<Vec<_>>();
+        append_rows(&RecordBatch::new_empty(schema.clone()), &rows)
     }
 
     fn pg_user(&self, schema: &SchemaRef) -> Result<RecordBatch> {
@@ -253,7 +304,38 @@ impl PgCatalogOverlay {
         columns.push(Arc::new(BooleanArray::from(distkey)));
         columns.push(Arc::new(Int32Array::from(sortkeyord)));
         columns.push(Arc::new(Int16Array::from(encoding)));
-        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        let patched = RecordBatch::try_new(schema.clone(), columns)?;
+        // The primary-key index relations have the key columns as attributes (psqlODBC's
+        // SQLPrimaryKeys reads them).
+        let mut index_rows = vec![];
+        for (key, oid) in &oids {
+            let Some(meta) = tables.get(key) else {
+                continue;
+            };
+            for (n, name) in meta.constraints.primary_key.iter().enumerate() {
+                let Some(col) = meta.columns.iter().find(|c| &c.name == name) else {
+                    continue;
+                };
+                index_rows.push(vec![
+                    (
+                        "attrelid",
+                        ScalarValue::Int32(Some(PK_INDEX_OID_BASE + oid)),
+                    ),
+                    ("attname", ScalarValue::from(name.as_str())),
+                    ("atttypid", ScalarValue::Int32(Some(col.ty.pg_oid() as i32))),
+                    ("atttypmod", ScalarValue::Int32(Some(col.ty.typmod()))),
+                    ("attnum", ScalarValue::Int16(Some(n as i16 + 1))),
+                    ("attstattarget", ScalarValue::Int32(Some(-1))),
+                    ("attlen", ScalarValue::Int16(Some(-1))),
+                    ("attcacheoff", ScalarValue::Int32(Some(-1))),
+                    ("attnotnull", ScalarValue::Boolean(Some(true))),
+                    ("attislocal", ScalarValue::Boolean(Some(true))),
+                    ("attalign", ScalarValue::from("i")),
+                    ("attstorage", ScalarValue::from("p")),
+                ]);
+            }
+        }
+        append_rows(&patched, &index_rows)
     }
 
     async fn pg_class(&self, schema: &SchemaRef, state: &dyn Session) -> Result<RecordBatch> {
@@ -396,6 +478,49 @@ impl PgCatalogOverlay {
                     Field::new("useconfig", DataType::Utf8, true),
                 ])));
             }
+            Kind::SvvTables => {
+                return Ok(utf8_schema(&[
+                    "table_catalog",
+                    "table_schema",
+                    "table_name",
+                    "table_type",
+                    "remarks",
+                ]));
+            }
+            Kind::SvvAllTables => {
+                return Ok(utf8_schema(&[
+                    "database_name",
+                    "schema_name",
+                    "table_name",
+                    "table_type",
+                    "table_acl",
+                    "remarks",
+                ]));
+            }
+            Kind::SvvExternalSchemas => {
+                return Ok(Arc::new(Schema::new(vec![
+                    Field::new("esoid", DataType::Int32, true),
+                    Field::new("eskind", DataType::Int16, true),
+                    Field::new("schemaname", DataType::Utf8, true),
+                    Field::new("esowner", DataType::Int32, true),
+                    Field::new("databasename", DataType::Utf8, true),
+                    Field::new("esoptions", DataType::Utf8, true),
+                ])));
+            }
+            Kind::SvvExternalTables => {
+                return Ok(utf8_schema(&[
+                    "schemaname",
+                    "tablename",
+                    "location",
+                    "input_format",
+                    "output_format",
+                    "serialization_lib",
+                    "serde_parameters",
+                    "compressed",
+                    "parameters",
+                    "tabletype",
+                ]));
+            }
             Kind::Attribute => vec![
                 Field::new("attisdistkey", DataType::Boolean, false),
                 Field::new("attsortkeyord", DataType::Int32, false),
@@ -410,7 +535,7 @@ impl PgCatalogOverlay {
             Kind::Index => "pg_index",
             Kind::Attrdef => "pg_attrdef",
             Kind::Settings => "pg_settings",
-            Kind::User => unreachable!("handled above"),
+            _ => unreachable!("handled above"),
         };
         let inner =
             self.inner.table(name).await?.ok_or_else(|| {
@@ -431,7 +556,7 @@ impl PgCatalogOverlay {
 impl SchemaProvider for PgCatalogOverlay {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
-        names.push("pg_user".into());
+        names.extend(OVERLAY_ONLY.iter().map(|n| n.to_string()));
         names
     }
 
@@ -487,6 +612,15 @@ impl TableProvider for OverlayTable {
             projection.cloned(),
         )?)
     }
+}
+
+fn utf8_schema(names: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn pg_settings(schema: &SchemaRef) -> Result<RecordBatch> {
@@ -635,6 +769,41 @@ pub(crate) fn expandarray_udf() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
+/// `basalt_int2vector_at(v, i, base)`: element `i` of an int2vector or int2[] column, which
+/// are text in our pg_catalog (`'1 3'`, `'[1, 3]'`), counting from `base` (0 for int2vector,
+/// 1 for arrays, as Postgres subscripts them); NULL past the ends.
+pub(crate) fn int2vector_at_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "basalt_int2vector_at",
+        vec![DataType::Utf8, DataType::Int64, DataType::Int64],
+        DataType::Int16,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let text = arrays[0].as_string::<i32>();
+            let index = arrays[1].as_primitive::<Int64Type>();
+            let base = arrays[2].as_primitive::<Int64Type>();
+            let out: Int16Array = (0..text.len())
+                .map(|row| {
+                    if text.is_null(row) || index.is_null(row) || base.is_null(row) {
+                        return None;
+                    }
+                    let i = usize::try_from(index.value(row) - base.value(row)).ok()?;
+                    text.value(row)
+                        .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+                        .filter(|t| !t.is_empty())
+                        .nth(i)?
+                        .parse::<i16>()
+                        .ok()
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
 /// `pg_get_expr(expr, relation [, pretty])`: our catalogs store expressions (pg_attrdef's
 /// `adbin`) as SQL text already, so this returns it as it is.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -679,4 +848,56 @@ impl datafusion::logical_expr::ScalarUDFImpl for PgGetExpr {
             }
         })
     }
+}
+
+/// `to_regtype(name)`: the OID of a type by name, NULL when there is none (SQLAlchemy asks
+/// for `hstore` on connect).
+pub(crate) fn to_regtype_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    fn oid(name: &str) -> Option<i32> {
+        let name = name
+            .trim()
+            .trim_start_matches("pg_catalog.")
+            .to_ascii_lowercase();
+        Some(match name.as_str() {
+            "bool" | "boolean" => 16,
+            "bytea" => 17,
+            "\"char\"" => 18,
+            "name" => 19,
+            "int8" | "bigint" => 20,
+            "int2" | "smallint" => 21,
+            "int4" | "integer" | "int" => 23,
+            "text" => 25,
+            "oid" => 26,
+            "json" => 114,
+            "float4" | "real" => 700,
+            "float8" | "double precision" => 701,
+            "bpchar" | "char" | "character" => 1042,
+            "varchar" | "character varying" => 1043,
+            "date" => 1082,
+            "time" | "time without time zone" => 1083,
+            "timestamp" | "timestamp without time zone" => 1114,
+            "timestamptz" | "timestamp with time zone" => 1184,
+            "interval" => 1186,
+            "numeric" | "decimal" => 1700,
+            "uuid" => 2950,
+            "jsonb" => 3802,
+            _ => return None,
+        })
+    }
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let out: Int32Array = arrays[0]
+                .as_string::<i32>()
+                .iter()
+                .map(|n| n.and_then(oid))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
 }

@@ -148,6 +148,7 @@ impl std::fmt::Debug for Session {
 fn is_catalog_query(sql: &str) -> bool {
     let s = sql.to_ascii_lowercase();
     s.contains("pg_")
+        || s.contains("svv_")
         || s.contains("information_schema")
         || s.contains("::reg")
         || s.contains("current_schemas")
@@ -155,9 +156,12 @@ fn is_catalog_query(sql: &str) -> bool {
 }
 
 /// Does a parsed statement read Postgres catalog relations (`pg_catalog.*`, `pg_*`,
-/// `information_schema.*`) or use `::reg*` casts?
+/// `information_schema.*`, Redshift's `svv_*`), call `pg_catalog.` functions or use `::reg*`
+/// casts?
 fn references_catalog(stmt: &Statement) -> bool {
-    let mut found = stmt.to_string().to_ascii_lowercase().contains("::reg");
+    let text = stmt.to_string().to_ascii_lowercase();
+    // `::regclass` casts and `pg_catalog.version()`-style qualified function calls.
+    let mut found = text.contains("::reg") || text.contains("pg_catalog.");
     let _ = basalt_sql::sqlparser::ast::visit_relations(stmt, |name| {
         let parts: Vec<String> = name
             .0
@@ -167,7 +171,9 @@ fn references_catalog(stmt: &Statement) -> bool {
         if parts
             .iter()
             .any(|p| p == "pg_catalog" || p == "information_schema")
-            || parts.last().is_some_and(|p| p.starts_with("pg_"))
+            || parts
+                .last()
+                .is_some_and(|p| p.starts_with("pg_") || p.starts_with("svv_"))
         {
             found = true;
         }
@@ -199,7 +205,7 @@ impl Session {
         crate::pg::setup(&ctx, &db, &leader)?;
         crate::pg::setup_user(&ctx, &user, &leader.config().superuser);
         basalt_planner::redshift::register(&ctx);
-        basalt_planner::pg_semantics::register(&ctx);
+        basalt_planner::pg_semantics::register(&ctx)?;
         Ok(Session {
             id,
             settings: Settings::new(&user),
@@ -740,11 +746,16 @@ impl Session {
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let renamed = crate::pg::output_schema(&planned);
+        let schema = renamed.clone().unwrap_or(planned);
         let stream = df.execute_stream().await?;
         let stream = stream.map(move |b| {
             let _keep = &pin;
-            b
+            match (&renamed, b) {
+                (Some(s), Ok(b)) => Ok(RecordBatch::try_new(s.clone(), b.columns().to_vec())?),
+                (_, b) => b,
+            }
         });
         Ok(StatementOutput::Rows {
             schema: schema.clone(),
@@ -794,7 +805,9 @@ impl Session {
                         let inferred = (1..=n)
                             .map(|i| types.get(&format!("${i}")).cloned().flatten())
                             .collect();
-                        Ok((inferred, Some(Arc::new(plan.schema().as_arrow().clone()))))
+                        let schema = Arc::new(plan.schema().as_arrow().clone());
+                        let schema = crate::pg::output_schema(&schema).unwrap_or(schema);
+                        Ok((inferred, Some(schema)))
                     }
                     Err(first) => {
                         // Untyped parameters DataFusion cannot infer: plan with typed NULLs.
@@ -812,7 +825,9 @@ impl Session {
                             .statement_to_plan(DFStatement::Statement(Box::new(s)))
                             .await
                             .map_err(|_| first)?;
-                        Ok((vec![], Some(Arc::new(plan.schema().as_arrow().clone()))))
+                        let schema = Arc::new(plan.schema().as_arrow().clone());
+                        let schema = crate::pg::output_schema(&schema).unwrap_or(schema);
+                        Ok((vec![], Some(schema)))
                     }
                 }
             }

@@ -4,6 +4,8 @@
 //!   DataFusion truncates: numeric rounds half away from zero, double precision and real
 //!   round half to even (`rint`).
 //! - `round(double precision)` rounds half to even, as Postgres's does.
+//! - A string literal compared with a boolean is read as a boolean (`indisprimary = 't'`):
+//!   Postgres types such a literal from the other side; DataFusion cannot compare them.
 
 use std::sync::Arc;
 
@@ -12,19 +14,90 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarUDF, Volatility, create_udf,
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, Volatility,
+    create_udf,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
 
 /// Register the rule and its functions on a session.
-pub fn register(ctx: &SessionContext) {
+pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(rint());
     ctx.add_analyzer_rule(Arc::new(PostgresSemantics));
+    ctx.state_ref()
+        .write()
+        .register_function_rewrite(Arc::new(UnknownLiterals))
+}
+
+/// Runs before type coercion: a string literal compared with a boolean becomes a boolean.
+#[derive(Debug)]
+struct UnknownLiterals;
+
+impl FunctionRewrite for UnknownLiterals {
+    fn name(&self) -> &str {
+        "basalt_unknown_literals"
+    }
+
+    fn rewrite(
+        &self,
+        expr: Expr,
+        schema: &DFSchema,
+        _config: &ConfigOptions,
+    ) -> Result<Transformed<Expr>> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+            return Ok(Transformed::no(expr));
+        };
+        if !matches!(
+            op,
+            Operator::Eq | Operator::NotEq | Operator::IsDistinctFrom | Operator::IsNotDistinctFrom
+        ) {
+            return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                left,
+                op,
+                right,
+            })));
+        }
+        let is_bool = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Boolean));
+        let as_bool = |e: &Expr| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(s)), _) => parse_bool(s),
+            _ => None,
+        };
+        let (left, right) = match (as_bool(&left), as_bool(&right)) {
+            (None, Some(b)) if is_bool(&left) => (left, Box::new(lit_bool(b))),
+            (Some(b), None) if is_bool(&right) => (Box::new(lit_bool(b)), right),
+            _ => {
+                return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op,
+                    right,
+                })));
+            }
+        };
+        Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+            left,
+            op,
+            right,
+        })))
+    }
+}
+
+fn lit_bool(b: bool) -> Expr {
+    Expr::Literal(ScalarValue::Boolean(Some(b)), None)
+}
+
+/// Postgres's boolean input syntax.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+        "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// The analyzer rule; runs after DataFusion's type coercion, so every expression is typed.
