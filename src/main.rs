@@ -152,10 +152,17 @@ async fn serve(args: ServeArgs) -> Result<(), basaltdb::Error> {
     Ok(())
 }
 
+/// Stack of each runtime worker thread.
+const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SQL planning (DataFusion's statement planner, our nested async session calls) needs
+    // more than tokio's default 2 MiB per worker in debug builds; a stack overflow would abort
+    // the whole server, so leave ample room.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,

@@ -105,6 +105,45 @@ fn literal(v: &ScalarValue) -> Result<Expr, NodeError> {
         .map_err(|e| NodeError::internal(format!("parameter literal {text}: {e}")))
 }
 
+/// `$n` → `CAST($n AS type)` for every parameter whose type the client declared (other than
+/// text, which clients also send for values of any type).
+pub(crate) fn cast_declared(
+    stmt: &mut Statement,
+    declared: &[Option<DataType>],
+) -> Result<(), NodeError> {
+    let mut casts: Vec<Option<basalt_sql::sqlparser::ast::DataType>> = vec![];
+    for d in declared {
+        casts.push(match d {
+            Some(dt) if !matches!(dt, DataType::Utf8 | DataType::Null) => match sql_type(dt) {
+                Some(t) => Some(
+                    Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(&t)
+                        .and_then(|mut p| p.parse_data_type())
+                        .map_err(|e| NodeError::internal(format!("parameter type {t}: {e}")))?,
+                ),
+                None => None,
+            },
+            _ => None,
+        });
+    }
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Some(n) = placeholder_index(e)
+            && let Some(Some(ty)) = n.checked_sub(1).and_then(|i| casts.get(i))
+        {
+            *e = Expr::Cast {
+                kind: basalt_sql::sqlparser::ast::CastKind::Cast,
+                expr: Box::new(e.clone()),
+                data_type: ty.clone(),
+                array: false,
+                format: None,
+            };
+            return ControlFlow::<()>::Continue(());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(())
+}
+
 /// Replace `$1..$n` by the given values.
 pub(crate) fn substitute(stmt: &mut Statement, params: &[ScalarValue]) -> Result<(), NodeError> {
     let needed = count_placeholders(stmt);

@@ -91,6 +91,15 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
     ctx.register_udf(crate::pg_overlay::expandarray_udf());
     ctx.register_udf(crate::pg_overlay::int2vector_at_udf());
     ctx.register_udf(crate::pg_overlay::to_regtype_udf());
+    for name in [
+        "col_description",
+        "obj_description",
+        "shobj_description",
+        "pg_get_viewdef",
+        "pg_get_serial_sequence",
+    ] {
+        ctx.register_udf(crate::pg_overlay::NullText::udf(name));
+    }
     ctx.register_udf(crate::pg_overlay::PgGetExpr::udf());
     ctx.register_udf(constant_udf("version", crate::version_string()));
     Ok(())
@@ -130,13 +139,22 @@ pub(crate) const DUPLICATE_NAME_MARK: char = '\u{1}';
 
 /// Name result columns the way Postgres does where DataFusion differs: `count(*)` → `count`,
 /// `upper(name)` → `upper`, `CASE ...` → `case`, other expressions → `?column?`; and let
-/// names repeat. Only top-level select lists are renamed.
+/// names repeat. Only the top-level select list (the leftmost of a set operation) is renamed.
 pub(crate) fn postgres_column_names(stmt: &mut Statement) {
     use basalt_sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr};
     let Statement::Query(q) = stmt else {
         return;
     };
-    let SetExpr::Select(sel) = q.body.as_mut() else {
+    // The names of a set operation's result are those of its leftmost SELECT.
+    let mut body = q.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(sel) = body else {
         return;
     };
     fn name_of(e: &Expr) -> Option<String> {
@@ -238,6 +256,89 @@ pub(crate) fn output_schema(
     )))
 }
 
+/// Replace the unqualified name `name` by the expression it aliases, in the WHERE clause and
+/// select items of every SELECT that defines that alias (see `plan_statement`). True when
+/// anything was replaced.
+pub(crate) fn substitute_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
+    use basalt_sql::sqlparser::ast::{Expr, Select, SelectItem, visit_expressions_mut};
+    use std::ops::ControlFlow;
+    fn matches(ident: &basalt_sql::sqlparser::ast::Ident, name: &str) -> bool {
+        if ident.quote_style.is_some() {
+            ident.value == name
+        } else {
+            ident.value.to_lowercase() == name
+        }
+    }
+    fn substitute(sel: &mut Select, name: &str) -> bool {
+        let Some((pos, aliased)) =
+            sel.projection
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| match item {
+                    SelectItem::ExprWithAlias { expr, alias } if matches(alias, name) => {
+                        Some((i, expr.clone()))
+                    }
+                    _ => None,
+                })
+        else {
+            return false;
+        };
+        let mut changed = false;
+        let mut replace = |e: &mut Expr| {
+            let _ = visit_expressions_mut(e, |x| {
+                if let Expr::Identifier(i) = x
+                    && matches(i, name)
+                {
+                    *x = Expr::Nested(Box::new(aliased.clone()));
+                    changed = true;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        };
+        if let Some(w) = sel.selection.as_mut() {
+            replace(w);
+        }
+        // Later select items may use the alias; the aliased item itself may not.
+        for item in sel.projection.iter_mut().skip(pos + 1) {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                replace(e);
+            }
+        }
+        changed
+    }
+    let mut changed = false;
+    visit_selects(stmt, &mut |sel| changed |= substitute(sel, name));
+    changed
+}
+
+/// Call `f` on every SELECT body in a statement (top level, subqueries, CTEs, set operations).
+fn visit_selects(stmt: &mut Statement, f: &mut dyn FnMut(&mut basalt_sql::sqlparser::ast::Select)) {
+    use basalt_sql::sqlparser::ast::{Query, SetExpr, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    struct V<'a>(&'a mut dyn FnMut(&mut basalt_sql::sqlparser::ast::Select));
+    impl VisitorMut for V<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            fn walk(
+                body: &mut SetExpr,
+                f: &mut dyn FnMut(&mut basalt_sql::sqlparser::ast::Select),
+            ) {
+                match body {
+                    SetExpr::Select(s) => f(s),
+                    SetExpr::SetOperation { left, right, .. } => {
+                        walk(left, f);
+                        walk(right, f);
+                    }
+                    _ => {}
+                }
+            }
+            walk(q.body.as_mut(), self.0);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V(f));
+}
+
 thread_local! {
     static COMPAT: PostgresCompatibilityParser = PostgresCompatibilityParser::new();
 }
@@ -268,6 +369,7 @@ static REWRITE_RULES: std::sync::LazyLock<Vec<Box<dyn SqlStatementRewriteRule + 
 /// ...) to a catalog query.
 pub(crate) fn rewrite(stmt: &mut Statement) {
     qualify_overlay_tables(stmt);
+    late_binding_view_columns(stmt);
     regproc_literals_as_names(stmt);
     let mut s = stmt.clone();
     for rule in REWRITE_RULES.iter() {
@@ -296,6 +398,59 @@ fn qualify_overlay_tables(stmt: &mut Statement) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// `pg_get_late_binding_view_cols() lbv(schemaname name, ...)` (redshift_connector's
+/// getColumns): Redshift's late-binding views have no counterpart here yet, so the function
+/// yields no rows → an empty derived table with the declared columns.
+fn late_binding_view_columns(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{TableFactor, VisitMut, VisitorMut};
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> std::ops::ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                args: Some(_),
+                alias: Some(alias),
+                ..
+            } = t
+                && name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                    i.value
+                        .eq_ignore_ascii_case("pg_get_late_binding_view_cols")
+                })
+                && !alias.columns.is_empty()
+                && alias.columns.iter().all(|c| c.data_type.is_some())
+            {
+                let columns: Vec<String> = alias
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let ty = match c.data_type.as_ref().map(|d| d.to_string().to_lowercase()) {
+                            Some(t) if t == "name" || t == "text" => "VARCHAR".to_string(),
+                            Some(t) => t,
+                            None => "VARCHAR".into(),
+                        };
+                        format!("CAST(NULL AS {ty}) AS {}", c.name)
+                    })
+                    .collect();
+                let sql = format!(
+                    "SELECT * FROM (SELECT {} WHERE FALSE) AS {}",
+                    columns.join(", "),
+                    alias.name
+                );
+                if let Ok(mut parsed) = basalt_sql::parse(&sql)
+                    && let Some(Statement::Query(q)) = parsed.pop().map(|p| p.statement)
+                    && let basalt_sql::sqlparser::ast::SetExpr::Select(sel) = *q.body
+                    && let Some(from) = sel.from.into_iter().next()
+                {
+                    *t = from.relation;
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut V);
 }
 
 /// `typinput = 'pg_catalog.array_in'::regproc` (pgjdbc's type cache) → `typinput =

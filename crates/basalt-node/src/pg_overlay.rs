@@ -64,6 +64,7 @@ enum Kind {
     SvvAllTables,
     SvvExternalSchemas,
     SvvExternalTables,
+    SvvExternalColumns,
 }
 
 /// Relations only the overlay has (clients name them without `pg_catalog.`).
@@ -73,6 +74,7 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "svv_all_tables",
     "svv_external_schemas",
     "svv_external_tables",
+    "svv_external_columns",
 ];
 
 impl Kind {
@@ -88,6 +90,7 @@ impl Kind {
             "svv_all_tables" => Kind::SvvAllTables,
             "svv_external_schemas" => Kind::SvvExternalSchemas,
             "svv_external_tables" => Kind::SvvExternalTables,
+            "svv_external_columns" => Kind::SvvExternalColumns,
             _ => return None,
         })
     }
@@ -180,7 +183,7 @@ impl PgCatalogOverlay {
             Kind::User => self.pg_user(schema),
             Kind::Settings => pg_settings(schema),
             Kind::SvvTables | Kind::SvvAllTables => self.svv_tables(schema).await,
-            Kind::SvvExternalSchemas | Kind::SvvExternalTables => {
+            Kind::SvvExternalSchemas | Kind::SvvExternalTables | Kind::SvvExternalColumns => {
                 Ok(RecordBatch::new_empty(schema.clone()))
             }
             Kind::Attribute => self.pg_attribute(schema, state).await,
@@ -385,6 +388,11 @@ impl PgCatalogOverlay {
         let idx = base.schema().index_of("relowner")?;
         columns[idx] = Arc::new(Int32Array::from(owner));
         columns.push(Arc::new(Int32Array::from(diststyle)));
+        // No GRANTs yet: every relation has its default privileges (NULL acl).
+        columns.push(datafusion::arrow::array::new_null_array(
+            &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            base.num_rows(),
+        ));
         let patched = RecordBatch::try_new(schema.clone(), columns)?;
         append_rows(&patched, &pk_rows)
     }
@@ -434,7 +442,13 @@ impl PgCatalogOverlay {
     }
 
     async fn pg_attrdef(&self, schema: &SchemaRef, state: &dyn Session) -> Result<RecordBatch> {
-        let base = self.scan_inner("pg_attrdef", state).await?;
+        let inner = self.scan_inner("pg_attrdef", state).await?;
+        let mut columns = inner.columns().to_vec();
+        columns.push(datafusion::arrow::array::new_null_array(
+            &DataType::Utf8,
+            inner.num_rows(),
+        ));
+        let base = RecordBatch::try_new(schema.clone(), columns)?;
         let tables = self.tables().await?;
         let oids = self.relation_oids(state).await?;
         let mut rows = vec![];
@@ -455,11 +469,11 @@ impl PgCatalogOverlay {
                     ("oid", ScalarValue::Int32(Some(next))),
                     ("adrelid", ScalarValue::Int32(Some(*oid))),
                     ("adnum", ScalarValue::Int16(Some(pos as i16 + 1))),
-                    ("adbin", ScalarValue::from(expr)),
+                    ("adbin", ScalarValue::from(expr.clone())),
+                    ("adsrc", ScalarValue::from(expr)),
                 ]);
             }
         }
-        let base = RecordBatch::try_new(schema.clone(), base.columns().to_vec())?;
         append_rows(&base, &rows)
     }
 
@@ -521,13 +535,32 @@ impl PgCatalogOverlay {
                     "tabletype",
                 ]));
             }
+            Kind::SvvExternalColumns => {
+                return Ok(Arc::new(Schema::new(vec![
+                    Field::new("schemaname", DataType::Utf8, true),
+                    Field::new("tablename", DataType::Utf8, true),
+                    Field::new("columnname", DataType::Utf8, true),
+                    Field::new("external_type", DataType::Utf8, true),
+                    Field::new("columnnum", DataType::Int32, true),
+                    Field::new("part_key", DataType::Int32, true),
+                    Field::new("is_nullable", DataType::Utf8, true),
+                ])));
+            }
             Kind::Attribute => vec![
                 Field::new("attisdistkey", DataType::Boolean, false),
                 Field::new("attsortkeyord", DataType::Int32, false),
                 Field::new("attencodingtype", DataType::Int16, false),
             ],
-            Kind::Class => vec![Field::new("reldiststyle", DataType::Int32, true)],
-            Kind::Index | Kind::Attrdef | Kind::Settings => vec![],
+            Kind::Class => vec![
+                Field::new("reldiststyle", DataType::Int32, true),
+                Field::new(
+                    "relacl",
+                    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                    true,
+                ),
+            ],
+            Kind::Attrdef => vec![Field::new("adsrc", DataType::Utf8, true)],
+            Kind::Index | Kind::Settings => vec![],
         };
         let name = match kind {
             Kind::Attribute => "pg_attribute",
@@ -900,4 +933,46 @@ pub(crate) fn to_regtype_udf() -> datafusion::logical_expr::ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     )
+}
+
+/// Catalog functions whose answer is always NULL here: comments (`col_description`,
+/// `obj_description`; COMMENT ON is not supported yet), view definitions (no views yet),
+/// serial sequences (SERIAL columns are identity columns).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct NullText {
+    name: String,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl NullText {
+    pub(crate) fn udf(name: &str) -> datafusion::logical_expr::ScalarUDF {
+        use datafusion::logical_expr::{Signature, Volatility};
+        datafusion::logical_expr::ScalarUDF::new_from_impl(NullText {
+            name: name.to_string(),
+            signature: Signature::variadic_any(Volatility::Stable),
+        })
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for NullText {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        _args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+            ScalarValue::Utf8(None),
+        ))
+    }
 }

@@ -296,6 +296,10 @@ impl Session {
                 statement: None,
             });
         };
+        let mut stmt = stmt;
+        // A type the client declared in Parse is the parameter's type (as in Postgres), not
+        // a hint the planner may override from context.
+        params::cast_declared(&mut stmt.statement, param_types)?;
         let n = params::count_placeholders(&stmt.statement);
         let (inferred, result_schema) = self.describe(&stmt, n, param_types).await?;
         let param_types = (0..n)
@@ -740,11 +744,7 @@ impl Session {
     /// Plan and start a query; rows stream from the slices.
     pub(crate) async fn query(&mut self, stmt: Statement) -> Result<StatementOutput, NodeError> {
         let (_state, pin) = self.refresh_view();
-        let plan = self
-            .ctx
-            .state()
-            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
-            .await?;
+        let plan = plan_statement(&self.ctx.state(), stmt).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let renamed = crate::pg::output_schema(&planned);
@@ -796,9 +796,24 @@ impl Session {
             Statement::Query(_) | Statement::Explain { .. } => {
                 self.refresh_view();
                 let state = self.ctx.state();
-                let planned = state
-                    .statement_to_plan(DFStatement::Statement(Box::new(stmt.statement.clone())))
-                    .await;
+                let planned = plan_statement(&state, stmt.statement.clone()).await;
+                // A result column typed only by an untyped parameter (`SELECT $1`) has no
+                // type yet: describe it as the fallback below does.
+                let planned = planned.and_then(|plan| {
+                    if n > 0
+                        && plan
+                            .schema()
+                            .fields()
+                            .iter()
+                            .any(|f| f.data_type() == &DataType::Null)
+                    {
+                        Err(datafusion::error::DataFusionError::Plan(
+                            "untyped parameter in the result".into(),
+                        ))
+                    } else {
+                        Ok(plan)
+                    }
+                });
                 match planned {
                     Ok(plan) => {
                         let types = plan.get_parameter_types().unwrap_or_default();
@@ -821,10 +836,7 @@ impl Session {
                             })
                             .collect();
                         params::substitute(&mut s, &nulls)?;
-                        let plan = state
-                            .statement_to_plan(DFStatement::Statement(Box::new(s)))
-                            .await
-                            .map_err(|_| first)?;
+                        let plan = plan_statement(&state, s).await.map_err(|_| first)?;
                         let schema = Arc::new(plan.schema().as_arrow().clone());
                         let schema = crate::pg::output_schema(&schema).unwrap_or(schema);
                         Ok((vec![], Some(schema)))
@@ -1053,6 +1065,44 @@ pub(crate) fn rows_output(schema: SchemaRef, batches: Vec<RecordBatch>) -> State
 }
 
 /// Cast a result stream to the schema announced by Describe.
+/// Plan a statement. A name that is no column but an output alias of the same SELECT
+/// refers to that alias's expression, as Redshift allows in WHERE and later select items
+/// (lateral column aliases): `SELECT a + 1 AS b FROM t WHERE b > 2`. Columns win, so
+/// aliases are substituted only for names the planner could not resolve.
+async fn plan_statement(
+    state: &datafusion::execution::SessionState,
+    mut stmt: Statement,
+) -> Result<datafusion::logical_expr::LogicalPlan, datafusion::error::DataFusionError> {
+    for _ in 0..16 {
+        match state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await
+        {
+            Ok(plan) => return Ok(plan),
+            Err(e) => {
+                let missing = match e.find_root() {
+                    datafusion::error::DataFusionError::SchemaError(s, _) => match s.as_ref() {
+                        datafusion::common::SchemaError::FieldNotFound { field, .. }
+                            if field.relation.is_none() =>
+                        {
+                            Some(field.name.clone())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                match missing {
+                    Some(name) if crate::pg::substitute_lateral_alias(&mut stmt, &name) => {}
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+    state
+        .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+        .await
+}
+
 fn conform_stream(stream: SendableRecordBatchStream, target: SchemaRef) -> StatementOutput {
     let t = target.clone();
     let s = stream.map(move |b| {

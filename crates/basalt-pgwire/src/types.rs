@@ -150,6 +150,8 @@ pub(crate) fn pg_to_arrow(t: &Type) -> Option<DataType> {
         Type::TIME => DataType::Time64(TimeUnit::Microsecond),
         Type::BYTEA => DataType::Binary,
         Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
+        // NUMERIC without a typmod, as the planner reads `CAST(x AS NUMERIC)`.
+        Type::NUMERIC => DataType::Decimal128(38, 10),
         _ => return None,
     })
 }

@@ -1295,3 +1295,35 @@ async fn sql_cursor_is_a_portal() {
     })
     .await;
 }
+
+/// A parameter type the client declares in Parse is the parameter's type, as in Postgres:
+/// `$1 + 1` with a declared numeric is numeric arithmetic, and `SELECT $1` has a result type.
+#[tokio::test]
+async fn declared_parameter_types_win() {
+    use tokio_postgres::types::Type;
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        let add = client
+            .prepare_typed("select $1 + 1 as x", &[Type::NUMERIC])
+            .await
+            .expect("prepare");
+        assert_eq!(add.columns()[0].type_(), &Type::NUMERIC);
+        let dec: Decimal = "1.25".parse().expect("dec");
+        let row = client.query_one(&add, &[&dec]).await.expect("query");
+        let got: Decimal = row.get(0);
+        assert_eq!(got, "2.25".parse::<Decimal>().expect("dec"));
+        // Two untyped result columns: each gets its declared type.
+        let both = client
+            .prepare_typed("select $1, $2", &[Type::INT2, Type::NUMERIC])
+            .await
+            .expect("prepare");
+        let row = client
+            .query_one(&both, &[&7i16, &dec])
+            .await
+            .expect("query");
+        assert_eq!(row.get::<_, i16>(0), 7);
+        assert_eq!(row.get::<_, Decimal>(1), dec);
+    })
+    .await;
+}

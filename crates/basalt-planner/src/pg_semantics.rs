@@ -6,6 +6,7 @@
 //! - `round(double precision)` rounds half to even, as Postgres's does.
 //! - A string literal compared with a boolean is read as a boolean (`indisprimary = 't'`):
 //!   Postgres types such a literal from the other side; DataFusion cannot compare them.
+//! - An integer literal in AND/OR is a boolean, as Redshift allows (`WHERE 1 AND ...`).
 
 use std::sync::Arc;
 
@@ -35,7 +36,8 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
         .register_function_rewrite(Arc::new(UnknownLiterals))
 }
 
-/// Runs before type coercion: a string literal compared with a boolean becomes a boolean.
+/// Runs before type coercion: a string literal compared with a boolean (`=`, `<>`, or as a
+/// WHEN of `CASE <boolean>`) becomes a boolean.
 #[derive(Debug)]
 struct UnknownLiterals;
 
@@ -50,9 +52,57 @@ impl FunctionRewrite for UnknownLiterals {
         schema: &DFSchema,
         _config: &ConfigOptions,
     ) -> Result<Transformed<Expr>> {
+        // CASE <boolean> WHEN 'false' THEN ...
+        if let Expr::Case(mut case) = expr {
+            let boolean = case
+                .expr
+                .as_ref()
+                .is_some_and(|e| matches!(e.get_type(schema), Ok(DataType::Boolean)));
+            let mut changed = false;
+            if boolean {
+                for (when, _) in case.when_then_expr.iter_mut() {
+                    if let Expr::Literal(ScalarValue::Utf8(Some(s)), _) = when.as_ref()
+                        && let Some(b) = parse_bool(s)
+                    {
+                        **when = lit_bool(b);
+                        changed = true;
+                    } else if let Expr::Literal(ScalarValue::Utf8(None) | ScalarValue::Null, _) =
+                        when.as_ref()
+                    {
+                        **when = Expr::Literal(ScalarValue::Boolean(None), None);
+                        changed = true;
+                    }
+                }
+            }
+            let case = Expr::Case(case);
+            return Ok(if changed {
+                Transformed::yes(case)
+            } else {
+                Transformed::no(case)
+            });
+        }
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
             return Ok(Transformed::no(expr));
         };
+        // Redshift reads an integer literal as a boolean in AND/OR (`WHERE 1 AND ...`).
+        if matches!(op, Operator::And | Operator::Or) {
+            let int_lit = |e: &Expr| match e {
+                Expr::Literal(v, _) if v.data_type().is_integer() && !v.is_null() => {
+                    Some(v != &ScalarValue::new_zero(&v.data_type()).ok()?)
+                }
+                _ => None,
+            };
+            let (l, r) = (int_lit(&left), int_lit(&right));
+            if l.is_some() || r.is_some() {
+                let left = l.map(|b| Box::new(lit_bool(b))).unwrap_or(left);
+                let right = r.map(|b| Box::new(lit_bool(b))).unwrap_or(right);
+                return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op,
+                    right,
+                })));
+            }
+        }
         if !matches!(
             op,
             Operator::Eq | Operator::NotEq | Operator::IsDistinctFrom | Operator::IsNotDistinctFrom

@@ -248,10 +248,54 @@ fn rewrite_function(func: &mut Function) -> Result<Option<Expr>> {
             return Ok(Some(call("strpos", vec![string, substring])));
         }
         "listagg" => rewrite_listagg(func)?,
+        // Redshift's REGEXP_REPLACE(s, pattern) deletes every match (Postgres has no
+        // two-argument form).
+        "regexp_replace" if arg_list(func).is_some_and(|a| a.len() == 2) => {
+            let mut args = take_arg_exprs(func, "REGEXP_REPLACE")?;
+            args.push(string_literal(String::new()));
+            args.push(string_literal("g"));
+            return Ok(Some(call("regexp_replace", args)));
+        }
+        "regexp_substr" => return rewrite_regexp_substr(func).map(Some),
         "percentile_cont" | "percentile_disc" => rewrite_windowed_percentile(func, &name)?,
         _ => {}
     }
     Ok(None)
+}
+
+/// `REGEXP_SUBSTR(s, pattern [, position])`: the first match, or NULL →
+/// `regexp_match(substr(s, position), '(' || pattern || ')')[1]` (the outer group is the
+/// whole match even when the pattern has groups of its own).
+fn rewrite_regexp_substr(func: &mut Function) -> Result<Expr> {
+    let mut args = take_arg_exprs(func, "REGEXP_SUBSTR")?;
+    if !(2..=3).contains(&args.len()) {
+        return Err(plan_datafusion_err!(
+            "REGEXP_SUBSTR with occurrence or parameters is not supported; \
+             use REGEXP_SUBSTR(source, pattern [, position])"
+        ));
+    }
+    let position = (args.len() == 3).then(|| args.remove(2));
+    let pattern = args.remove(1);
+    let mut source = args.remove(0);
+    if let Some(p) = position {
+        source = call("substr", vec![source, p]);
+    }
+    let grouped = Expr::BinaryOp {
+        left: Box::new(Expr::BinaryOp {
+            left: Box::new(string_literal("(")),
+            op: BinaryOperator::StringConcat,
+            right: Box::new(pattern),
+        }),
+        op: BinaryOperator::StringConcat,
+        right: Box::new(string_literal(")")),
+    };
+    Ok(call(
+        "array_element",
+        vec![
+            call("regexp_match", vec![source, grouped]),
+            Expr::value(Value::Number("1".into(), false)),
+        ],
+    ))
 }
 
 /// Date part names that DataFusion's `date_trunc` / `date_part` understand beyond Redshift's.
