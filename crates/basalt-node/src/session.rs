@@ -135,6 +135,9 @@ pub struct Session {
     pub(crate) cursors: std::collections::HashMap<String, crate::cursor::Cursor>,
     /// SQL-level prepared statements (PREPARE name AS ...).
     pub(crate) sql_prepared: std::collections::HashMap<String, Statement>,
+    /// Running the statements of one multi-statement query string: outside an explicit
+    /// transaction they form one implicit transaction, as in Postgres.
+    pub(crate) in_block: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -217,6 +220,7 @@ impl Session {
             rr: id as u64,
             copy_in: None,
             cursors: Default::default(),
+            in_block: false,
             sql_prepared: Default::default(),
         })
     }
@@ -263,14 +267,52 @@ impl Session {
                 return vec![Err(e)];
             }
         };
+        if statements.len() < 2 {
+            let mut out = vec![];
+            for stmt in statements {
+                out.push(self.run(stmt).await);
+            }
+            return out;
+        }
+        // Several statements in one query string run as one implicit transaction (unless
+        // they open an explicit one): an error stops the rest and undoes what the string did
+        // so far. Their rows are collected as they run, so an error while producing rows
+        // stops the block in order too.
+        self.in_block = true;
         let mut out = vec![];
         for stmt in statements {
-            let r = self.run(stmt).await;
-            let failed = r.is_err();
+            let r = match self.run(stmt).await {
+                Ok(StatementOutput::Rows { schema, stream }) => {
+                    let collected: Result<Vec<RecordBatch>, _> =
+                        stream.collect::<Vec<_>>().await.into_iter().collect();
+                    match collected {
+                        Ok(batches) => Ok(rows_output(schema, batches)),
+                        Err(e) => {
+                            self.fail_transaction();
+                            Err(e.into())
+                        }
+                    }
+                }
+                other => other,
+            };
+            let stop = match &r {
+                Err(_) => true,
+                // COPY FROM STDIN continues with the client's data: it ends the block.
+                Ok(StatementOutput::CopyIn { .. }) => true,
+                Ok(_) => false,
+            };
             out.push(r);
-            if failed {
+            if stop {
                 break;
             }
+        }
+        self.in_block = false;
+        let copying = matches!(out.last(), Some(Ok(StatementOutput::CopyIn { .. })));
+        if !copying
+            && self.txn.as_ref().is_some_and(|t| !t.explicit)
+            && let Err(e) = self.commit_open().await
+        {
+            out.push(Err(e));
         }
         out
     }
@@ -408,7 +450,7 @@ impl Session {
             // The COPY's transaction ends when its data does.
             Ok(StatementOutput::CopyIn { .. }) => {}
             Ok(_) => {
-                if self.txn.as_ref().is_some_and(|t| !t.explicit) {
+                if !self.in_block && self.txn.as_ref().is_some_and(|t| !t.explicit) {
                     self.commit_open().await?;
                 }
             }

@@ -473,6 +473,27 @@ async fn multi_statement_simple_query() {
         // CREATE TABLE, INSERT 0 3, SELECT 1
         assert_eq!(completions, vec![0, 3, 1]);
         assert_eq!(client.execute("insert into m values (4)", &[]).await.expect("insert"), 1);
+        // The statements of one query string are one implicit transaction: an error (here
+        // while producing rows) undoes the earlier INSERT and skips the rest.
+        let err = client
+            .batch_execute("insert into m values (5); select 1 / (a - a) from m; insert into m values (6)")
+            .await
+            .expect_err("division by zero");
+        assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO));
+        assert_eq!(
+            simple_rows(&client, "select count(*), max(a) from m").await[0],
+            vec![Some("4".to_string()), Some("4".to_string())]
+        );
+        // An explicit COMMIT inside the string ends its block; what follows is a new one.
+        let err = client
+            .batch_execute("begin; insert into m values (7); commit; insert into m values (8); select * from nope")
+            .await
+            .expect_err("no such table");
+        assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
+        assert_eq!(
+            simple_rows(&client, "select count(*), max(a) from m").await[0],
+            vec![Some("5".to_string()), Some("7".to_string())]
+        );
     })
     .await;
 }
