@@ -12,6 +12,7 @@
 //! session.sql("insert into t values (1), (2)").await?;
 //! let batches = session.sql("select sum(a) from t").await?;
 //! println!("psql: {}", cluster.connection_string());
+//! session.close().await?;
 //! cluster.shutdown().await?;
 //! # Ok(()) }
 //! ```
@@ -195,7 +196,10 @@ impl Cluster {
         })
     }
 
-    /// Stop accepting connections and wait for the listener to finish.
+    /// Stop accepting connections, end the open ones (their transactions roll back) and
+    /// drop every temporary table, including those of embedded [`Session`]s still alive
+    /// (the cluster is going away, and with it every session). Dropping a `Cluster` without
+    /// this only signals the listener to stop.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         self.stop().await
     }
@@ -215,6 +219,9 @@ impl Cluster {
                 }
             }
         }
+        // The listener has ended its connections' sessions; these are embedded ones.
+        let dropped = self.leader.drop_temporary_tables()?;
+        tracing::debug!(temp_tables_dropped = dropped, "cluster stopped");
         Ok(())
     }
 }
@@ -228,6 +235,10 @@ impl Drop for Cluster {
 }
 
 /// A SQL session of the embedding API.
+///
+/// End it with [`Session::close`], which reports a failure to clean up. Dropping it cleans up
+/// too (synchronously, in `Drop`): the open transaction rolls back and the session's
+/// temporary tables are dropped, as when a Postgres client disconnects.
 pub struct Session {
     inner: basalt_node::Session,
 }
@@ -246,8 +257,69 @@ impl Session {
         Ok(last)
     }
 
+    /// End the session: roll back an open transaction, close cursors and drop the session's
+    /// temporary tables (and their files).
+    pub async fn close(mut self) -> Result<(), Error> {
+        Ok(self.inner.close().await?)
+    }
+
     /// The underlying leader session (prepared statements, transaction status).
     pub fn inner(&mut self) -> &mut basalt_node::Session {
         &mut self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_tables(leader: &Leader) -> Vec<String> {
+        let state = leader.catalog().snapshot();
+        state
+            .tables
+            .values()
+            .filter(|t| t.temporary)
+            .map(|t| t.qualified_name())
+            .chain(
+                state
+                    .schemas
+                    .keys()
+                    .filter(|s| s.starts_with("pg_temp_"))
+                    .cloned(),
+            )
+            .collect()
+    }
+
+    /// Embedded sessions drop their temporary tables when closed or dropped; shutdown drops
+    /// those of sessions still open and ends wire connections.
+    #[tokio::test]
+    async fn sessions_and_shutdown_drop_temporary_tables() {
+        let cluster = Cluster::builder().start().await.expect("starts");
+        let leader = cluster.leader().clone();
+        let create = "create temp table t (a int); insert into t values (1)";
+
+        let mut closed = cluster.session().expect("session");
+        closed.sql(create).await.expect("create");
+        assert_eq!(temp_tables(&leader).len(), 2, "{:?}", temp_tables(&leader));
+        closed.close().await.expect("close");
+        assert_eq!(temp_tables(&leader), Vec::<String>::new());
+
+        let mut dropped = cluster.session().expect("session");
+        dropped.sql(create).await.expect("create");
+        drop(dropped);
+        assert_eq!(temp_tables(&leader), Vec::<String>::new());
+
+        let mut open = cluster.session().expect("session");
+        open.sql(create).await.expect("create");
+        let (client, connection) =
+            tokio_postgres::connect(&cluster.connection_string(), tokio_postgres::NoTls)
+                .await
+                .expect("connects");
+        tokio::spawn(connection);
+        client.batch_execute(create).await.expect("create");
+        assert_eq!(temp_tables(&leader).len(), 4, "{:?}", temp_tables(&leader));
+        cluster.shutdown().await.expect("shutdown");
+        assert_eq!(temp_tables(&leader), Vec::<String>::new());
+        drop(open);
     }
 }

@@ -20,7 +20,9 @@ mod table;
 mod types;
 
 pub use error::CatalogError;
-pub use store::{CatalogState, CatalogStore, SchemaMeta, Topology, Transaction, UserMeta};
+pub use store::{
+    CatalogState, CatalogStore, SchemaMeta, Topology, Transaction, UserMeta, ViewMeta,
+};
 pub use table::{
     ColumnMeta, Constraints, ForeignKey, Identity, SegmentMeta, SortKey, SortKeyKind, TableData,
     TableMeta,
@@ -63,4 +65,5 @@ impl std::fmt::Display for NodeId {
 
 /// Format version of the persisted catalog file. Bump on any change to the persisted structs;
 /// `tests::frozen_format` fails when the serialized shape changes without a bump.
-pub const CATALOG_FORMAT_VERSION: u32 = 1;
+/// Version 2 added views; version 1 files are still read.
+pub const CATALOG_FORMAT_VERSION: u32 = 2;

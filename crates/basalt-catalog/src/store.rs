@@ -63,6 +63,34 @@ impl std::fmt::Display for Topology {
     }
 }
 
+/// A view: a named query, expanded into the statements that read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewMeta {
+    pub schema: String,
+    pub name: String,
+    /// The defining query, as SQL text.
+    pub query: String,
+    /// The view's columns (names, after any column list, and types) when it was created.
+    pub columns: Vec<(String, crate::SqlType)>,
+    /// Whether `CREATE VIEW v (a, b)` named the columns (then they alias the query's).
+    pub column_list: bool,
+    /// `WITH NO SCHEMA BINDING` (Redshift's late-binding view): the tables it reads may be
+    /// dropped or changed; it is checked only when queried.
+    pub late_binding: bool,
+    pub owner: String,
+    pub created_at: String,
+}
+
+impl ViewMeta {
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    fn key(&self) -> (String, String) {
+        (self.schema.clone(), self.name.clone())
+    }
+}
+
 /// One committed version of the whole catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogState {
@@ -75,6 +103,33 @@ pub struct CatalogState {
     pub schemas: BTreeMap<String, SchemaMeta>,
     pub tables: BTreeMap<TableId, TableMeta>,
     pub users: BTreeMap<String, UserMeta>,
+    /// Views by (schema, name), persisted as a list. Absent in format version 1 files.
+    #[serde(default, with = "views_as_list")]
+    pub views: BTreeMap<(String, String), ViewMeta>,
+}
+
+mod views_as_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ViewMeta;
+
+    pub fn serialize<S: Serializer>(
+        views: &BTreeMap<(String, String), ViewMeta>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        views.values().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<(String, String), ViewMeta>, D::Error> {
+        Ok(Vec::<ViewMeta>::deserialize(d)?
+            .into_iter()
+            .map(|v| (v.key(), v))
+            .collect())
+    }
 }
 
 impl CatalogState {
@@ -103,7 +158,12 @@ impl CatalogState {
             schemas,
             tables: BTreeMap::new(),
             users,
+            views: BTreeMap::new(),
         }
+    }
+
+    pub fn view(&self, schema: &str, name: &str) -> Option<&ViewMeta> {
+        self.views.get(&(schema.to_string(), name.to_string()))
     }
 
     pub fn table_by_name(&self, schema: &str, name: &str) -> Option<&TableMeta> {
@@ -211,6 +271,7 @@ impl CatalogStore {
             base,
             touched: BTreeSet::new(),
             touched_schemas: BTreeSet::new(),
+            touched_views: BTreeSet::new(),
             ddl: false,
             ids: self.next_table_id.clone(),
         }
@@ -257,7 +318,31 @@ impl CatalogStore {
                 });
             }
         }
+        for key in &txn.touched_views {
+            if txn.base.views.get(key) != current.views.get(key) {
+                return Err(CatalogError::SerializationConflict {
+                    table: format!("{}.{}", key.0, key.1),
+                    detail: format!(
+                        "a concurrent commit (version {}) changed the view",
+                        current.version
+                    ),
+                });
+            }
+        }
         let mut next = (*current).clone();
+        for key in &txn.touched_views {
+            match txn.working.views.get(key) {
+                Some(v) => {
+                    if next.table_by_name(&key.0, &key.1).is_some() {
+                        return Err(CatalogError::TableExists {
+                            name: v.name.clone(),
+                        });
+                    }
+                    next.views.insert(key.clone(), v.clone())
+                }
+                None => next.views.remove(key),
+            };
+        }
         for name in &txn.touched_schemas {
             match txn.working.schemas.get(name) {
                 Some(s) => next.schemas.insert(name.clone(), s.clone()),
@@ -267,11 +352,13 @@ impl CatalogStore {
         for id in &txn.touched {
             match txn.working.tables.get(id) {
                 Some(t) => {
-                    if let Some(other) = next.table_by_name(&t.schema, &t.name)
-                        && other.id != *id
+                    if next
+                        .table_by_name(&t.schema, &t.name)
+                        .is_some_and(|o| o.id != *id)
+                        || next.view(&t.schema, &t.name).is_some()
                     {
                         return Err(CatalogError::TableExists {
-                            name: t.qualified_name(),
+                            name: t.name.clone(),
                         });
                     }
                     next.tables.insert(*id, t.clone())
@@ -308,6 +395,7 @@ pub struct Transaction {
     working: CatalogState,
     touched: BTreeSet<TableId>,
     touched_schemas: BTreeSet<String>,
+    touched_views: BTreeSet<(String, String)>,
     ddl: bool,
     ids: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -366,8 +454,29 @@ impl Transaction {
         self.working.schemas.remove(name)
     }
 
+    /// Add or replace a view (CREATE [OR REPLACE] VIEW).
+    pub fn put_view(&mut self, view: ViewMeta) {
+        self.ddl = true;
+        self.touched_views.insert(view.key());
+        if self.working.schemas.contains_key(&view.schema) {
+            self.touched_schemas.insert(view.schema.clone());
+        }
+        self.working.views.insert(view.key(), view);
+    }
+
+    /// Remove a view (DROP VIEW).
+    pub fn remove_view(&mut self, schema: &str, name: &str) -> Option<ViewMeta> {
+        let key = (schema.to_string(), name.to_string());
+        self.ddl = true;
+        self.touched_views.insert(key.clone());
+        self.working.views.remove(&key)
+    }
+
     pub fn is_dirty(&self) -> bool {
-        self.ddl || !self.touched.is_empty() || !self.touched_schemas.is_empty()
+        self.ddl
+            || !self.touched.is_empty()
+            || !self.touched_schemas.is_empty()
+            || !self.touched_views.is_empty()
     }
 
     /// Allocate a new table id.
@@ -406,7 +515,8 @@ fn read_catalog(path: &Path) -> Result<CatalogState, CatalogError> {
     if file.format != FORMAT_NAME {
         return Err(corrupt(format!("unknown format {:?}", file.format)));
     }
-    if file.format_version != CATALOG_FORMAT_VERSION {
+    // Version 1 had no views; its files read as version 2 with none.
+    if file.format_version != CATALOG_FORMAT_VERSION && file.format_version != 1 {
         return Err(CatalogError::UnsupportedFormat {
             path: path.to_path_buf(),
             found: file.format_version,
@@ -589,9 +699,22 @@ mod tests {
             }],
         );
         state.tables.insert(t.id, t);
+        state.views.insert(
+            ("public".into(), "v".into()),
+            ViewMeta {
+                schema: "public".into(),
+                name: "v".into(),
+                query: "SELECT a FROM t".into(),
+                columns: vec![("a".into(), SqlType::Integer)],
+                column_list: false,
+                late_binding: false,
+                owner: "basalt".into(),
+                created_at: "2026-01-01 00:00:00".into(),
+            },
+        );
         let json = serde_json::to_string(&state).unwrap();
-        let expected = r#"{"version":0,"ddl_version":0,"topology":{"nodes":1,"slices_per_node":2},"next_table_id":100000,"schemas":{"public":{"name":"public","owner":"basalt"}},"tables":{"100000":{"id":100000,"schema":"public","name":"t","columns":[{"id":0,"name":"a","ty":"integer","nullable":true,"default":null,"identity":null,"encoding":"az64"}],"next_column_id":1,"diststyle":"even","distkey":null,"sortkey":null,"encode_auto":true,"backup":true,"temporary":false,"constraints":{"primary_key":[],"unique":[],"foreign_keys":[]},"owner":"basalt","created_at":"2026-01-01 00:00:00","hash_fingerprint":0,"identity_next":{},"version":0,"data":{"slices":{"1":[{"file":"s.parquet","rows":3,"bytes":10,"sorted":false}]}}}},"users":{"basalt":{"name":"basalt","superuser":true}}}"#;
+        let expected = r#"{"version":0,"ddl_version":0,"topology":{"nodes":1,"slices_per_node":2},"next_table_id":100000,"schemas":{"public":{"name":"public","owner":"basalt"}},"tables":{"100000":{"id":100000,"schema":"public","name":"t","columns":[{"id":0,"name":"a","ty":"integer","nullable":true,"default":null,"identity":null,"encoding":"az64"}],"next_column_id":1,"diststyle":"even","distkey":null,"sortkey":null,"encode_auto":true,"backup":true,"temporary":false,"constraints":{"primary_key":[],"unique":[],"foreign_keys":[]},"owner":"basalt","created_at":"2026-01-01 00:00:00","hash_fingerprint":0,"identity_next":{},"version":0,"data":{"slices":{"1":[{"file":"s.parquet","rows":3,"bytes":10,"sorted":false}]}}}},"users":{"basalt":{"name":"basalt","superuser":true}},"views":[{"schema":"public","name":"v","query":"SELECT a FROM t","columns":[["a","integer"]],"column_list":false,"late_binding":false,"owner":"basalt","created_at":"2026-01-01 00:00:00"}]}"#;
         assert_eq!(json, expected, "persisted catalog format changed");
-        assert_eq!(CATALOG_FORMAT_VERSION, 1);
+        assert_eq!(CATALOG_FORMAT_VERSION, 2);
     }
 }

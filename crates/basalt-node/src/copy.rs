@@ -67,6 +67,10 @@ struct CopyOptions {
     escape: u8,
     /// `FORCE_QUOTE (columns)` (sqlparser does not accept `FORCE_QUOTE *` yet).
     force_quote: Vec<Ident>,
+    /// `FORCE_NOT_NULL (columns)`: an unquoted NULL string is a value in these columns.
+    force_not_null: Vec<Ident>,
+    /// `FORCE_NULL (columns)`: a quoted NULL string is NULL in these columns.
+    force_null: Vec<Ident>,
 }
 
 /// A COPY option must be one one-byte character.
@@ -94,16 +98,8 @@ impl CopyOptions {
         let mut quote = None;
         let mut escape = None;
         let mut force_quote = vec![];
-        let from_only = |what: &str| {
-            if to {
-                NodeError::invalid(
-                    "0A000",
-                    format!("COPY {what} only available using COPY FROM"),
-                )
-            } else {
-                NodeError::unsupported(format!("COPY {}", what.to_uppercase()))
-            }
-        };
+        let mut force_not_null = vec![];
+        let mut force_null = vec![];
         for o in options {
             match o {
                 CopyOption::Format(f) => {
@@ -128,8 +124,8 @@ impl CopyOptions {
                 CopyOption::Quote(c) => quote = Some(one_byte(*c, "quote")?),
                 CopyOption::Escape(c) => escape = Some(one_byte(*c, "escape")?),
                 CopyOption::ForceQuote(cols) => force_quote = cols.clone(),
-                CopyOption::ForceNotNull(_) => return Err(from_only("force not null")),
-                CopyOption::ForceNull(_) => return Err(from_only("force null")),
+                CopyOption::ForceNotNull(cols) => force_not_null = cols.clone(),
+                CopyOption::ForceNull(cols) => force_null = cols.clone(),
                 CopyOption::Encoding(e)
                     if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
                 other => return Err(NodeError::unsupported(format!("COPY option {other}"))),
@@ -147,8 +143,8 @@ impl CopyOptions {
                                 escape = Some(one_byte(*e, "escape")?)
                             }
                             CopyLegacyCsvOption::ForceQuote(cols) => force_quote = cols.clone(),
-                            CopyLegacyCsvOption::ForceNotNull(_) => {
-                                return Err(from_only("force not null"));
+                            CopyLegacyCsvOption::ForceNotNull(cols) => {
+                                force_not_null = cols.clone()
                             }
                         }
                     }
@@ -202,6 +198,18 @@ impl CopyOptions {
                 "COPY force quote only available using COPY TO",
             ));
         }
+        for (cols, what) in [
+            (&force_not_null, "force not null"),
+            (&force_null, "force null"),
+        ] {
+            only_csv(!cols.is_empty(), what)?;
+            if to && !cols.is_empty() {
+                return Err(NodeError::invalid(
+                    "0A000",
+                    format!("COPY {what} only available using COPY FROM"),
+                ));
+            }
+        }
         let delimiter = delimiter.unwrap_or(if csv { b',' } else { b'\t' });
         let null = null.unwrap_or_else(|| if csv { String::new() } else { "\\N".into() });
         let quote = quote.unwrap_or(b'"');
@@ -252,6 +260,8 @@ impl CopyOptions {
             quote,
             escape,
             force_quote,
+            force_not_null,
+            force_null,
         })
     }
 }
@@ -285,6 +295,10 @@ enum Format {
         quote: u8,
         escape: u8,
         null: String,
+        /// Per target column: `FORCE_NOT_NULL`.
+        force_not_null: Vec<bool>,
+        /// Per target column: `FORCE_NULL`.
+        force_null: Vec<bool>,
     },
 }
 
@@ -335,8 +349,36 @@ impl Session {
             columns.iter().map(ident_name).collect()
         };
         let plan = self.column_plan(&table, &targets).await?;
+        // FORCE_NOT_NULL / FORCE_NULL columns → flags per target column.
+        let flags = |cols: &[Ident], what: &str| -> Result<Vec<bool>, NodeError> {
+            let mut flags = vec![false; targets.len()];
+            for c in cols {
+                let name = ident_name(c);
+                match targets.iter().position(|t| *t == name) {
+                    Some(i) => flags[i] = true,
+                    None if table.column(&name).is_none() => {
+                        return Err(NodeError::invalid(
+                            "42703",
+                            format!(
+                                "column \"{name}\" of relation \"{}\" does not exist",
+                                table.name
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(NodeError::invalid(
+                            "42P10",
+                            format!("{what} column \"{name}\" not referenced by COPY"),
+                        ));
+                    }
+                }
+            }
+            Ok(flags)
+        };
         let format = match opts.kind {
             Kind::Csv => Format::Csv {
+                force_not_null: flags(&opts.force_not_null, "FORCE_NOT_NULL")?,
+                force_null: flags(&opts.force_null, "FORCE_NULL")?,
                 delimiter: opts.delimiter,
                 quote: opts.quote,
                 escape: opts.escape,
@@ -515,6 +557,18 @@ impl Session {
         NodeError::invalid("57014", format!("COPY from stdin failed: {message}"))
     }
 
+    /// Abandon an open COPY FROM STDIN whose client went away: the files it wrote join the
+    /// transaction's, which the caller then rolls back. Whether a COPY was open.
+    pub(crate) fn abandon_copy(&mut self) -> bool {
+        match self.copy_in.take() {
+            Some(c) => {
+                c.writer.abandon(self);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn end_copy_failed(&mut self) {
         if self.txn.as_ref().is_some_and(|t| !t.explicit) {
             self.rollback_open();
@@ -527,41 +581,15 @@ impl Session {
 impl CopyIn {
     /// Parse every complete row in the buffer (all of it at the end).
     fn parse_complete(&mut self, at_end: bool) -> Result<(), NodeError> {
-        let end = match &self.format {
-            Format::Text { .. } => match self.buf.iter().rposition(|b| *b == b'\n') {
-                Some(p) => p + 1,
-                None if at_end => self.buf.len(),
-                None => return Ok(()),
-            },
-            Format::Csv { quote, .. } => {
-                let mut in_quotes = false;
-                let mut last = None;
-                for (i, b) in self.buf.iter().enumerate() {
-                    if b == quote {
-                        in_quotes = !in_quotes;
-                    } else if *b == b'\n' && !in_quotes {
-                        last = Some(i + 1);
-                    }
-                }
-                match last {
-                    Some(p) if !at_end => p,
-                    _ if at_end => self.buf.len(),
-                    _ => return Ok(()),
-                }
-            }
-        };
-        let chunk: Vec<u8> = self.buf.drain(..end).collect();
-        let text = std::str::from_utf8(&chunk).map_err(|e| {
-            NodeError::invalid(
-                "22021",
-                format!(
-                    "invalid byte sequence for encoding \"UTF8\" near line {}: {e}",
-                    self.line + 1
-                ),
-            )
-        })?;
         match self.format.clone() {
             Format::Text { delimiter, null } => {
+                let end = match self.buf.iter().rposition(|b| *b == b'\n') {
+                    Some(p) => p + 1,
+                    None if at_end => self.buf.len(),
+                    None => return Ok(()),
+                };
+                let chunk: Vec<u8> = self.buf.drain(..end).collect();
+                let text = self.utf8(&chunk)?;
                 for line in text.split('\n') {
                     let line = line.strip_suffix('\r').unwrap_or(line);
                     if line.is_empty() {
@@ -593,24 +621,26 @@ impl CopyIn {
                 quote,
                 escape,
                 null,
+                force_not_null,
+                force_null,
             } => {
-                let mut rdr = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .delimiter(delimiter)
-                    .quote(quote)
-                    .escape((escape != quote).then_some(escape))
-                    .double_quote(escape == quote)
-                    .flexible(true)
-                    .from_reader(text.as_bytes());
-                for rec in rdr.records() {
-                    let rec = rec.map_err(|e| {
+                let (records, end) = split_csv(&self.buf, delimiter, quote, escape, at_end)
+                    .map_err(|e| {
                         NodeError::invalid(
                             "22P04",
-                            format!("COPY CSV, line {}: {e}", self.line + 1),
+                            format!("COPY CSV, line {}: {e}", self.line + e.record + 1),
                         )
                     })?;
+                let chunk: Vec<u8> = self.buf.drain(..end).collect();
+                // The chunk is valid UTF-8 and the special characters are ASCII, so every
+                // field is too; checking the whole chunk reports the line of a bad byte.
+                self.utf8(&chunk)?;
+                for rec in records {
                     self.line += 1;
-                    if rec.len() == 1 && &rec[0] == "\\." {
+                    if let [f] = rec.as_slice()
+                        && !f.quoted
+                        && f.text == b"\\."
+                    {
                         break;
                     }
                     if self.skip_header {
@@ -618,14 +648,45 @@ impl CopyIn {
                         continue;
                     }
                     let fields = rec
-                        .iter()
-                        .map(|f| if f == null { None } else { Some(f.to_string()) })
-                        .collect();
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            // As Postgres: only an unquoted field is the NULL string, unless
+                            // FORCE_NOT_NULL; with FORCE_NULL a quoted one is too.
+                            let is_null = if !f.quoted && f.text == null.as_bytes() {
+                                !force_not_null.get(i).copied().unwrap_or(false)
+                            } else {
+                                f.quoted
+                                    && f.text == null.as_bytes()
+                                    && force_null.get(i).copied().unwrap_or(false)
+                            };
+                            if is_null {
+                                Ok(None)
+                            } else {
+                                String::from_utf8(f.text).map(Some)
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| self.utf8_error(&e.utf8_error()))?;
                     self.push_row(fields)?;
                 }
             }
         }
         Ok(())
+    }
+
+    fn utf8<'a>(&self, chunk: &'a [u8]) -> Result<&'a str, NodeError> {
+        std::str::from_utf8(chunk).map_err(|e| self.utf8_error(&e))
+    }
+
+    fn utf8_error(&self, e: &std::str::Utf8Error) -> NodeError {
+        NodeError::invalid(
+            "22021",
+            format!(
+                "invalid byte sequence for encoding \"UTF8\" near line {}: {e}",
+                self.line + 1
+            ),
+        )
     }
 
     fn push_row(&mut self, fields: Vec<Option<String>>) -> Result<(), NodeError> {
@@ -668,6 +729,103 @@ impl CopyIn {
     }
 }
 
+/// One CSV field as Postgres reads it: its bytes, and whether any of it was quoted (a quoted
+/// field is never the NULL string, so `,"",` is an empty string where `,,` is NULL).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CsvField {
+    text: Vec<u8>,
+    quoted: bool,
+}
+
+/// A CSV syntax error in the `record`-th record (from 0) of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+struct CsvError {
+    record: u64,
+    message: &'static str,
+}
+
+impl std::fmt::Display for CsvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+/// Split the complete CSV records at the start of `buf` into fields, as Postgres 15 reads
+/// CSV: a record ends at a newline (`\n` or `\r\n`) outside quotes; inside quotes the
+/// delimiter and newlines are data, and `escape` followed by `quote` or `escape` stands for
+/// that character (with the default escape, the quote itself, `""` is one `"`). Quoted and
+/// unquoted parts of a field join (`a"b,c"d` is `ab,cd`). Returns the records and the number
+/// of bytes they span. A last record without a newline counts only `at_end`, where an open
+/// quote is an error.
+fn split_csv(
+    buf: &[u8],
+    delimiter: u8,
+    quote: u8,
+    escape: u8,
+    at_end: bool,
+) -> Result<(Vec<Vec<CsvField>>, usize), CsvError> {
+    let mut records = vec![];
+    let mut fields = vec![];
+    let mut field = CsvField::default();
+    let mut in_quotes = false;
+    let mut consumed = 0;
+    let mut i = 0;
+    while i < buf.len() {
+        let b = buf[i];
+        if in_quotes {
+            match buf.get(i + 1) {
+                Some(&next) if b == escape && (next == quote || next == escape) => {
+                    field.text.push(next);
+                    i += 2;
+                }
+                _ if b == quote => {
+                    in_quotes = false;
+                    i += 1;
+                }
+                _ => {
+                    field.text.push(b);
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        let newline = match b {
+            b'\n' => Some(1),
+            b'\r' if buf.get(i + 1) == Some(&b'\n') => Some(2),
+            b'\r' if at_end && i + 1 == buf.len() => Some(1),
+            _ => None,
+        };
+        if let Some(n) = newline {
+            fields.push(std::mem::take(&mut field));
+            records.push(std::mem::take(&mut fields));
+            i += n;
+            consumed = i;
+        } else if b == quote {
+            in_quotes = true;
+            field.quoted = true;
+            i += 1;
+        } else if b == delimiter {
+            fields.push(std::mem::take(&mut field));
+            i += 1;
+        } else {
+            field.text.push(b);
+            i += 1;
+        }
+    }
+    if at_end && consumed < buf.len() {
+        if in_quotes {
+            return Err(CsvError {
+                record: records.len() as u64,
+                message: "unterminated CSV quoted field",
+            });
+        }
+        fields.push(field);
+        records.push(fields);
+        consumed = buf.len();
+    }
+    Ok((records, consumed))
+}
+
 /// Postgres text-format escapes: `\t`, `\n`, `\r`, `\\`, `\b`, `\f`, `\v`, octal.
 fn unescape_text(f: &str) -> String {
     if !f.contains('\\') {
@@ -705,4 +863,76 @@ fn unescape_text(f: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fields of `split_csv` with the default options, as (text, quoted).
+    fn split(buf: &str, at_end: bool) -> (Vec<Vec<(String, bool)>>, usize) {
+        let (records, n) = split_csv(buf.as_bytes(), b',', b'"', b'"', at_end).unwrap();
+        let records = records
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|f| (String::from_utf8(f.text).unwrap(), f.quoted))
+                    .collect()
+            })
+            .collect();
+        (records, n)
+    }
+
+    fn f(text: &str, quoted: bool) -> (String, bool) {
+        (text.to_string(), quoted)
+    }
+
+    #[test]
+    fn quoted_empty_field_is_not_the_null_string() {
+        let (records, n) = split("1,,\"\"\n", false);
+        assert_eq!(n, 6);
+        assert_eq!(
+            records,
+            vec![vec![f("1", false), f("", false), f("", true)]]
+        );
+    }
+
+    #[test]
+    fn quotes_hold_delimiters_newlines_and_doubled_quotes() {
+        let (records, _) = split("\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\r\nx\n", false);
+        assert_eq!(
+            records,
+            vec![
+                vec![f("a,b", true), f("say \"hi\"", true), f("two\nlines", true)],
+                vec![f("x", false)],
+            ]
+        );
+        // Quoted and unquoted parts of one field join, as in Postgres.
+        assert_eq!(split("a\"b,c\"d\n", false).0, vec![vec![f("ab,cd", true)]]);
+    }
+
+    #[test]
+    fn incomplete_records_wait_for_more_data() {
+        // A newline inside quotes does not end the record.
+        assert_eq!(split("1,\"open\n", false), (vec![], 0));
+        // Only complete records are consumed.
+        let (records, n) = split("1,a\n2,\"b", false);
+        assert_eq!((records.len(), n), (1, 4));
+        // At the end, the last record needs no newline, but an open quote is an error.
+        assert_eq!(
+            split("1,a", true).0,
+            vec![vec![f("1", false), f("a", false)]]
+        );
+        let e = split_csv(b"1,a\n2,\"b", b',', b'"', b'"', true).unwrap_err();
+        assert_eq!(e.record, 1);
+        assert_eq!(e.message, "unterminated CSV quoted field");
+    }
+
+    #[test]
+    fn a_separate_escape_character() {
+        let (records, _) =
+            split_csv(b"\"a\\\"b\\\\c\",\"\\d\"\n", b',', b'"', b'\\', false).unwrap();
+        let texts: Vec<Vec<u8>> = records[0].iter().map(|f| f.text.clone()).collect();
+        assert_eq!(texts, vec![b"a\"b\\c".to_vec(), b"\\d".to_vec()]);
+    }
 }

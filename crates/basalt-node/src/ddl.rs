@@ -151,11 +151,21 @@ impl Session {
                         .filter(|x| x.schema == name)
                         .map(|x| x.id)
                         .collect();
-                    if !tables.is_empty() && !cascade {
+                    let views: Vec<String> = t
+                        .state()
+                        .views
+                        .values()
+                        .filter(|v| v.schema == name)
+                        .map(|v| v.name.clone())
+                        .collect();
+                    if (!tables.is_empty() || !views.is_empty()) && !cascade {
                         return Err(CatalogError::SchemaNotEmpty { name }.into());
                     }
                     for id in tables {
                         t.remove_table(id);
+                    }
+                    for v in views {
+                        t.remove_view(&name, &v);
                     }
                     t.remove_schema(&name);
                 }
@@ -165,16 +175,33 @@ impl Session {
                 object_type: ObjectType::Table,
                 if_exists,
                 names,
+                cascade,
                 ..
             } => {
                 for n in names {
                     let state = self.txn_mut().txn.state().clone();
                     match self.resolve_table(&state, n) {
                         Ok(table) => {
+                            if !table.temporary {
+                                self.drop_dependents(&state, &table.schema, &table.name, *cascade)?;
+                            }
                             self.txn_mut().txn.remove_table(table.id);
                         }
-                        Err(_) if *if_exists => {}
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            let (schema, name) = split_name(n)?;
+                            if state
+                                .view(schema.as_deref().unwrap_or("public"), &name)
+                                .is_some()
+                            {
+                                return Err(NodeError::invalid(
+                                    "42809",
+                                    format!("\"{name}\" is not a table"),
+                                ));
+                            }
+                            if !*if_exists {
+                                return Err(e);
+                            }
+                        }
                     }
                 }
                 Ok(StatementOutput::command("DROP TABLE"))

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use basalt_catalog::{CatalogState, CatalogStore, SliceId, TableId, Topology};
+use basalt_catalog::{CatalogError, CatalogState, CatalogStore, SliceId, TableId, Topology};
 use basalt_storage::ComputeCluster;
 use parking_lot::Mutex;
 use tracing::info;
@@ -12,6 +12,9 @@ use tracing::info;
 use crate::{LeaderConfig, NodeError, Session};
 
 type FileSet = BTreeSet<(SliceId, TableId, String)>;
+
+/// A session's temporary tables live in schema `pg_temp_<session id>`, as in Postgres.
+pub(crate) const TEMP_SCHEMA_PREFIX: &str = "pg_temp_";
 
 /// Segment files no longer referenced by the newest version, kept until no statement still
 /// reads a version that references them.
@@ -82,45 +85,85 @@ impl Leader {
             &config.data_dir.join("data"),
             topology,
         )?);
-        // Temporary tables belong to sessions, and no session survives a restart.
-        let mut txn = catalog.begin();
-        let temps: Vec<TableId> = txn
-            .state()
-            .tables
-            .values()
-            .filter(|t| t.temporary)
-            .map(|t| t.id)
-            .collect();
-        let temp_schemas: Vec<String> = txn
-            .state()
-            .schemas
-            .keys()
-            .filter(|s| s.starts_with("pg_temp_"))
-            .cloned()
-            .collect();
-        for id in temps {
-            txn.remove_table(id);
-        }
-        for s in temp_schemas {
-            txn.remove_schema(&s);
-        }
-        let state = catalog.commit(txn)?;
-        let removed = compute.collect_garbage(&state.live_files())?;
-        info!(
-            data_dir = %config.data_dir.display(),
-            %topology,
-            version = state.version,
-            tables = state.tables.len(),
-            orphans_removed = removed,
-            "leader opened catalog"
-        );
-        Ok(Arc::new(Leader {
+        let leader = Arc::new(Leader {
             config,
             catalog,
             compute,
             next_session: AtomicU32::new(1),
             reclaimer: Mutex::new(Reclaimer::default()),
-        }))
+        });
+        // Temporary tables belong to sessions, and no session survives a restart.
+        let temp_dropped = leader.drop_temporary_tables()?;
+        let state = leader.catalog.snapshot();
+        let removed = leader.compute.collect_garbage(&state.live_files())?;
+        info!(
+            data_dir = %leader.config.data_dir.display(),
+            %topology,
+            version = state.version,
+            tables = state.tables.len(),
+            temp_dropped,
+            orphans_removed = removed,
+            "leader opened catalog"
+        );
+        Ok(leader)
+    }
+
+    /// Drop every session's temporary tables and `pg_temp_*` schemas. For when no session
+    /// will use them again: at startup (no session survives a restart) and at shutdown.
+    /// Returns the number of tables dropped.
+    pub fn drop_temporary_tables(&self) -> Result<usize, NodeError> {
+        self.drop_temporary(None)
+    }
+
+    /// Drop the temporary tables in `schema` (one session's `pg_temp_<id>`) and the schema
+    /// itself, or with `None` every session's. The catalog change commits on its own; the
+    /// tables' segment files are deleted once no statement still reads a version that has
+    /// them. Returns the number of tables dropped.
+    pub(crate) fn drop_temporary(&self, schema: Option<&str>) -> Result<usize, NodeError> {
+        let is_temp_schema = |s: &str| match schema {
+            Some(only) => s == only,
+            None => s.starts_with(TEMP_SCHEMA_PREFIX),
+        };
+        // Nobody else writes a session's temporary schema, so a conflict needs another
+        // session to touch `pg_temp_<id>.t` by its qualified name; retry a few times.
+        let mut attempts = 0;
+        loop {
+            let mut txn = self.catalog.begin();
+            let tables: Vec<TableId> = txn
+                .state()
+                .tables
+                .values()
+                .filter(|t| is_temp_schema(&t.schema) || (schema.is_none() && t.temporary))
+                .map(|t| t.id)
+                .collect();
+            let schemas: Vec<String> = txn
+                .state()
+                .schemas
+                .keys()
+                .filter(|s| is_temp_schema(s))
+                .cloned()
+                .collect();
+            if tables.is_empty() && schemas.is_empty() {
+                return Ok(0);
+            }
+            for id in &tables {
+                txn.remove_table(*id);
+            }
+            for s in &schemas {
+                txn.remove_schema(s);
+            }
+            let old = self.catalog.snapshot();
+            match self.catalog.commit(txn) {
+                Ok(new) => {
+                    self.retire(&old, &new);
+                    return Ok(tables.len());
+                }
+                Err(CatalogError::SerializationConflict { .. }) if attempts < 3 => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub fn config(&self) -> &LeaderConfig {

@@ -27,6 +27,7 @@ mod session;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use config::{AuthMethod, LeaderConfig};
 pub use copy::CopyFormat;

@@ -225,6 +225,14 @@ pub(crate) fn postgres_column_names(stmt: &mut Statement) {
     }
 }
 
+/// A result column's name as clients see it (without a [`DUPLICATE_NAME_MARK`] suffix).
+pub(crate) fn visible_name(name: &str) -> String {
+    name.split(DUPLICATE_NAME_MARK)
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A result schema as clients see it: repeated names restored (see [`DUPLICATE_NAME_MARK`]).
 /// None when no name carries the mark.
 pub(crate) fn output_schema(

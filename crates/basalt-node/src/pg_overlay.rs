@@ -120,7 +120,18 @@ impl PgCatalogOverlay {
     /// Our tables as the session sees them, keyed by (schema, table) as pg_namespace and
     /// pg_class name them.
     async fn tables(&self) -> Result<HashMap<(String, String), Arc<TableMeta>>> {
+        Ok(self.relations().await?.0)
+    }
+
+    /// Our tables and views as the session sees them.
+    async fn relations(
+        &self,
+    ) -> Result<(
+        HashMap<(String, String), Arc<TableMeta>>,
+        HashMap<(String, String), Arc<basalt_catalog::ViewMeta>>,
+    )> {
         let mut out = HashMap::new();
+        let mut views = HashMap::new();
         for catalog_name in self.catalogs.catalog_names() {
             let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
                 continue;
@@ -138,11 +149,13 @@ impl PgCatalogOverlay {
                     };
                     if let Some(t) = table.downcast_ref::<BasaltTable>() {
                         out.insert((schema_name.clone(), table_name), t.meta().clone());
+                    } else if let Some(v) = table.downcast_ref::<basalt_planner::ViewStub>() {
+                        views.insert((schema_name.clone(), table_name), v.meta().clone());
                     }
                 }
             }
         }
-        Ok(out)
+        Ok((out, views))
     }
 
     /// Relation OIDs as datafusion-pg-catalog assigned them: (schema, relation) → oid.
@@ -195,8 +208,13 @@ impl PgCatalogOverlay {
 
     /// `svv_tables` / `svv_all_tables`: the user tables the session can see.
     async fn svv_tables(&self, schema: &SchemaRef) -> Result<RecordBatch> {
-        let mut tables: Vec<_> = self.tables().await?.into_iter().collect();
-        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        let (tables, views) = self.relations().await?;
+        let mut tables: Vec<((String, String), &str)> = tables
+            .into_keys()
+            .map(|k| (k, "BASE TABLE"))
+            .chain(views.into_keys().map(|k| (k, "VIEW")))
+            .collect();
+        tables.sort();
         let db = self
             .catalogs
             .catalog_names()
@@ -205,14 +223,14 @@ impl PgCatalogOverlay {
             .unwrap_or_default();
         let rows = tables
             .iter()
-            .map(|((schema_name, table), _)| {
+            .map(|((schema_name, table), kind)| {
                 vec![
                     ("table_catalog", ScalarValue::from(db.as_str())),
                     ("database_name", ScalarValue::from(db.as_str())),
                     ("table_schema", ScalarValue::from(schema_name.as_str())),
                     ("schema_name", ScalarValue::from(schema_name.as_str())),
                     ("table_name", ScalarValue::from(table.as_str())),
-                    ("table_type", ScalarValue::from("BASE TABLE")),
+                    ("table_type", ScalarValue::from(*kind)),
                     ("table_acl", ScalarValue::Utf8(None)),
                     ("remarks", ScalarValue::Utf8(None)),
                 ]
@@ -241,8 +259,12 @@ impl PgCatalogOverlay {
 
     async fn pg_attribute(&self, schema: &SchemaRef, state: &dyn Session) -> Result<RecordBatch> {
         let base = self.scan_inner("pg_attribute", state).await?;
-        let tables = self.tables().await?;
+        let (tables, views) = self.relations().await?;
         let oids = self.relation_oids(state).await?;
+        let view_by_oid: HashMap<i32, &Arc<basalt_catalog::ViewMeta>> = oids
+            .iter()
+            .filter_map(|(key, oid)| views.get(key).map(|v| (*oid, v)))
+            .collect();
         let by_oid: HashMap<i32, &Arc<TableMeta>> = oids
             .iter()
             .filter_map(|(key, oid)| tables.get(key).map(|t| (*oid, t)))
@@ -258,6 +280,13 @@ impl PgCatalogOverlay {
         let mut sortkeyord = vec![0i32; base.num_rows()];
         let mut encoding = vec![0i16; base.num_rows()];
         for i in 0..base.num_rows() {
+            if let Some(view) = view_by_oid.get(&attrelid.value(i))
+                && let Some((_, ty)) = view.columns.iter().find(|c| c.0 == attname.value(i))
+            {
+                typid[i] = ty.pg_oid() as i32;
+                typmod[i] = ty.typmod();
+                continue;
+            }
             let Some(meta) = by_oid.get(&attrelid.value(i)) else {
                 continue;
             };

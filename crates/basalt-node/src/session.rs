@@ -138,6 +138,32 @@ pub struct Session {
     /// Running the statements of one multi-statement query string: outside an explicit
     /// transaction they form one implicit transaction, as in Postgres.
     pub(crate) in_block: bool,
+    /// [`Session::close`] has run (it logs once; a later drop only cleans what is left).
+    closed: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Err(e) = self.end() {
+            warn!(session = self.id, error = %e, "could not drop the temporary tables of a session");
+        }
+    }
+}
+
+/// The schema of a session's temporary tables.
+fn temp_schema(session: u32) -> String {
+    format!("{}{session}", crate::leader::TEMP_SCHEMA_PREFIX)
+}
+
+/// `CREATE TABLE #name` (and `SELECT ... INTO #name`) makes a Redshift temporary table:
+/// mark it `TEMP` here, since [`split_name`] strips the `#` before the DDL code sees the name.
+fn hash_name_is_temporary(stmt: &mut Statement) {
+    if let Statement::CreateTable(ct) = stmt
+        && let [part] = ct.name.0.as_slice()
+        && part.as_ident().is_some_and(|i| i.value.starts_with('#'))
+    {
+        ct.temporary = true;
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -200,7 +226,7 @@ impl Session {
         }
         let ctx = SessionContext::new_with_config(config);
         let view = Arc::new(CatalogView::new(leader.catalog().snapshot()));
-        view.set_temp_schema(Some(format!("pg_temp_{id}")));
+        view.set_temp_schema(Some(temp_schema(id)));
         ctx.register_catalog(
             &db,
             Arc::new(BasaltCatalog::new(view.clone(), leader.compute().clone())),
@@ -222,7 +248,49 @@ impl Session {
             cursors: Default::default(),
             in_block: false,
             sql_prepared: Default::default(),
+            closed: false,
         })
+    }
+
+    /// End the session the way a Postgres backend ends when its client goes away (Terminate,
+    /// a dropped socket, server shutdown): abandon an open COPY, roll back the open
+    /// transaction (deleting the segment files it wrote), close cursors, forget prepared
+    /// statements, and drop the session's temporary tables (schema `pg_temp_<id>`),
+    /// committing that on its own so the tables and their files are gone for everyone.
+    ///
+    /// Idempotent: a second call finds nothing left to clean. Dropping a session runs the
+    /// same cleanup, so a session that is never closed still leaves nothing behind; calling
+    /// `close` first lets the caller see a failure to drop the temporary tables (they are
+    /// dropped at the latest when the leader next opens the data directory).
+    pub async fn close(&mut self) -> Result<(), NodeError> {
+        self.end()
+    }
+
+    fn end(&mut self) -> Result<(), NodeError> {
+        let copy_aborted = self.abandon_copy();
+        let rolled_back = self.txn.as_ref().map(|t| t.written.len());
+        let cursors_closed = self.cursors.len();
+        self.rollback_open(); // closes the cursors too
+        self.sql_prepared.clear();
+        let temp = self.leader.drop_temporary(Some(&self.temp_schema()));
+        let cleaned = copy_aborted
+            || rolled_back.is_some()
+            || cursors_closed > 0
+            || temp.as_ref().map_or(true, |n| *n > 0);
+        if !self.closed || cleaned {
+            debug!(
+                session = self.id,
+                user = %self.user,
+                copy_aborted,
+                rolled_back = rolled_back.is_some(),
+                files_deleted = rolled_back.unwrap_or(0),
+                cursors_closed,
+                temp_tables_dropped = temp.as_ref().ok(),
+                "session closed"
+            );
+        }
+        self.closed = true;
+        temp.map(|_| ())
     }
 
     pub fn id(&self) -> u32 {
@@ -467,8 +535,13 @@ impl Session {
 
     pub(crate) async fn dispatch(
         &mut self,
-        ps: ParsedStatement,
+        mut ps: ParsedStatement,
     ) -> Result<StatementOutput, NodeError> {
+        hash_name_is_temporary(&mut ps.statement);
+        // A view's stored query stays as written; everything else reads views expanded.
+        if !matches!(ps.statement, Statement::CreateView(_)) {
+            self.expand_views(&mut ps.statement)?;
+        }
         let stmt = &ps.statement;
         match stmt {
             Statement::StartTransaction { modifier, .. } => {
@@ -544,9 +617,10 @@ impl Session {
                     into.name
                 );
                 let mut stmts = basalt_sql::parse(&ctas)?;
-                let ps = stmts
+                let mut ps = stmts
                     .pop()
                     .ok_or_else(|| NodeError::internal("SELECT INTO rewrite"))?;
+                hash_name_is_temporary(&mut ps.statement);
                 self.ddl(ps).await
             }
             Statement::Query(q) if pg_sleep_seconds(q).is_some() => {
@@ -576,6 +650,14 @@ impl Session {
                 object_type: ObjectType::Table | ObjectType::Schema,
                 ..
             } => self.ddl(ps).await,
+            Statement::CreateView(cv) => self.create_view(cv).await,
+            Statement::Drop {
+                object_type: ObjectType::View,
+                names,
+                if_exists,
+                cascade,
+                ..
+            } => self.drop_views(names, *if_exists, *cascade),
             Statement::Insert(_) | Statement::Delete(_) | Statement::Update(_) => {
                 self.dml(ps).await
             }
@@ -778,7 +860,7 @@ impl Session {
     }
 
     pub(crate) fn temp_schema(&self) -> String {
-        format!("pg_temp_{}", self.id)
+        temp_schema(self.id)
     }
 
     // ---- queries ----
@@ -812,6 +894,11 @@ impl Session {
         n: usize,
         given: &[Option<DataType>],
     ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>), NodeError> {
+        let mut expanded = stmt.clone();
+        if !matches!(expanded.statement, Statement::CreateView(_)) {
+            self.expand_views(&mut expanded.statement)?;
+        }
+        let stmt = &expanded;
         match &stmt.statement {
             Statement::ShowVariable { variable } => {
                 let name = variable
@@ -1111,7 +1198,7 @@ pub(crate) fn rows_output(schema: SchemaRef, batches: Vec<RecordBatch>) -> State
 /// refers to that alias's expression, as Redshift allows in WHERE and later select items
 /// (lateral column aliases): `SELECT a + 1 AS b FROM t WHERE b > 2`. Columns win, so
 /// aliases are substituted only for names the planner could not resolve.
-async fn plan_statement(
+pub(crate) async fn plan_statement(
     state: &datafusion::execution::SessionState,
     mut stmt: Statement,
 ) -> Result<datafusion::logical_expr::LogicalPlan, datafusion::error::DataFusionError> {

@@ -494,3 +494,93 @@ async fn review_regressions() {
     drop((a, b, leader));
     let _ = std::fs::remove_dir_all(&rel);
 }
+
+/// Segment files on disk for `table` (`data/node-<n>/slice-<s>/t<id>/*`).
+fn segment_files(dir: &std::path::Path, table: basalt_catalog::TableId) -> usize {
+    let mut n = 0;
+    for node in std::fs::read_dir(dir.join("data")).unwrap().flatten() {
+        for slice in std::fs::read_dir(node.path()).unwrap().flatten() {
+            if let Ok(files) = std::fs::read_dir(slice.path().join(format!("t{}", table.0))) {
+                n += files.count();
+            }
+        }
+    }
+    n
+}
+
+/// Closing a session (and, failing that, dropping it) rolls back its transaction and drops
+/// its temporary tables with their files, committed; other sessions' tables stay.
+#[tokio::test]
+async fn session_end_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut a = leader.session("basalt", "dev").unwrap();
+    let mut b = leader.session("basalt", "dev").unwrap();
+    exec(&mut a, "create table kept (x int) diststyle even").await;
+    exec(&mut a, "create temp table t (x int)").await;
+    exec(&mut a, "create table #t2 (x int)").await;
+    exec(&mut a, "insert into t values (1), (2), (3), (4)").await;
+    exec(&mut a, "insert into #t2 values (1), (2)").await;
+    exec(&mut a, "select 1 as x into #t3").await;
+    exec(&mut b, "create temp table t (x int)").await;
+    exec(&mut b, "insert into t values (5)").await;
+    // An open transaction with rows in a permanent table, and an open cursor.
+    exec(&mut a, "begin").await;
+    exec(&mut a, "insert into kept values (1), (2), (3), (4)").await;
+    exec(&mut a, "declare c cursor for select * from kept").await;
+
+    let state = leader.catalog().snapshot();
+    let temp = |schema: &str, name: &str| {
+        let names: Vec<String> = state.tables.values().map(|t| t.qualified_name()).collect();
+        state
+            .table_by_name(schema, name)
+            .unwrap_or_else(|| panic!("{schema}.{name} not in {names:?}"))
+            .id
+    };
+    let a_t = temp(&a.temp_schema(), "t");
+    let a_t2 = temp(&a.temp_schema(), "t2");
+    let a_t3 = temp(&a.temp_schema(), "t3");
+    let b_t = temp(&b.temp_schema(), "t");
+    let kept = temp("public", "kept");
+    assert!(segment_files(dir.path(), a_t) > 0 && segment_files(dir.path(), a_t2) > 0);
+    assert!(
+        segment_files(dir.path(), kept) > 0,
+        "the open transaction wrote files"
+    );
+
+    a.close().await.unwrap();
+    a.close().await.unwrap(); // idempotent
+    let state = leader.catalog().snapshot();
+    assert!(!state.schemas.contains_key(&a.temp_schema()));
+    assert!(
+        state
+            .tables
+            .values()
+            .all(|t| t.id != a_t && t.id != a_t2 && t.id != a_t3)
+    );
+    assert_eq!(segment_files(dir.path(), a_t), 0);
+    assert_eq!(segment_files(dir.path(), a_t2), 0);
+    assert_eq!(segment_files(dir.path(), kept), 0, "rolled back");
+    assert!(
+        query(&mut b, "select count(*) from kept")
+            .await
+            .contains("| 0 ")
+    );
+    // B's temporary table of the same name is untouched.
+    assert!(
+        query(&mut b, "select count(*) from t")
+            .await
+            .contains("| 1 ")
+    );
+
+    // A session dropped without close cleans up the same way.
+    drop(b);
+    let state = leader.catalog().snapshot();
+    assert!(
+        state.tables.values().all(|t| !t.temporary),
+        "{:?}",
+        state.schemas
+    );
+    assert!(state.schemas.keys().all(|s| !s.starts_with("pg_temp_")));
+    assert_eq!(segment_files(dir.path(), b_t), 0);
+}

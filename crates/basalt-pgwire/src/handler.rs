@@ -38,7 +38,7 @@ use pgwire::messages::response::{
     EmptyQueryResponse, ReadyForQuery, TransactionStatus as PgTransactionStatus,
 };
 use pgwire::messages::simplequery::Query;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::copy_out::{CopyOut, copy_out};
 use crate::params::decode_params;
@@ -110,6 +110,15 @@ impl Conn {
             TransactionStatus::Idle => PgTransactionStatus::Idle,
             TransactionStatus::InTransaction => PgTransactionStatus::Transaction,
             TransactionStatus::Failed => PgTransactionStatus::Error,
+        }
+    }
+
+    /// The connection ended: end its session (roll back, close cursors, drop its temporary
+    /// tables).
+    pub(crate) async fn close(&self) {
+        let mut session = self.session.lock().await;
+        if let Err(e) = session.close().await {
+            warn!(session = session.id(), error = %e, "could not end the session cleanly");
         }
     }
 

@@ -19,6 +19,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// A leader and a server on an ephemeral port; dropped with the test.
 struct Server {
     port: u16,
+    leader: Arc<Leader>,
     _stop: oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
@@ -30,7 +31,9 @@ async fn start(configure: impl FnOnce(&mut LeaderConfig)) -> Server {
     config.slices_per_node = 2;
     configure(&mut config);
     let leader: Arc<Leader> = Leader::open(config).expect("leader opens");
-    let server = PgServer::bind(leader, "127.0.0.1:0").await.expect("bind");
+    let server = PgServer::bind(leader.clone(), "127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = server.local_addr().port();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(server.serve(async {
@@ -38,6 +41,7 @@ async fn start(configure: impl FnOnce(&mut LeaderConfig)) -> Server {
     }));
     Server {
         port,
+        leader,
         _stop: stop,
         _dir: dir,
     }
@@ -1345,6 +1349,348 @@ async fn declared_parameter_types_win() {
             .expect("query");
         assert_eq!(row.get::<_, i16>(0), 7);
         assert_eq!(row.get::<_, Decimal>(1), dec);
+    })
+    .await;
+}
+
+/// Segment files on disk for a table (`data/node-<n>/slice-<s>/t<id>/*`).
+fn segment_files(leader: &Leader, table: basalt_catalog::TableId) -> usize {
+    let data = leader.config().data_dir.join("data");
+    let mut n = 0;
+    for node in std::fs::read_dir(data).expect("data dir").flatten() {
+        for slice in std::fs::read_dir(node.path()).expect("node dir").flatten() {
+            if let Ok(files) = std::fs::read_dir(slice.path().join(format!("t{}", table.0))) {
+                n += files.count();
+            }
+        }
+    }
+    n
+}
+
+/// The id of a committed table, by schema and name.
+fn table_id(leader: &Leader, schema: &str, name: &str) -> basalt_catalog::TableId {
+    let state = leader.catalog().snapshot();
+    let names: Vec<String> = state.tables.values().map(|t| t.qualified_name()).collect();
+    state
+        .table_by_name(schema, name)
+        .unwrap_or_else(|| panic!("{schema}.{name} not in {names:?}"))
+        .id
+}
+
+/// Temporary tables and `pg_temp_*` schemas in the committed catalog.
+fn temp_objects(leader: &Leader) -> Vec<String> {
+    let state = leader.catalog().snapshot();
+    let mut found: Vec<String> = state
+        .tables
+        .values()
+        .filter(|t| t.temporary)
+        .map(|t| t.qualified_name())
+        .collect();
+    found.extend(
+        state
+            .schemas
+            .keys()
+            .filter(|s| s.starts_with("pg_temp_"))
+            .cloned(),
+    );
+    found
+}
+
+/// Wait (within the test's limit) until `done` holds: the server ends a session after the
+/// client has gone, asynchronously.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn temp_relations(client: &Client) -> String {
+    simple_rows(
+        client,
+        "select count(distinct relname) from pg_catalog.pg_class where relname in ('t', 't2')",
+    )
+    .await[0][0]
+        .clone()
+        .expect("count")
+}
+
+#[tokio::test]
+async fn disconnect_drops_temporary_tables() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let leader = server.leader.clone();
+        // A client that says goodbye (Terminate) ...
+        let client = connect(server.port).await;
+        client
+            .batch_execute("create temp table t (a int)")
+            .await
+            .expect("create temp");
+        client
+            .batch_execute("create table #t2 (a int)")
+            .await
+            .expect("create #t2");
+        client
+            .batch_execute("insert into t values (1), (2), (3), (4); insert into #t2 values (5)")
+            .await
+            .expect("insert");
+        assert_eq!(temp_relations(&client).await, "2");
+        assert_eq!(
+            simple_rows(
+                &client,
+                "select (select count(*) from t) + (select count(*) from #t2)"
+            )
+            .await,
+            vec![vec![Some("5".into())]]
+        );
+        let temp_schema = leader
+            .catalog()
+            .snapshot()
+            .tables
+            .values()
+            .find(|t| t.temporary && t.name == "t")
+            .map(|t| t.schema.clone())
+            .expect("t is temporary");
+        let t = table_id(&leader, &temp_schema, "t");
+        let t2 = table_id(&leader, &temp_schema, "t2");
+        assert!(segment_files(&leader, t) > 0 && segment_files(&leader, t2) > 0);
+        // ... and one whose socket just goes away, mid-session.
+        let mut raw = Raw::connect(server.port).await;
+        let msgs = raw
+            .query("create temp table t (a int); insert into t values (7), (8)")
+            .await;
+        assert_eq!(sqlstate_of(&msgs), None, "{}", kinds(&msgs));
+        let raw_t = leader
+            .catalog()
+            .snapshot()
+            .tables
+            .values()
+            .find(|x| x.temporary && x.name == "t" && x.id != t)
+            .map(|x| x.id)
+            .expect("the raw session's t");
+        assert!(segment_files(&leader, raw_t) > 0);
+
+        drop(client);
+        drop(raw);
+        eventually("temporary tables dropped", || {
+            temp_objects(&leader).is_empty()
+        })
+        .await;
+        for id in [t, t2, raw_t] {
+            eventually("their files deleted", || segment_files(&leader, id) == 0).await;
+        }
+        let other = connect(server.port).await;
+        assert_eq!(temp_relations(&other).await, "0");
+        // The names are free again, as temporary or permanent tables.
+        other
+            .batch_execute("create temp table t (a int); create table t2 (a int)")
+            .await
+            .expect("names are free");
+        assert_eq!(
+            simple_rows(&other, "select count(*) from t").await,
+            vec![vec![Some("0".into())]]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disconnect_rolls_back_the_open_transaction() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let leader = server.leader.clone();
+        let client = connect(server.port).await;
+        client
+            .batch_execute("create table r (a int) diststyle even; insert into r values (0)")
+            .await
+            .expect("create");
+        let r = table_id(&leader, "public", "r");
+        let committed = segment_files(&leader, r);
+        client
+            .batch_execute("begin; insert into r values (1), (2), (3); insert into r values (4)")
+            .await
+            .expect("open transaction");
+        assert!(
+            segment_files(&leader, r) > committed,
+            "the transaction wrote files"
+        );
+        let other = connect(server.port).await;
+        assert_eq!(
+            simple_rows(&other, "select count(*) from r").await,
+            vec![vec![Some("1".into())]]
+        );
+
+        drop(client);
+        eventually("the transaction's files deleted", || {
+            segment_files(&leader, r) == committed
+        })
+        .await;
+        assert_eq!(
+            simple_rows(&other, "select count(*), sum(a) from r").await,
+            vec![vec![Some("1".into()), Some("0".into())]]
+        );
+        // Nothing of the dead transaction holds the table: it can be written and dropped.
+        other
+            .batch_execute("insert into r values (9); drop table r")
+            .await
+            .expect("r is free");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn copy_from_stdin_csv_nulls_and_quoting() {
+    use futures::SinkExt;
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        client
+            .batch_execute("create table cc (id int, a varchar(20), b varchar(20))")
+            .await
+            .expect("create");
+        let sink = client
+            .copy_in("copy cc from stdin with (format csv)")
+            .await
+            .expect("copy starts");
+        futures::pin_mut!(sink);
+        // 1: unquoted empty (NULL) and quoted empty (''); 2: a delimiter, a doubled quote
+        // and a newline inside quotes (and a CRLF line end); 3: sent in two pieces split
+        // inside a quoted field.
+        sink.send(bytes::Bytes::from_static(
+            b"1,,\"\"\n2,\"x,y\",\"say \"\"hi\"\"\nbye\"\r\n3,\"par",
+        ))
+        .await
+        .expect("data");
+        sink.send(bytes::Bytes::from_static(b"t\"\"ed\",\n"))
+            .await
+            .expect("data");
+        assert_eq!(sink.finish().await.expect("copy done"), 3);
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            simple_rows(
+                &client,
+                "select id, a, a is null, b, b is null from cc order by id"
+            )
+            .await,
+            vec![
+                vec![s("1"), None, s("t"), s(""), s("f")],
+                vec![s("2"), s("x,y"), s("f"), s("say \"hi\"\nbye"), s("f")],
+                vec![s("3"), s("part\"ed"), s("f"), None, s("t")],
+            ]
+        );
+
+        // NULL 'NA' matches only unquoted; FORCE_NOT_NULL / FORCE_NULL override per column.
+        client.batch_execute("truncate cc").await.expect("truncate");
+        let sink = client
+            .copy_in(
+                "copy cc (id, a, b) from stdin \
+                 with (format csv, null 'NA', force_not_null (a), force_null (b))",
+            )
+            .await
+            .expect("copy starts");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"1,NA,\"NA\"\n2,\"NA\",NA\n"))
+            .await
+            .expect("data");
+        assert_eq!(sink.finish().await.expect("copy done"), 2);
+        assert_eq!(
+            simple_rows(&client, "select id, a, b from cc order by id").await,
+            vec![vec![s("1"), s("NA"), None], vec![s("2"), s("NA"), None]]
+        );
+
+        // The legacy spelling.
+        let sink = client
+            .copy_in("copy cc from stdin csv force not null a")
+            .await
+            .expect("copy starts");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"3,,\n"))
+            .await
+            .expect("data");
+        assert_eq!(sink.finish().await.expect("copy done"), 1);
+        assert_eq!(
+            simple_rows(&client, "select a, b is null from cc where id = 3").await,
+            vec![vec![s(""), s("t")]]
+        );
+        client
+            .batch_execute("delete from cc where id = 3")
+            .await
+            .expect("delete");
+
+        // An unterminated quote is a CSV format error, and the COPY writes nothing.
+        let sink = client
+            .copy_in("copy cc from stdin with (format csv)")
+            .await
+            .expect("copy starts");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"3,ok,ok\n4,\"open,x\n"))
+            .await
+            .expect("data");
+        let e = sink.finish().await.expect_err("unterminated quote");
+        assert_eq!(code(&e), "22P04", "{e}");
+        // FORCE_NULL of a column the COPY does not load. (Simple protocol: tokio-postgres'
+        // copy_in sends a second Sync after a COPY refused before copy mode, which desyncs
+        // it against Postgres too, rust-postgres#789.)
+        let e = client
+            .simple_query("copy cc (id, a) from stdin with (format csv, force_null (b))")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "42P10", "{e}");
+        let e = client
+            .simple_query("copy cc from stdin with (format csv, force_not_null (nosuch))")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "42703", "{e}");
+        let e = client
+            .simple_query("copy cc from stdin with (force_null (b))")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "0A000", "{e}");
+        assert_eq!(
+            simple_rows(&client, "select count(*) from cc").await,
+            vec![vec![s("2")]]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_sessions() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = LeaderConfig::new(dir.path().to_path_buf());
+        config.slices_per_node = 2;
+        let leader = Leader::open(config).expect("leader opens");
+        let server = PgServer::bind(leader.clone(), "127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = server.local_addr().port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        let client = connect(port).await;
+        client
+            .batch_execute("create table p (a int); create temp table t (a int)")
+            .await
+            .expect("setup");
+        client
+            .batch_execute("insert into t values (1); begin; insert into p values (1), (2)")
+            .await
+            .expect("open transaction");
+        let p = table_id(&leader, "public", "p");
+        assert!(segment_files(&leader, p) > 0);
+        assert!(!temp_objects(&leader).is_empty());
+        // The client stays connected, in its transaction, while the server stops.
+        stop.send(()).expect("server running");
+        serving.await.expect("serve task").expect("serve");
+        assert_eq!(temp_objects(&leader), Vec::<String>::new());
+        assert_eq!(segment_files(&leader, p), 0, "rolled back");
+        assert!(
+            client.simple_query("select 1").await.is_err(),
+            "disconnected"
+        );
     })
     .await;
 }

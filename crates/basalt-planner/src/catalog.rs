@@ -14,7 +14,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 use parking_lot::RwLock;
 
-use crate::BasaltTable;
+use crate::{BasaltTable, ViewStub};
 
 /// The catalog a session plans against.
 #[derive(Debug)]
@@ -142,6 +142,14 @@ impl SchemaProvider for BasaltSchema {
         if self.is_default {
             names.extend(self.view.temp_names());
         }
+        names.extend(
+            self.view
+                .get()
+                .views
+                .values()
+                .filter(|v| v.schema == self.name)
+                .map(|v| v.name.clone()),
+        );
         names
     }
 
@@ -153,15 +161,22 @@ impl SchemaProvider for BasaltSchema {
             return Ok(Some(Arc::new(BasaltTable::new(t, self.compute.clone()))));
         }
         let state = self.view.get();
-        Ok(state.table_by_name(&self.name, name).map(|t| {
-            Arc::new(BasaltTable::new(Arc::new(t.clone()), self.compute.clone()))
-                as Arc<dyn TableProvider>
-        }))
+        if let Some(t) = state.table_by_name(&self.name, name) {
+            return Ok(Some(Arc::new(BasaltTable::new(
+                Arc::new(t.clone()),
+                self.compute.clone(),
+            ))));
+        }
+        Ok(state
+            .view(&self.name, name)
+            .map(|v| Arc::new(ViewStub::new(Arc::new(v.clone()))) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {
         let name = name.trim_start_matches('#');
+        let state = self.view.get();
         (self.is_default && self.view.temp(name).is_some())
-            || self.view.get().table_by_name(&self.name, name).is_some()
+            || state.table_by_name(&self.name, name).is_some()
+            || state.view(&self.name, name).is_some()
     }
 }

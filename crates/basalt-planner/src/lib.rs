@@ -12,4 +12,4 @@ mod provider;
 pub mod redshift;
 
 pub use catalog::{BasaltCatalog, CatalogView};
-pub use provider::{BasaltTable, SliceScanExec};
+pub use provider::{BasaltTable, SliceScanExec, ViewStub};

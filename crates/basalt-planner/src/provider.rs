@@ -22,6 +22,69 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 
+/// A view as the catalog lists it (pg_class, information_schema): its columns and its
+/// definition. Statements never scan it: the session expands views into their queries
+/// before planning.
+#[derive(Debug)]
+pub struct ViewStub {
+    meta: Arc<basalt_catalog::ViewMeta>,
+    schema: SchemaRef,
+}
+
+impl ViewStub {
+    pub fn new(meta: Arc<basalt_catalog::ViewMeta>) -> Self {
+        let fields: Vec<datafusion::arrow::datatypes::Field> = meta
+            .columns
+            .iter()
+            .map(|(name, ty)| {
+                datafusion::arrow::datatypes::Field::new(name, ty.to_arrow(), true).with_metadata(
+                    [(
+                        basalt_catalog::SQL_TYPE_METADATA_KEY.to_string(),
+                        ty.to_metadata(),
+                    )]
+                    .into(),
+                )
+            })
+            .collect();
+        ViewStub {
+            meta,
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        }
+    }
+
+    pub fn meta(&self) -> &Arc<basalt_catalog::ViewMeta> {
+        &self.meta
+    }
+}
+
+#[async_trait]
+impl TableProvider for ViewStub {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        Some(&self.meta.query)
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        internal_err!(
+            "view {} is read through its definition and cannot be scanned",
+            self.meta.qualified_name()
+        )
+    }
+}
+
 /// A BasaltDB table at the version the planning transaction sees.
 #[derive(Debug)]
 pub struct BasaltTable {

@@ -100,6 +100,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
         }
         let text = statement_text(sql, &stmt_tokens);
         drop_approximate(&mut stmt_tokens);
+        let no_schema_binding = lift_no_schema_binding(&mut stmt_tokens);
         let table_attributes = lift_table_attributes(&mut stmt_tokens)?;
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(stmt_tokens);
         let statement = parser
@@ -117,6 +118,18 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
                 }
             })
             .map_err(|e| syntax_error(sql, e))?;
+        let mut statement = statement;
+        if no_schema_binding {
+            match &mut statement {
+                sqlparser::ast::Statement::CreateView(cv) => cv.with_no_schema_binding = true,
+                _ => {
+                    return Err(SqlError::Syntax {
+                        message: "WITH NO SCHEMA BINDING applies only to CREATE VIEW".into(),
+                        position: None,
+                    });
+                }
+            }
+        }
         out.push(ParsedStatement {
             sql: text,
             statement,
@@ -225,6 +238,26 @@ fn drop_approximate(tokens: &mut [TokenWithSpan]) {
             tokens[w[0]].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
         }
     }
+}
+
+/// Redshift's late-binding views end with `WITH NO SCHEMA BINDING`, which sqlparser accepts
+/// only for its Redshift dialect: take it off the end of the statement and say so.
+fn lift_no_schema_binding(tokens: &mut [TokenWithSpan]) -> bool {
+    let idx = significant_indices(tokens);
+    let n = idx.len();
+    if n < 5
+        || !word_is(&tokens[idx[0]].token, "CREATE")
+        || !["WITH", "NO", "SCHEMA", "BINDING"]
+            .iter()
+            .zip(&idx[n - 4..])
+            .all(|(w, &i)| word_is(&tokens[i].token, w))
+    {
+        return false;
+    }
+    for &i in &idx[n - 4..] {
+        tokens[i].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+    }
+    true
 }
 
 fn significant_indices(tokens: &[TokenWithSpan]) -> Vec<usize> {
