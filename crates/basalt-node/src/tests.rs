@@ -405,6 +405,16 @@ async fn client_metadata_queries() {
     )
     .await;
     assert!(regtype.contains("| 23 | true |"), "{regtype}");
+    // A temporary table is listed once, in the session's temporary schema.
+    exec(&mut s, "create temp table md_tmp (a int)").await;
+    let temp = query(
+        &mut s,
+        "SELECT n.nspname FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'md_tmp'",
+    )
+    .await;
+    assert_eq!(temp.matches("pg_temp_").count(), 1, "{temp}");
+    assert!(!temp.contains("public"), "{temp}");
 }
 
 #[tokio::test]

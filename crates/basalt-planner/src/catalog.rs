@@ -53,18 +53,6 @@ impl CatalogView {
             .cloned()
             .map(Arc::new)
     }
-
-    fn temp_names(&self) -> Vec<String> {
-        let Some(schema) = self.temp_schema.read().clone() else {
-            return vec![];
-        };
-        self.get()
-            .tables
-            .values()
-            .filter(|t| t.schema == schema)
-            .map(|t| t.name.clone())
-            .collect()
-    }
 }
 
 /// The `dev` database as DataFusion sees it.
@@ -139,9 +127,8 @@ impl SchemaProvider for BasaltSchema {
             .filter(|t| t.schema == self.name)
             .map(|t| t.name.clone())
             .collect();
-        if self.is_default {
-            names.extend(self.view.temp_names());
-        }
+        // Temporary tables are listed once, in their own schema (pg_temp_<session>); the
+        // default schema only resolves their names first.
         names.extend(
             self.view
                 .get()

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, IntervalUnit, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
@@ -30,6 +30,7 @@ use datafusion::prelude::SessionContext;
 /// Register the rule and its functions on a session.
 pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(rint());
+    ctx.register_udf(interval_times());
     ctx.add_analyzer_rule(Arc::new(PostgresSemantics));
     ctx.state_ref()
         .write()
@@ -84,6 +85,34 @@ impl FunctionRewrite for UnknownLiterals {
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
             return Ok(Transformed::no(expr));
         };
+        let ty = |e: &Expr| e.get_type(schema).ok();
+        // date ± interval is a timestamp (Postgres, Redshift); DataFusion keeps a date.
+        if matches!(op, Operator::Plus | Operator::Minus) {
+            let (lt, rt) = (ty(&left), ty(&right));
+            let as_ts = |e: Box<Expr>| {
+                Box::new(Expr::Cast(Cast::new(
+                    e,
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                )))
+            };
+            match (&lt, &rt) {
+                (Some(DataType::Date32), Some(DataType::Interval(_))) => {
+                    return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left: as_ts(left),
+                        op,
+                        right,
+                    })));
+                }
+                (Some(DataType::Interval(_)), Some(DataType::Date32)) if op == Operator::Plus => {
+                    return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right: as_ts(right),
+                    })));
+                }
+                _ => {}
+            }
+        }
         // Redshift reads an integer literal as a boolean in AND/OR (`WHERE 1 AND ...`).
         if matches!(op, Operator::And | Operator::Or) {
             let int_lit = |e: &Expr| match e {
@@ -137,6 +166,106 @@ impl FunctionRewrite for UnknownLiterals {
     }
 }
 
+/// `basalt_timestamp_text(ts)`: a timestamp (µs) as Postgres prints it: `YYYY-MM-DD
+/// HH:MM:SS[.ffffff]`, fraction without trailing zeros, `+00` for timestamptz (UTC).
+fn timestamp_text() -> ScalarUDF {
+    use datafusion::arrow::array::{Array, StringBuilder};
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::logical_expr::{ScalarUDFImpl, Signature};
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct TimestampText(Signature);
+    impl ScalarUDFImpl for TimestampText {
+        fn name(&self) -> &str {
+            "basalt_timestamp_text"
+        }
+        fn signature(&self) -> &Signature {
+            &self.0
+        }
+        fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+            Ok(DataType::Utf8)
+        }
+        fn invoke_with_args(
+            &self,
+            args: datafusion::logical_expr::ScalarFunctionArgs,
+        ) -> Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+            let Some(ts) = arrays[0].as_primitive_opt::<TimestampMicrosecondType>() else {
+                return exec_err!("basalt_timestamp_text of {}", arrays[0].data_type());
+            };
+            let tz = matches!(arrays[0].data_type(), DataType::Timestamp(_, Some(_)));
+            let mut out = StringBuilder::new();
+            for i in 0..ts.len() {
+                if ts.is_null(i) {
+                    out.append_null();
+                    continue;
+                }
+                let us = ts.value(i);
+                let Some(dt) = chrono::DateTime::from_timestamp_micros(us) else {
+                    return exec_err!("timestamp out of range");
+                };
+                let mut text = dt.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string();
+                let frac = us.rem_euclid(1_000_000);
+                if frac != 0 {
+                    let f = format!(".{frac:06}");
+                    text.push_str(f.trim_end_matches('0'));
+                }
+                if tz {
+                    text.push_str("+00");
+                }
+                out.append_value(text);
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        }
+    }
+    ScalarUDF::new_from_impl(TimestampText(Signature::any(1, Volatility::Immutable)))
+}
+
+/// `basalt_interval_times(interval, n)`: the interval n times (each field scaled); the
+/// Redshift rewrite turns `n * INTERVAL '...'` into it.
+pub fn interval_times() -> ScalarUDF {
+    use datafusion::arrow::array::{Array, IntervalMonthDayNanoArray};
+    use datafusion::arrow::datatypes::{Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType};
+    create_udf(
+        "basalt_interval_times",
+        vec![
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            DataType::Int64,
+        ],
+        DataType::Interval(IntervalUnit::MonthDayNano),
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let iv = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
+            let n = arrays[1].as_primitive::<Int64Type>();
+            let overflow = || {
+                datafusion::error::DataFusionError::ArrowError(
+                    Box::new(datafusion::arrow::error::ArrowError::ArithmeticOverflow(
+                        "interval out of range".into(),
+                    )),
+                    None,
+                )
+            };
+            let mut out = Vec::with_capacity(iv.len());
+            for i in 0..iv.len() {
+                if iv.is_null(i) || n.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let (v, k) = (iv.value(i), n.value(i));
+                let k32 = i32::try_from(k).map_err(|_| overflow())?;
+                out.push(Some(IntervalMonthDayNano::new(
+                    v.months.checked_mul(k32).ok_or_else(overflow)?,
+                    v.days.checked_mul(k32).ok_or_else(overflow)?,
+                    v.nanoseconds.checked_mul(k).ok_or_else(overflow)?,
+                )));
+            }
+            Ok(ColumnarValue::Array(Arc::new(
+                out.into_iter().collect::<IntervalMonthDayNanoArray>(),
+            )))
+        }),
+    )
+}
+
 fn lit_bool(b: bool) -> Expr {
     Expr::Literal(ScalarValue::Boolean(Some(b)), None)
 }
@@ -187,6 +316,29 @@ fn is_integer(t: &DataType) -> bool {
 
 fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     match e {
+        // Timestamps as text read as Postgres writes them (`2024-01-15 08:00:00`, no `T`).
+        Expr::Cast(Cast { expr, field })
+            if matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            ) && matches!(expr.get_type(schema), Ok(DataType::Timestamp(_, _))) =>
+        {
+            let us = Expr::Cast(Cast::new(
+                expr.clone(),
+                match expr.get_type(schema)? {
+                    DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz),
+                    other => other,
+                },
+            ));
+            let text = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(timestamp_text()),
+                vec![us],
+            ));
+            Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: Box::new(text),
+                field,
+            })))
+        }
         Expr::Cast(Cast { expr, field }) if is_integer(field.data_type()) => {
             let expr = round_for_integer(*expr, schema)?;
             Ok(Transformed::yes(Expr::Cast(Cast { expr, field })))

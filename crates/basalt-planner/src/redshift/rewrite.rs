@@ -180,9 +180,104 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 *expr = replacement;
             }
         }
+        // n * INTERVAL '...' (either order): DataFusion cannot multiply an interval.
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Multiply,
+            right,
+        } if is_interval_literal(left) || is_interval_literal(right) => {
+            let (iv, n) = if is_interval_literal(left) {
+                (left.as_ref().clone(), right.as_ref().clone())
+            } else {
+                (right.as_ref().clone(), left.as_ref().clone())
+            };
+            let n = Expr::Cast {
+                kind: sqlparser::ast::CastKind::Cast,
+                expr: Box::new(n),
+                data_type: sqlparser::ast::DataType::BigInt(None),
+                array: false,
+                format: None,
+            };
+            *expr = call("basalt_interval_times", vec![iv, n]);
+        }
+        // DATE '...' ± INTERVAL '...' is a timestamp (DataFusion keeps a date).
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Plus | BinaryOperator::Minus,
+            right,
+        } if is_date_literal(left) && is_interval_literal(right) => {
+            let date = left.as_ref().clone();
+            **left = Expr::Cast {
+                kind: sqlparser::ast::CastKind::Cast,
+                expr: Box::new(date),
+                data_type: sqlparser::ast::DataType::Timestamp(
+                    None,
+                    sqlparser::ast::TimezoneInfo::None,
+                ),
+                array: false,
+                format: None,
+            };
+        }
+        // A quoted literal in arithmetic with a number literal is that number ('5' + 3).
+        Expr::BinaryOp {
+            left,
+            op:
+                BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::Divide,
+            right,
+        } if (is_string_literal(left) && is_number_literal(right))
+            || (is_number_literal(left) && is_string_literal(right)) =>
+        {
+            let (text, number) = if is_string_literal(left) {
+                (left, right)
+            } else {
+                (right, left)
+            };
+            let integer = matches!(number.as_ref(), Expr::Value(v)
+                if matches!(&v.value, Value::Number(n, _) if n.bytes().all(|b| b.is_ascii_digit())));
+            let target = if integer {
+                sqlparser::ast::DataType::BigInt(None)
+            } else {
+                sqlparser::ast::DataType::Numeric(sqlparser::ast::ExactNumberInfo::None)
+            };
+            let inner = text.as_ref().clone();
+            **text = Expr::Cast {
+                kind: sqlparser::ast::CastKind::Cast,
+                expr: Box::new(inner),
+                data_type: target,
+                array: false,
+                format: None,
+            };
+        }
+        // Postgres's prefix `@` (absolute value).
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::PGAbs,
+            expr: inner,
+        } => {
+            let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            *expr = call("abs", vec![inner]);
+        }
         _ => {}
     }
     Ok(())
+}
+
+fn is_interval_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Interval(_))
+}
+
+fn is_date_literal(e: &Expr) -> bool {
+    matches!(e, Expr::TypedString(t) if matches!(t.data_type, sqlparser::ast::DataType::Date))
+}
+
+fn is_string_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+}
+
+fn is_number_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::Number(..)))
 }
 
 /// The lower-case name of a single-part function name.
