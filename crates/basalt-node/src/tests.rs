@@ -594,3 +594,36 @@ async fn session_end_cleans_up() {
     assert!(state.schemas.keys().all(|s| !s.starts_with("pg_temp_")));
     assert_eq!(segment_files(dir.path(), b_t), 0);
 }
+
+/// `d <= DATE '...' - INTERVAL '...'` is a timestamp comparison in Postgres; the scan must
+/// still prune on the date column (zone maps), not on a per-row cast.
+#[tokio::test]
+async fn date_minus_interval_filters_prune_on_the_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table li (d date, q int) diststyle even").await;
+    exec(
+        &mut s,
+        "insert into li values ('1998-09-02', 1), ('1998-09-03', 2), ('1995-01-01', 3)",
+    )
+    .await;
+    let plan = query(
+        &mut s,
+        "explain select q from li where d <= date '1998-12-01' - interval '90' day",
+    )
+    .await;
+    assert!(
+        plan.contains("zone_map_filters=[d <= Date32(\"1998-09-02\")"),
+        "{plan}"
+    );
+    let rows = query(
+        &mut s,
+        "select q from li where d <= date '1998-12-01' - interval '90' day order by q",
+    )
+    .await;
+    assert!(
+        rows.contains("| 1 |") && rows.contains("| 3 |") && !rows.contains("| 2 |"),
+        "{rows}"
+    );
+}

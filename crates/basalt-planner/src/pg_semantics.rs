@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, Volatility,
     create_udf,
 };
-use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::{AnalyzerRule, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::SessionContext;
 
 /// Register the rule and its functions on a session.
@@ -32,6 +32,7 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(rint());
     ctx.register_udf(interval_times());
     ctx.add_analyzer_rule(Arc::new(PostgresSemantics));
+    ctx.add_optimizer_rule(Arc::new(DateComparisons));
     ctx.state_ref()
         .write()
         .register_function_rewrite(Arc::new(UnknownLiterals))
@@ -312,6 +313,111 @@ impl AnalyzerRule for PostgresSemantics {
 
 fn is_integer(t: &DataType) -> bool {
     matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
+}
+
+/// `CAST(date_col AS timestamp) <op> <midnight timestamp literal>` → `date_col <op> <date>`:
+/// the same answer (a date is its midnight), and the column keeps its zone maps and type.
+/// Comes from `d <= DATE '1998-12-01' - INTERVAL '90' DAY`, a timestamp in Postgres.
+fn date_comparison(left: &Expr, op: Operator, right: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Cast(Cast { expr: col, .. }) = left else {
+        return None;
+    };
+    if !matches!(col.get_type(schema), Ok(DataType::Date32)) {
+        return None;
+    }
+    let per_day: i64 = 86_400;
+    let days = match right {
+        Expr::Literal(ScalarValue::TimestampNanosecond(Some(v), None), _) => {
+            let d = per_day * 1_000_000_000;
+            (v % d == 0).then(|| v / d)
+        }
+        Expr::Literal(ScalarValue::TimestampMicrosecond(Some(v), None), _) => {
+            let d = per_day * 1_000_000;
+            (v % d == 0).then(|| v / d)
+        }
+        Expr::Literal(ScalarValue::TimestampMillisecond(Some(v), None), _) => {
+            let d = per_day * 1_000;
+            (v % d == 0).then(|| v / d)
+        }
+        Expr::Literal(ScalarValue::TimestampSecond(Some(v), None), _) => {
+            (v % per_day == 0).then(|| v / per_day)
+        }
+        _ => None,
+    }?;
+    let days = i32::try_from(days).ok()?;
+    Some(Expr::BinaryExpr(BinaryExpr {
+        left: col.clone(),
+        op,
+        right: Box::new(Expr::Literal(ScalarValue::Date32(Some(days)), None)),
+    }))
+}
+
+/// Runs last among the optimizer rules, once constants are folded: date comparisons with
+/// midnight timestamps become date comparisons (see [`date_comparison`]), in filters and in
+/// the filters pushed into table scans (which prune by zone maps).
+#[derive(Debug, Default)]
+pub struct DateComparisons;
+
+impl OptimizerRule for DateComparisons {
+    fn name(&self) -> &str {
+        "basalt_date_comparisons"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = match node.inputs().as_slice() {
+                [] => match &node {
+                    LogicalPlan::TableScan(scan) => scan
+                        .source
+                        .schema()
+                        .as_ref()
+                        .clone()
+                        .try_into()
+                        .map(|s: DFSchema| s.replace_qualifier(scan.table_name.clone()))?,
+                    _ => DFSchema::empty(),
+                },
+                inputs => merge_schema(inputs),
+            };
+            node.map_expressions(|e| {
+                e.transform_up(|e| match e {
+                    Expr::BinaryExpr(BinaryExpr { left, op, right })
+                        if matches!(
+                            op,
+                            Operator::Eq
+                                | Operator::NotEq
+                                | Operator::Lt
+                                | Operator::LtEq
+                                | Operator::Gt
+                                | Operator::GtEq
+                        ) =>
+                    {
+                        if let Some(e) = date_comparison(&left, op, &right, &schema) {
+                            return Ok(Transformed::yes(e));
+                        }
+                        if let Some(swapped) = op.swap()
+                            && let Some(e) = date_comparison(&right, swapped, &left, &schema)
+                        {
+                            return Ok(Transformed::yes(e));
+                        }
+                        Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                            left,
+                            op,
+                            right,
+                        })))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+            })
+        })
+    }
 }
 
 fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
