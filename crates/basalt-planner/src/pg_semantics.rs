@@ -167,6 +167,72 @@ impl FunctionRewrite for UnknownLiterals {
     }
 }
 
+/// `basalt_checked_{add,sub,mul}(a, b)`: integer arithmetic that fails with an overflow error
+/// (22003) instead of wrapping; Arrow's non-wrapping kernels.
+fn checked_arithmetic(op: Operator) -> ScalarUDF {
+    use datafusion::logical_expr::{ScalarUDFImpl, Signature};
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct Checked {
+        name: &'static str,
+        op: u8,
+        signature: Signature,
+    }
+    impl ScalarUDFImpl for Checked {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+            Ok(args[0].clone())
+        }
+        fn invoke_with_args(
+            &self,
+            args: datafusion::logical_expr::ScalarFunctionArgs,
+        ) -> Result<ColumnarValue> {
+            use datafusion::arrow::compute::kernels::numeric;
+            let [a, b] = [&args.args[0], &args.args[1]];
+            let scalars =
+                matches!(a, ColumnarValue::Scalar(_)) && matches!(b, ColumnarValue::Scalar(_));
+            let (a, b) = (a.to_array(args.number_rows)?, b.to_array(args.number_rows)?);
+            let out = match self.op {
+                0 => numeric::add(&a, &b),
+                1 => numeric::sub(&a, &b),
+                _ => numeric::mul(&a, &b),
+            }
+            .map_err(|e| match e {
+                datafusion::arrow::error::ArrowError::ArithmeticOverflow(_) => {
+                    datafusion::arrow::error::ArrowError::ArithmeticOverflow(format!(
+                        "{} out of range",
+                        match a.data_type() {
+                            DataType::Int16 => "smallint",
+                            DataType::Int32 => "integer",
+                            _ => "bigint",
+                        }
+                    ))
+                }
+                other => other,
+            })?;
+            Ok(if scalars {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            } else {
+                ColumnarValue::Array(out)
+            })
+        }
+    }
+    let (name, code) = match op {
+        Operator::Plus => ("basalt_checked_add", 0),
+        Operator::Minus => ("basalt_checked_sub", 1),
+        _ => ("basalt_checked_mul", 2),
+    };
+    ScalarUDF::new_from_impl(Checked {
+        name,
+        op: code,
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
 /// `basalt_timestamp_text(ts)`: a timestamp (µs) as Postgres prints it: `YYYY-MM-DD
 /// HH:MM:SS[.ffffff]`, fraction without trailing zeros, `+00` for timestamptz (UTC).
 fn timestamp_text() -> ScalarUDF {
@@ -422,6 +488,18 @@ impl OptimizerRule for DateComparisons {
 
 fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     match e {
+        // Integer + - * raise 22003 on overflow (Postgres, Redshift); DataFusion wraps.
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
+                && matches!(
+                    (left.get_type(schema), right.get_type(schema)),
+                    (Ok(l), Ok(r)) if l == r && is_integer(&l)
+                ) =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(Arc::new(checked_arithmetic(op)), vec![*left, *right]),
+            )))
+        }
         // Timestamps as text read as Postgres writes them (`2024-01-15 08:00:00`, no `T`).
         Expr::Cast(Cast { expr, field })
             if matches!(
