@@ -465,6 +465,7 @@ impl Session {
             basalt_planner::redshift::rewrite(&mut s.statement)?;
             crate::pg::postgres_column_names(&mut s.statement);
             exponent_literals_as_double(&mut s.statement);
+            int4_literals(&mut s.statement);
         }
         Ok(statements)
     }
@@ -1095,6 +1096,171 @@ fn exponent_literals_as_double(stmt: &mut Statement) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// Integer literals that fit in 32 bits are `integer`, as in Postgres (`SELECT 1` is int4;
+/// DataFusion types every integer literal int8). Not in places that need a plain number:
+/// ORDER BY / GROUP BY ordinals, LIMIT / OFFSET / FETCH / TOP, and the arguments of table
+/// and window functions that read constants (generate_series, lag, lead, ntile, nth_value).
+fn int4_literals(stmt: &mut Statement) {
+    use basalt_sql::sqlparser::ast::{
+        CastKind, DataType as SqlDataType, Expr, GroupByExpr, OrderByKind, Query, Select,
+        TableFactor, Value, VisitMut, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+    const CONSTANT_ARGS: &[&str] = &[
+        "generate_series",
+        "range",
+        "lag",
+        "lead",
+        "ntile",
+        "nth_value",
+        "basalt_interval_times",
+        "basalt_int2vector_at",
+        "pg_sleep",
+        // Their result type depends on the literal scale argument.
+        "round",
+        "trunc",
+    ];
+    fn constant_args(e: &Expr) -> bool {
+        matches!(e, Expr::Function(f) if f.name.0.last().and_then(|p| p.as_ident())
+            .is_some_and(|i| CONSTANT_ARGS.contains(&i.value.to_ascii_lowercase().as_str())))
+    }
+    struct Typer {
+        skip: usize,
+    }
+    impl VisitorMut for Typer {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            if matches!(
+                t,
+                TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. }
+            ) {
+                self.skip += 1;
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            if matches!(
+                t,
+                TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. }
+            ) {
+                self.skip -= 1;
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if constant_args(e) {
+                self.skip += 1;
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if constant_args(e) {
+                self.skip -= 1;
+                return ControlFlow::Continue(());
+            }
+            if self.skip == 0
+                && let Expr::Value(v) = e
+                && let Value::Number(n, false) = &v.value
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && n.parse::<i32>().is_ok()
+            {
+                *e = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(e.clone()),
+                    data_type: SqlDataType::Integer(None),
+                    array: false,
+                    format: None,
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    /// Undo the typing where a plain number is required.
+    struct Ordinals;
+    fn plain(e: &mut Expr) {
+        if let Expr::Cast {
+            expr,
+            data_type: SqlDataType::Integer(None),
+            ..
+        } = e
+            && matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..)))
+        {
+            *e = expr.as_ref().clone();
+        }
+    }
+    impl VisitorMut for Ordinals {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let Some(ob) = &mut q.order_by
+                && let OrderByKind::Expressions(exprs) = &mut ob.kind
+            {
+                for o in exprs {
+                    plain(&mut o.expr);
+                }
+            }
+            if let Some(limit) = &mut q.limit_clause {
+                match limit {
+                    basalt_sql::sqlparser::ast::LimitClause::LimitOffset {
+                        limit,
+                        offset,
+                        limit_by,
+                    } => {
+                        if let Some(l) = limit {
+                            plain(l);
+                        }
+                        if let Some(o) = offset {
+                            plain(&mut o.value);
+                        }
+                        limit_by.iter_mut().for_each(plain);
+                    }
+                    basalt_sql::sqlparser::ast::LimitClause::OffsetCommaLimit { offset, limit } => {
+                        plain(offset);
+                        plain(limit);
+                    }
+                }
+            }
+            if let Some(f) = &mut q.fetch
+                && let Some(n) = &mut f.quantity
+            {
+                plain(n);
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            // Window frame offsets (`ROWS BETWEEN 1 PRECEDING ...`).
+            if let Expr::Function(f) = e
+                && let Some(basalt_sql::sqlparser::ast::WindowType::WindowSpec(spec)) = &mut f.over
+                && let Some(frame) = &mut spec.window_frame
+            {
+                use basalt_sql::sqlparser::ast::WindowFrameBound;
+                let bounds =
+                    std::iter::once(&mut frame.start_bound).chain(frame.end_bound.as_mut());
+                for b in bounds {
+                    if let WindowFrameBound::Preceding(Some(x))
+                    | WindowFrameBound::Following(Some(x)) = b
+                    {
+                        plain(x);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
+            if let GroupByExpr::Expressions(exprs, _) = &mut s.group_by {
+                exprs.iter_mut().for_each(plain);
+            }
+            if let Some(top) = &mut s.top
+                && let Some(basalt_sql::sqlparser::ast::TopQuantity::Expr(e)) = &mut top.quantity
+            {
+                plain(e);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Typer { skip: 0 });
+    let _ = stmt.visit(&mut Ordinals);
 }
 
 /// `SELECT pg_sleep(<number>)` → the number of seconds.

@@ -1694,3 +1694,37 @@ async fn shutdown_ends_open_sessions() {
     })
     .await;
 }
+
+/// Integer literals are typed as Postgres types them: int4 when they fit, else int8; int4
+/// arithmetic that overflows is 22003, never a wrap-around.
+#[tokio::test]
+async fn integer_literals_are_int4() {
+    use tokio_postgres::types::Type;
+    let server = start(|_| {}).await;
+    bounded(async {
+        let client = connect(server.port).await;
+        let stmt = client
+            .prepare("select 1 as a, 2147483648 as b, 1 + 2 as c, 7 * 6")
+            .await
+            .expect("prepare");
+        let types: Vec<&Type> = stmt.columns().iter().map(|c| c.type_()).collect();
+        assert_eq!(
+            types,
+            vec![&Type::INT4, &Type::INT8, &Type::INT4, &Type::INT4]
+        );
+        let row = client.query_one(&stmt, &[]).await.expect("query");
+        assert_eq!(row.get::<_, i32>(3), 42);
+        let err = client
+            .simple_query("select 2147483647 + 1")
+            .await
+            .expect_err("overflow");
+        assert_eq!(err.code(), Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE));
+        // Ordinals and LIMIT keep working.
+        let rows = simple_rows(&client, "select 3, 1 order by 2 limit 1").await;
+        assert_eq!(
+            rows,
+            vec![vec![Some("3".to_string()), Some("1".to_string())]]
+        );
+    })
+    .await;
+}

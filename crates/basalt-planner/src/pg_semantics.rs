@@ -117,6 +117,15 @@ impl FunctionRewrite for UnknownLiterals {
         // Redshift reads an integer literal as a boolean in AND/OR (`WHERE 1 AND ...`).
         if matches!(op, Operator::And | Operator::Or) {
             let int_lit = |e: &Expr| match e {
+                // `CAST(1 AS integer)`: the session types small integer literals int4.
+                Expr::Cast(Cast { expr, .. }) if matches!(expr.as_ref(), Expr::Literal(v, _) if v.data_type().is_integer()) => {
+                    match expr.as_ref() {
+                        Expr::Literal(v, _) if !v.is_null() => {
+                            Some(v != &ScalarValue::new_zero(&v.data_type()).ok()?)
+                        }
+                        _ => None,
+                    }
+                }
                 Expr::Literal(v, _) if v.data_type().is_integer() && !v.is_null() => {
                     Some(v != &ScalarValue::new_zero(&v.data_type()).ok()?)
                 }
