@@ -683,6 +683,28 @@ mod tests {
         assert!(CatalogStore::open(dir.path(), other, "basalt").is_err());
     }
 
+    /// A format-version-1 file (before views) still opens, with no views.
+    #[test]
+    fn reads_format_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        let path = dir.path().join(CATALOG_FILE);
+        let file: CatalogFile = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let mut body: serde_json::Value = serde_json::from_str(&file.body).unwrap();
+        body.as_object_mut().unwrap().remove("views");
+        let body = body.to_string();
+        let old = CatalogFile {
+            format: FORMAT_NAME.into(),
+            format_version: 1,
+            crc32: crc32fast::hash(body.as_bytes()),
+            body,
+        };
+        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let store = CatalogStore::open(dir.path(), TOPO, "basalt").unwrap();
+        assert!(store.snapshot().views.is_empty());
+        assert!(store.snapshot().schemas.contains_key("public"));
+    }
+
     /// Freezes the persisted shape: if this fails, bump CATALOG_FORMAT_VERSION and update the
     /// expected text (and write a reader for the old version).
     #[test]
