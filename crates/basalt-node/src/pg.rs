@@ -837,32 +837,7 @@ fn plannable_scalar_subqueries(stmt: &mut Statement) {
     });
 }
 
-fn call(
-    name: &str,
-    args: Vec<basalt_sql::sqlparser::ast::Expr>,
-) -> basalt_sql::sqlparser::ast::Expr {
-    use basalt_sql::sqlparser::ast::{
-        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-        Ident, ObjectName,
-    };
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
-}
+use basalt_sql::build::call;
 
 /// `ARRAY(SELECT x FROM ...)` (psql's `\du`) → `(SELECT array_agg(x) FROM ...)`, a
 /// (correlated) scalar subquery DataFusion decorrelates.

@@ -9,6 +9,7 @@
 //! [`TableAttributes`] before handing the rest to sqlparser (as DataFusion's `DFParser` handles
 //! a few statements itself and delegates the rest).
 
+pub mod build;
 mod dialect;
 mod error;
 mod parser;

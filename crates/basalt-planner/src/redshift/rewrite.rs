@@ -8,9 +8,9 @@ use datafusion::error::{DataFusionError, Result};
 use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::{
     BinaryOperator, CaseWhen, DateTimeField, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, LimitClause,
-    ObjectName, ObjectNamePart, OrderByExpr, Query, SetExpr, Statement, TopQuantity, Value,
-    VisitMut, VisitorMut, WindowFrame, WindowFrameBound, WindowFrameUnits, WindowType,
+    FunctionArgumentClause, FunctionArguments, Ident, LimitClause, ObjectName, ObjectNamePart,
+    OrderByExpr, Query, SetExpr, Statement, TopQuantity, Value, VisitMut, VisitorMut, WindowFrame,
+    WindowFrameBound, WindowFrameUnits, WindowType,
 };
 
 use super::datepart::{DatePart, invalid_datepart};
@@ -137,23 +137,7 @@ fn unnamed(expr: Expr) -> FunctionArg {
     FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))
 }
 
-/// A plain call `name(args...)`.
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(unnamed).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
-}
+use basalt_sql::build::call;
 
 fn rewrite_expr(expr: &mut Expr) -> Result<()> {
     match expr {
