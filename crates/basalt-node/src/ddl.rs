@@ -682,8 +682,13 @@ impl Session {
                     let new = match table_name {
                         RenameTableNameKind::As(n) | RenameTableNameKind::To(n) => split_name(n)?.1,
                     };
-                    if state.table_by_name(&current.schema, &new).is_some() {
+                    if state.table_by_name(&current.schema, &new).is_some()
+                        || state.view(&current.schema, &new).is_some()
+                    {
                         return Err(CatalogError::TableExists { name: new }.into());
+                    }
+                    if !current.temporary {
+                        self.rename_in_views(&state, &current.schema, &current.name, &new)?;
                     }
                     let t = self.txn_mut().txn.table_mut(table.id).expect("exists");
                     t.name = new;

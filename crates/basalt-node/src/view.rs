@@ -236,6 +236,64 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A table renamed under bound views: they follow it, as Postgres views (bound by OID)
+    /// do; their stored queries name the new table.
+    pub(crate) fn rename_in_views(
+        &mut self,
+        state: &CatalogState,
+        schema: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<(), NodeError> {
+        for v in state.views.values() {
+            if v.late_binding || !view_reads(v, schema, old) {
+                continue;
+            }
+            let Some(Statement::Query(mut query)) =
+                basalt_sql::parse(&v.query)?.pop().map(|p| p.statement)
+            else {
+                continue;
+            };
+            // The reference keeps its old name as an alias, so `old.column` still resolves.
+            struct Rename<'a> {
+                schema: &'a str,
+                old: &'a str,
+                new: &'a str,
+            }
+            impl VisitorMut for Rename<'_> {
+                type Break = ();
+                fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+                    if let TableFactor::Table { name, alias, .. } = t
+                        && let Ok((s, n)) = split_name(name)
+                        && n == self.old
+                        && s.as_deref().unwrap_or("public") == self.schema
+                        && let Some(last) = name.0.last_mut()
+                    {
+                        *last = basalt_sql::sqlparser::ast::ObjectNamePart::Identifier(
+                            Ident::with_quote('"', self.new),
+                        );
+                        if alias.is_none() {
+                            *alias = Some(TableAlias {
+                                explicit: true,
+                                name: Ident::with_quote('"', self.old),
+                                columns: vec![],
+                                at: None,
+                            });
+                        }
+                    }
+                    ControlFlow::Continue(())
+                }
+            }
+            let _ = query.visit(&mut Rename { schema, old, new });
+            let mut renamed = v.clone();
+            renamed.query = query.to_string();
+            self.txn_mut().txn.put_view(renamed);
+        }
+        Ok(())
+    }
+}
+
 /// Does a view's query name relation `schema.name` (unqualified names are in `public`)?
 fn view_reads(view: &ViewMeta, schema: &str, name: &str) -> bool {
     let Ok(parsed) = basalt_sql::parse(&view.query) else {
