@@ -189,6 +189,33 @@ fn row_description(fields: &[FieldInfo]) -> RowDescription {
     RowDescription::new(fields.iter().map(Into::into).collect())
 }
 
+/// Tell the client how an Execute that sent rows ended: CommandComplete, PortalSuspended, or
+/// the error (which fails the transaction).
+async fn end_fetch<C>(client: &mut C, conn: &Conn, fetched: Fetch) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match fetched {
+        Fetch::Done(n) => {
+            let tag = Tag::new("SELECT").with_rows(n);
+            client
+                .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+                .await?;
+        }
+        Fetch::Suspended => {
+            client
+                .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                .await?;
+        }
+        Fetch::Failed(e) => {
+            conn.fail_transaction().await;
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// How sending rows from a result stream ended.
 enum Fetch {
     /// The stream ended after this many rows.
@@ -456,26 +483,12 @@ impl QueryHandler {
             }
             _ => Fetch::Done(0),
         };
-        match fetched {
-            Fetch::Done(n) => {
-                *state = PortalExecutionState::Finished;
-                let tag = Tag::new("SELECT").with_rows(n);
-                client
-                    .feed(PgWireBackendMessage::CommandComplete(tag.into()))
-                    .await?;
-            }
-            Fetch::Suspended => {
-                client
-                    .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
-                    .await?;
-            }
-            Fetch::Failed(e) => {
-                *state = PortalExecutionState::Finished;
-                conn.fail_transaction().await;
-                return Err(e);
-            }
+        let suspended = matches!(fetched, Fetch::Suspended);
+        let done = end_fetch(client, conn, fetched).await;
+        if !suspended {
+            *state = PortalExecutionState::Finished;
         }
-        Ok(())
+        done
     }
 
     /// Execute on a portal that is a SQL cursor (`DECLARE name CURSOR FOR ...`): up to
@@ -523,24 +536,8 @@ impl QueryHandler {
             Format::UnifiedText
         };
         let mut rows = Box::pin(row_stream(&schema, stream, &format));
-        match send_rows(client, &mut rows, max_rows, cancel).await? {
-            Fetch::Done(n) => {
-                let tag = Tag::new("SELECT").with_rows(n);
-                client
-                    .feed(PgWireBackendMessage::CommandComplete(tag.into()))
-                    .await?;
-            }
-            Fetch::Suspended => {
-                client
-                    .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
-                    .await?;
-            }
-            Fetch::Failed(e) => {
-                conn.fail_transaction().await;
-                return Err(e);
-            }
-        }
-        Ok(())
+        let fetched = send_rows(client, &mut rows, max_rows, cancel).await?;
+        end_fetch(client, conn, fetched).await
     }
 }
 
