@@ -140,6 +140,67 @@ fn normalize(s: &String) -> String {
     s.trim().to_string()
 }
 
+/// The column types (`query IRT`) of the record being validated. sqllogictest calls the column
+/// validator right before the result validator, and files run one record at a time.
+static EXPECTED_TYPES: std::sync::Mutex<Vec<DefaultColumnType>> = std::sync::Mutex::new(vec![]);
+
+#[allow(clippy::ptr_arg)] // the signature sqllogictest expects
+fn remember_types(_actual: &Vec<DefaultColumnType>, expected: &Vec<DefaultColumnType>) -> bool {
+    *EXPECTED_TYPES.lock().unwrap() = expected.clone();
+    true
+}
+
+/// Compares results as text, except in `R` (numeric/float) columns, which compare by value:
+/// PostgreSQL's `numeric` picks its display scale per value (`avg` shows `99.5000000000000000`),
+/// while BasaltDB, like Redshift, gives a column one fixed scale, and float digits may differ in
+/// the last place. Values agree when equal after dropping trailing fractional zeros, or within
+/// a relative 1e-12.
+fn validate(
+    normalizer: sqllogictest::Normalizer,
+    actual: &[Vec<String>],
+    expected: &[String],
+) -> bool {
+    if sqllogictest::default_validator(normalizer, actual, expected) {
+        return true;
+    }
+    let types = EXPECTED_TYPES.lock().unwrap().clone();
+    if !types.contains(&DefaultColumnType::FloatingPoint) || actual.len() != expected.len() {
+        return false;
+    }
+    actual.iter().zip(expected).all(|(row, line)| {
+        let want: Vec<&str> = line.split_whitespace().collect();
+        let got: Vec<String> = row.iter().map(normalizer).collect();
+        want.len() == types.len()
+            && got.len() == types.len()
+            && types
+                .iter()
+                .zip(want.iter().zip(&got))
+                .all(|(ty, (w, g))| match ty {
+                    DefaultColumnType::FloatingPoint => same_number(w, g),
+                    _ => w == g,
+                })
+    })
+}
+
+fn same_number(want: &str, got: &str) -> bool {
+    fn strip(s: &str) -> &str {
+        if s.contains('.') && !s.contains(['e', 'E']) {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            s
+        }
+    }
+    if strip(want) == strip(got) {
+        return true;
+    }
+    match (want.parse::<f64>(), got.parse::<f64>()) {
+        (Ok(w), Ok(g)) if w.is_finite() && g.is_finite() => {
+            (w - g).abs() <= 1e-12 * w.abs().max(g.abs())
+        }
+        _ => false,
+    }
+}
+
 async fn run_file(
     url: String,
     engine: &'static str,
@@ -154,6 +215,8 @@ async fn run_file(
         runner.add_label("basalt");
     }
     runner.with_normalizer(normalize);
+    runner.with_column_validator(remember_types);
+    runner.with_validator(validate);
     if complete {
         runner
             .update_test_file(

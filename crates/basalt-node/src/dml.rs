@@ -694,22 +694,13 @@ fn cast_value(
     }
     cast_with_options(a, target, &CAST).map_err(|e| {
         let msg = e.to_string();
-        let state = if msg.to_ascii_lowercase().contains("overflow")
-            || msg.contains("too large")
-            || msg.contains("out of range")
-            || msg.contains("precision")
-        {
-            "22003"
-        } else {
-            "22P02"
-        };
+        let (state, message) = crate::error::classify_cast(msg.trim_start_matches("Cast error: "));
         NodeError::invalid(
             state,
             format!(
-                "column \"{}\" of type {}: {}",
+                "column \"{}\" of type {}: {message}",
                 c.name,
-                c.ty.display_name(),
-                msg.trim_start_matches("Cast error: ")
+                c.ty.display_name()
             ),
         )
     })

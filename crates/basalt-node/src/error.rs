@@ -112,7 +112,7 @@ fn pg_type_name(arrow: &str) -> &str {
 
 /// Cast and parse failures: bad syntax is 22P02 (22007 for dates and times), a value that
 /// parses but does not fit is 22003 (22008 for a date/time field out of range).
-fn classify_cast(m: &str) -> (&'static str, String) {
+pub(crate) fn classify_cast(m: &str) -> (&'static str, String) {
     // "Cannot cast string '40000' to value of Int16 type"
     if let Some(rest) = m.strip_prefix("Cannot cast string '")
         && let Some((value, ty)) = rest.rsplit_once("' to value of ")

@@ -871,10 +871,11 @@ impl Session {
         let (_state, pin) = self.refresh_view();
         let plan = plan_statement(&self.ctx.state(), stmt).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
-        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        // The executed plan's schema: analysis may retype columns (`sum(bigint)` is numeric).
+        let planned: SchemaRef = stream.schema();
         let renamed = crate::pg::output_schema(&planned);
         let schema = renamed.clone().unwrap_or(planned);
-        let stream = df.execute_stream().await?;
         let stream = stream.map(move |b| {
             let _keep = &pin;
             match (&renamed, b) {
@@ -950,7 +951,7 @@ impl Session {
                         let inferred = (1..=n)
                             .map(|i| types.get(&format!("${i}")).cloned().flatten())
                             .collect();
-                        let schema = Arc::new(plan.schema().as_arrow().clone());
+                        let schema = analyzed_schema(&state, plan);
                         let schema = crate::pg::output_schema(&schema).unwrap_or(schema);
                         Ok((inferred, Some(schema)))
                     }
@@ -967,7 +968,7 @@ impl Session {
                             .collect();
                         params::substitute(&mut s, &nulls)?;
                         let plan = plan_statement(&state, s).await.map_err(|_| first)?;
-                        let schema = Arc::new(plan.schema().as_arrow().clone());
+                        let schema = analyzed_schema(&state, plan);
                         let schema = crate::pg::output_schema(&schema).unwrap_or(schema);
                         Ok((vec![], Some(schema)))
                     }
@@ -1476,4 +1477,18 @@ fn statement_kind(s: &Statement) -> String {
     let text = s.to_string();
     let words: Vec<&str> = text.split_whitespace().take(2).collect();
     words.join(" ").to_uppercase()
+}
+
+/// The result columns a plan will produce once analyzed (analysis may retype a column, e.g.
+/// `sum(bigint)` is numeric); the planned schema when analysis needs parameter values.
+fn analyzed_schema(
+    state: &datafusion::execution::SessionState,
+    plan: datafusion::logical_expr::LogicalPlan,
+) -> SchemaRef {
+    let planned = Arc::new(plan.schema().as_arrow().clone());
+    state
+        .analyzer()
+        .execute_and_check(plan, state.config_options(), |_, _| {})
+        .map(|p| Arc::new(p.schema().as_arrow().clone()))
+        .unwrap_or(planned)
 }

@@ -383,32 +383,27 @@ fn interval_parts(array: &dyn Array, row: usize) -> (i32, i32, i64) {
             let v = array.as_primitive::<IntervalMonthDayNanoType>().value(row);
             (v.months, v.days, round_nanos(v.nanoseconds))
         }
-        DataType::Duration(TimeUnit::Second) => (
-            0,
-            0,
-            array
-                .as_primitive::<DurationSecondType>()
-                .value(row)
-                .saturating_mul(1_000_000),
-        ),
-        DataType::Duration(TimeUnit::Millisecond) => (
-            0,
-            0,
-            array
-                .as_primitive::<DurationMillisecondType>()
-                .value(row)
-                .saturating_mul(1_000),
-        ),
-        DataType::Duration(TimeUnit::Microsecond) => (
-            0,
-            0,
-            array.as_primitive::<DurationMicrosecondType>().value(row),
-        ),
-        _ => (
-            0,
-            0,
-            round_nanos(array.as_primitive::<DurationNanosecondType>().value(row)),
-        ),
+        // A duration is what `timestamp - timestamp` gives; Postgres shows it with whole days
+        // split off (`1 day 01:30:00`), both parts with the duration's sign.
+        DataType::Duration(unit) => {
+            let v = match unit {
+                TimeUnit::Second => array
+                    .as_primitive::<DurationSecondType>()
+                    .value(row)
+                    .saturating_mul(1_000_000),
+                TimeUnit::Millisecond => array
+                    .as_primitive::<DurationMillisecondType>()
+                    .value(row)
+                    .saturating_mul(1_000),
+                TimeUnit::Microsecond => array.as_primitive::<DurationMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => {
+                    round_nanos(array.as_primitive::<DurationNanosecondType>().value(row))
+                }
+            };
+            const DAY: i64 = 86_400_000_000;
+            (0, (v / DAY) as i32, v % DAY)
+        }
+        _ => (0, 0, 0),
     }
 }
 

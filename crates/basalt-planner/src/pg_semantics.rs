@@ -7,6 +7,10 @@
 //! - A string literal compared with a boolean is read as a boolean (`indisprimary = 't'`):
 //!   Postgres types such a literal from the other side; DataFusion cannot compare them.
 //! - An integer literal in AND/OR is a boolean, as Redshift allows (`WHERE 1 AND ...`).
+//! - `sum(bigint)` is numeric (Postgres, Redshift), so it cannot overflow.
+//! - Numeric division keeps up to 20 fractional digits (Postgres shows at least 16 significant
+//!   digits; DataFusion keeps only the dividend's scale + 4).
+//! - Floating-point division by zero is an error (22012), not Infinity or NaN.
 
 use std::sync::Arc;
 
@@ -33,9 +37,103 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(interval_times());
     ctx.add_analyzer_rule(Arc::new(PostgresSemantics));
     ctx.add_optimizer_rule(Arc::new(DateComparisons));
-    ctx.state_ref()
-        .write()
-        .register_function_rewrite(Arc::new(UnknownLiterals))
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    state.register_function_rewrite(Arc::new(UnknownLiterals))?;
+    state.register_function_rewrite(Arc::new(NumericTypes))
+}
+
+/// Runs before type coercion, so the types it picks flow into every schema above:
+/// `sum(bigint)` sums numeric(38,0), and numeric division gets a wider dividend scale.
+#[derive(Debug)]
+struct NumericTypes;
+
+/// Fractional digits numeric division aims for (when the precision leaves room for them).
+const DIVISION_SCALE: i16 = 20;
+
+/// The numeric type an operand of numeric arithmetic has after coercion.
+fn as_decimal(t: &DataType) -> Option<(u8, i8)> {
+    match t {
+        DataType::Decimal128(p, s) => Some((*p, *s)),
+        DataType::Int8 => Some((3, 0)),
+        DataType::Int16 => Some((5, 0)),
+        DataType::Int32 => Some((10, 0)),
+        DataType::Int64 => Some((20, 0)),
+        _ => None,
+    }
+}
+
+impl FunctionRewrite for NumericTypes {
+    fn name(&self) -> &str {
+        "basalt_numeric_types"
+    }
+
+    fn rewrite(
+        &self,
+        expr: Expr,
+        schema: &DFSchema,
+        _config: &ConfigOptions,
+    ) -> Result<Transformed<Expr>> {
+        match expr {
+            Expr::AggregateFunction(mut f)
+                if f.func.name() == "sum"
+                    && f.params.args.len() == 1
+                    && matches!(
+                        f.params.args[0].get_type(schema),
+                        Ok(DataType::Int64 | DataType::UInt64)
+                    ) =>
+            {
+                let arg = f.params.args.remove(0);
+                f.params.args.push(Expr::Cast(Cast::new(
+                    Box::new(arg),
+                    DataType::Decimal128(38, 0),
+                )));
+                Ok(Transformed::yes(Expr::AggregateFunction(f)))
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Divide,
+                right,
+            }) => {
+                let (lt, rt) = (left.get_type(schema), right.get_type(schema));
+                let decimal = matches!(lt, Ok(DataType::Decimal128(..)))
+                    || matches!(rt, Ok(DataType::Decimal128(..)));
+                let (Some((p1, s1)), Some((p2, s2))) = (
+                    lt.ok().as_ref().and_then(as_decimal),
+                    rt.ok().as_ref().and_then(as_decimal),
+                ) else {
+                    return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op: Operator::Divide,
+                        right,
+                    })));
+                };
+                // Arrow's quotient has the dividend's scale + 4 and at most p1 - s1 + s2
+                // integer digits; widen the dividend's scale so the quotient gets
+                // DIVISION_SCALE digits where 38 digits of precision allow.
+                let int_digits = p1 as i16 - s1 as i16 + s2 as i16;
+                let scale = DIVISION_SCALE.min(38 - int_digits);
+                let dividend_scale = scale - 4;
+                if !decimal || dividend_scale <= s1 as i16 {
+                    return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op: Operator::Divide,
+                        right,
+                    })));
+                }
+                let dividend = DataType::Decimal128(
+                    (p1 as i16 - s1 as i16 + dividend_scale) as u8,
+                    dividend_scale as i8,
+                );
+                Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                    left: Box::new(Expr::Cast(Cast::new(left, dividend))),
+                    op: Operator::Divide,
+                    right: Box::new(Expr::Cast(Cast::new(right, DataType::Decimal128(p2, s2)))),
+                })))
+            }
+            other => Ok(Transformed::no(other)),
+        }
+    }
 }
 
 /// Runs before type coercion: a string literal compared with a boolean (`=`, `<>`, or as a
@@ -177,7 +275,8 @@ impl FunctionRewrite for UnknownLiterals {
 }
 
 /// `basalt_checked_{add,sub,mul}(a, b)`: integer arithmetic that fails with an overflow error
-/// (22003) instead of wrapping; Arrow's non-wrapping kernels.
+/// (22003) instead of wrapping; Arrow's non-wrapping kernels. `basalt_checked_div(a, b)`:
+/// floating-point division that fails on a zero divisor (22012).
 fn checked_arithmetic(op: Operator) -> ScalarUDF {
     use datafusion::logical_expr::{ScalarUDFImpl, Signature};
     #[derive(Debug, PartialEq, Eq, Hash)]
@@ -208,7 +307,15 @@ fn checked_arithmetic(op: Operator) -> ScalarUDF {
             let out = match self.op {
                 0 => numeric::add(&a, &b),
                 1 => numeric::sub(&a, &b),
-                _ => numeric::mul(&a, &b),
+                2 => numeric::mul(&a, &b),
+                _ => {
+                    let zero = ScalarValue::new_zero(b.data_type())?.to_scalar()?;
+                    let zeros = datafusion::arrow::compute::kernels::cmp::eq(&b, &zero)?;
+                    if zeros.true_count() > 0 {
+                        return Err(datafusion::arrow::error::ArrowError::DivideByZero.into());
+                    }
+                    numeric::div(&a, &b)
+                }
             }
             .map_err(|e| match e {
                 datafusion::arrow::error::ArrowError::ArithmeticOverflow(_) => {
@@ -233,7 +340,8 @@ fn checked_arithmetic(op: Operator) -> ScalarUDF {
     let (name, code) = match op {
         Operator::Plus => ("basalt_checked_add", 0),
         Operator::Minus => ("basalt_checked_sub", 1),
-        _ => ("basalt_checked_mul", 2),
+        Operator::Multiply => ("basalt_checked_mul", 2),
+        _ => ("basalt_checked_div", 3),
     };
     ScalarUDF::new_from_impl(Checked {
         name,
@@ -507,6 +615,23 @@ fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         {
             Ok(Transformed::yes(Expr::ScalarFunction(
                 ScalarFunction::new_udf(Arc::new(checked_arithmetic(op)), vec![*left, *right]),
+            )))
+        }
+        // Floating-point division by zero is 22012 (Postgres, Redshift); Arrow gives Infinity.
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Divide,
+            right,
+        }) if matches!(
+            (left.get_type(schema), right.get_type(schema)),
+            (Ok(l), Ok(r)) if l == r && l.is_floating()
+        ) =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    Arc::new(checked_arithmetic(Operator::Divide)),
+                    vec![*left, *right],
+                ),
             )))
         }
         // Timestamps as text read as Postgres writes them (`2024-01-15 08:00:00`, no `T`).

@@ -156,13 +156,43 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             };
             if let Some(part) = DatePart::parse(&name) {
                 let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                *expr = call("date_part", vec![string_literal(part.canonical()), inner]);
+                *expr = date_part(part, inner);
             }
         }
         Expr::Function(func) => {
             if let Some(replacement) = rewrite_function(func)? {
                 *expr = replacement;
+            } else if simple_name(func).as_deref() == Some("date_part")
+                && arg_list(func).is_some_and(|args| {
+                    args.len() == 2
+                        && matches!(arg_expr(&mut args[0]),
+                            Some(Expr::Value(v)) if matches!(&v.value,
+                                Value::SingleQuotedString(p) if p == "second"))
+                })
+            {
+                let mut args = take_arg_exprs(func, "DATE_PART")?;
+                *expr = date_part(DatePart::Second, args.remove(1));
             }
+        }
+        // CAST(x AS varchar(n) | char(n)) cuts the text to n characters (Postgres, Redshift);
+        // DataFusion has no string lengths.
+        Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } if string_length(data_type).is_some() => {
+            let n = string_length(data_type).unwrap_or_default();
+            let text = Expr::Cast {
+                kind: sqlparser::ast::CastKind::Cast,
+                expr: Box::new(std::mem::replace(inner.as_mut(), Expr::value(Value::Null))),
+                data_type: sqlparser::ast::DataType::Text,
+                array: false,
+                format: None,
+            };
+            *expr = call(
+                "left",
+                vec![text, Expr::value(Value::Number(n.to_string(), false))],
+            );
         }
         // n * INTERVAL '...' (either order): DataFusion cannot multiply an interval.
         Expr::BinaryOp {
@@ -302,6 +332,39 @@ fn take_arg_exprs(func: &mut Function, sql_name: &str) -> Result<Vec<Expr>> {
             )),
         })
         .collect()
+}
+
+/// `date_part(part, x)`; seconds keep their fraction (`17.5`), as in Postgres, where
+/// DataFusion's `second` is a whole number.
+fn date_part(part: DatePart, x: Expr) -> Expr {
+    if part != DatePart::Second {
+        return call("date_part", vec![string_literal(part.canonical()), x]);
+    }
+    let micros = Expr::Cast {
+        kind: sqlparser::ast::CastKind::Cast,
+        expr: Box::new(call("date_part", vec![string_literal("microsecond"), x])),
+        data_type: sqlparser::ast::DataType::DoublePrecision,
+        array: false,
+        format: None,
+    };
+    Expr::BinaryOp {
+        left: Box::new(micros),
+        op: BinaryOperator::Divide,
+        right: Box::new(Expr::value(Value::Number("1000000.0".into(), false))),
+    }
+}
+
+/// The length of a `varchar(n)` / `char(n)` type.
+fn string_length(t: &sqlparser::ast::DataType) -> Option<u64> {
+    use sqlparser::ast::{CharacterLength, DataType as T};
+    match t {
+        T::Varchar(Some(CharacterLength::IntegerLength { length, .. }))
+        | T::CharacterVarying(Some(CharacterLength::IntegerLength { length, .. }))
+        | T::Char(Some(CharacterLength::IntegerLength { length, .. }))
+        | T::Character(Some(CharacterLength::IntegerLength { length, .. }))
+        | T::Nvarchar(Some(CharacterLength::IntegerLength { length, .. })) => Some(*length),
+        _ => None,
+    }
 }
 
 /// Returns a replacement expression, or edits `func` in place and returns `None`.
