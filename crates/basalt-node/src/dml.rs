@@ -692,7 +692,16 @@ fn cast_value(
                 .collect::<StringArray>(),
         ));
     }
-    cast_with_options(a, target, &CAST).map_err(|e| {
+    let text_to_datetime = matches!(
+        a.data_type(),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+    ) && matches!(target, DataType::Date32 | DataType::Timestamp(_, None));
+    let cast = if text_to_datetime {
+        basalt_planner::pg_semantics::text_to_datetime(a, target)
+    } else {
+        cast_with_options(a, target, &CAST)
+    };
+    cast.map_err(|e| {
         let msg = e.to_string();
         let (state, message) = crate::error::classify_cast(msg.trim_start_matches("Cast error: "));
         NodeError::invalid(

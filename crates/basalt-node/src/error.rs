@@ -142,7 +142,9 @@ pub(crate) fn classify_cast(m: &str) -> (&'static str, String) {
         return ("22003", format!("{} out of range", pg_type_name(ty)));
     }
     // "Error parsing timestamp from '2024-01-01 10:99': error parsing time"
-    if let Some(rest) = m.strip_prefix("Error parsing timestamp from '")
+    if let Some(rest) = m
+        .trim_start_matches("Parser error: ")
+        .strip_prefix("Error parsing timestamp from '")
         && let Some((value, _)) = rest.split_once('\'')
     {
         return datetime_error("timestamp", value);

@@ -352,6 +352,116 @@ fn checked_arithmetic(op: Operator) -> ScalarUDF {
 
 /// `basalt_timestamp_text(ts)`: a timestamp (µs) as Postgres prints it: `YYYY-MM-DD
 /// HH:MM:SS[.ffffff]`, fraction without trailing zeros, `+00` for timestamptz (UTC).
+/// Text to `date` or `timestamp` (any unit, no zone) as Postgres reads it: Arrow's cast first,
+/// on the whole array; only when it fails are values read one by one, also taking one-digit
+/// fields and no seconds (`2024-1-5 7:05`). A value neither reads keeps Arrow's error.
+pub fn text_to_datetime(
+    input: &dyn datafusion::arrow::array::Array,
+    target: &DataType,
+) -> std::result::Result<datafusion::arrow::array::ArrayRef, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::{Array, ArrayRef, Date32Builder, TimestampMicrosecondBuilder};
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    fn parse_naive(s: &str) -> Option<chrono::NaiveDateTime> {
+        let s = s.trim();
+        for f in [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M",
+        ] {
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+                return Some(t);
+            }
+        }
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let first = match cast_with_options(input, target, &strict) {
+        Ok(a) => return Ok(a),
+        Err(e) => e,
+    };
+    let text = cast_with_options(input, &DataType::Utf8, &strict)?;
+    let text = text.as_string::<i32>();
+    let mut values = Vec::with_capacity(text.len());
+    for i in 0..text.len() {
+        if text.is_null(i) {
+            values.push(None);
+        } else {
+            match parse_naive(text.value(i)) {
+                Some(t) => values.push(Some(t)),
+                None => return Err(first),
+            }
+        }
+    }
+    let out: ArrayRef = if *target == DataType::Date32 {
+        let mut b = Date32Builder::with_capacity(values.len());
+        for v in values {
+            b.append_option(v.map(|t| {
+                t.date()
+                    .signed_duration_since(chrono::NaiveDate::default())
+                    .num_days() as i32
+            }));
+        }
+        Arc::new(b.finish())
+    } else {
+        let mut b = TimestampMicrosecondBuilder::with_capacity(values.len());
+        for v in values {
+            b.append_option(v.map(|t| t.and_utc().timestamp_micros()));
+        }
+        cast_with_options(&b.finish(), target, &strict)?
+    };
+    Ok(out)
+}
+
+/// `basalt_text_to_{timestamp,date}(text)`: [`text_to_datetime`] as a function, for casts.
+fn lenient_datetime_cast(target: DataType) -> ScalarUDF {
+    use datafusion::logical_expr::{ScalarUDFImpl, Signature};
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct Lenient {
+        name: &'static str,
+        target: DataType,
+        signature: Signature,
+    }
+    impl ScalarUDFImpl for Lenient {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+            Ok(self.target.clone())
+        }
+        fn invoke_with_args(
+            &self,
+            args: datafusion::logical_expr::ScalarFunctionArgs,
+        ) -> Result<ColumnarValue> {
+            let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+            let input = args.args[0].to_array(args.number_rows)?;
+            let out = text_to_datetime(&input, &self.target)?;
+            Ok(if scalar {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            } else {
+                ColumnarValue::Array(out)
+            })
+        }
+    }
+    let name = if target == DataType::Date32 {
+        "basalt_text_to_date"
+    } else {
+        "basalt_text_to_timestamp"
+    };
+    ScalarUDF::new_from_impl(Lenient {
+        name,
+        target,
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
 fn timestamp_text() -> ScalarUDF {
     use datafusion::arrow::array::{Array, StringBuilder};
     use datafusion::arrow::datatypes::TimestampMicrosecondType;
@@ -631,6 +741,23 @@ fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 ScalarFunction::new_udf(
                     Arc::new(checked_arithmetic(Operator::Divide)),
                     vec![*left, *right],
+                ),
+            )))
+        }
+        // Text read as a date or timestamp also takes one-digit fields (`2024-1-5 7:05`).
+        Expr::Cast(Cast { expr, field })
+            if matches!(
+                field.data_type(),
+                DataType::Date32 | DataType::Timestamp(_, None)
+            ) && matches!(
+                expr.get_type(schema),
+                Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+            ) =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    Arc::new(lenient_datetime_cast(field.data_type().clone())),
+                    vec![*expr],
                 ),
             )))
         }
