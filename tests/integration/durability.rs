@@ -107,3 +107,136 @@ async fn kill_9_keeps_committed_rows_only() {
     server.kill().expect("stop");
     let _ = server.wait();
 }
+
+/// Files under `dir` whose name ends with `ext`.
+fn files_with(dir: &std::path::Path, ext: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(ext) {
+                out.insert(p.to_string_lossy().to_string());
+            }
+        }
+    }
+    out
+}
+
+async fn count_and_sum(client: &tokio_postgres::Client, table: &str) -> (i64, i64) {
+    let row = client
+        .query_one(
+            &format!("select count(*), coalesce(sum(id), 0)::bigint from {table}"),
+            &[],
+        )
+        .await
+        .expect("count");
+    (row.get(0), row.get(1))
+}
+
+/// DELETE leaves segments as they are and writes delete vectors (also on every copy of an
+/// ALL table); deletions accumulate, UPDATE adds segments and deletes the old rows, all of it
+/// survives kill -9, and a rolled-back DELETE leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_write_delete_vectors_that_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut server = start(dir.path(), port);
+    let client = connect(port).await;
+    client
+        .batch_execute(
+            "create table e (id int, v varchar(10)) diststyle even;
+             create table a (id int, v varchar(10)) diststyle all;
+             insert into e select value, 'x' from generate_series(1, 1000);
+             insert into a select value, 'y' from generate_series(1, 1000);",
+        )
+        .await
+        .expect("setup");
+    let segments = files_with(dir.path(), ".parquet");
+    assert!(files_with(dir.path(), ".del").is_empty());
+
+    let n = client
+        .execute("delete from e where id % 3 = 0", &[])
+        .await
+        .expect("delete e");
+    assert_eq!(n, 333);
+    let n = client
+        .execute("delete from a where id <= 10", &[])
+        .await
+        .expect("delete a");
+    assert_eq!(n, 10);
+    // The second DELETE finds only rows still live.
+    let n = client
+        .execute("delete from e where id < 100", &[])
+        .await
+        .expect("delete e again");
+    assert_eq!(n, 66);
+    assert_eq!(
+        files_with(dir.path(), ".parquet"),
+        segments,
+        "segments untouched"
+    );
+    assert!(
+        !files_with(dir.path(), ".del").is_empty(),
+        "delete vectors written"
+    );
+
+    let e_expected = {
+        let ids = (1..=1000i64).filter(|i| i % 3 != 0 && *i >= 100);
+        (ids.clone().count() as i64, ids.sum::<i64>())
+    };
+    let a_expected = (990, (11..=1000i64).sum::<i64>());
+    assert_eq!(count_and_sum(&client, "e").await, e_expected);
+    assert_eq!(count_and_sum(&client, "a").await, a_expected);
+
+    // UPDATE = new rows in new segments + delete vectors on the old ones.
+    let changed = (100..=200i64).filter(|i| i % 3 != 0).count() as u64;
+    let n = client
+        .execute(
+            "update e set v = 'z', id = id where id between 100 and 200",
+            &[],
+        )
+        .await
+        .expect("update");
+    assert_eq!(n, changed);
+    let after = files_with(dir.path(), ".parquet");
+    assert!(after.is_superset(&segments) && after.len() > segments.len());
+    assert_eq!(count_and_sum(&client, "e").await, e_expected);
+    let z: i64 = client
+        .query_one("select count(*) from e where v = 'z'", &[])
+        .await
+        .expect("updated rows")
+        .get(0);
+    assert_eq!(z as u64, changed);
+
+    client
+        .batch_execute("begin; delete from e where id > 500; rollback;")
+        .await
+        .expect("rolled back delete");
+    assert_eq!(count_and_sum(&client, "e").await, e_expected);
+
+    server.kill().expect("kill -9");
+    let _ = server.wait();
+    let mut server = start(dir.path(), port);
+    let client = connect(port).await;
+    assert_eq!(count_and_sum(&client, "e").await, e_expected);
+    assert_eq!(count_and_sum(&client, "a").await, a_expected);
+    let z: i64 = client
+        .query_one("select count(*) from e where v = 'z'", &[])
+        .await
+        .expect("updated rows after restart")
+        .get(0);
+    assert_eq!(z as u64, changed);
+    assert_eq!(
+        client
+            .query_one("select count(*) from e where id between 200 and 210", &[])
+            .await
+            .expect("range")
+            .get::<_, i64>(0),
+        7
+    );
+    server.kill().expect("stop");
+    let _ = server.wait();
+}

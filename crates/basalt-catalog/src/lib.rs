@@ -24,8 +24,8 @@ pub use store::{
     CatalogState, CatalogStore, SchemaMeta, Topology, Transaction, UserMeta, ViewMeta,
 };
 pub use table::{
-    ColumnMeta, Constraints, ForeignKey, Identity, SegmentMeta, SortKey, SortKeyKind, TableData,
-    TableMeta,
+    ColumnMeta, Constraints, DeleteVectorMeta, ForeignKey, Identity, SegmentMeta, SortKey,
+    SortKeyKind, TableData, TableMeta,
 };
 pub use types::{CHAR_MAX, DistStyle, Encoding, SQL_TYPE_METADATA_KEY, SqlType, VARCHAR_MAX};
 
@@ -66,4 +66,4 @@ impl std::fmt::Display for NodeId {
 /// Format version of the persisted catalog file. Bump on any change to the persisted structs;
 /// `tests::frozen_format` fails when the serialized shape changes without a bump.
 /// Version 2 added views; version 1 files are still read.
-pub const CATALOG_FORMAT_VERSION: u32 = 2;
+pub const CATALOG_FORMAT_VERSION: u32 = 3;

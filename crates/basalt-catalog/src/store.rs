@@ -183,6 +183,9 @@ impl CatalogState {
             for (slice, segs) in &t.data.slices {
                 for s in segs {
                     out.insert((*slice, t.id, s.file.clone()));
+                    if let Some(d) = &s.deleted {
+                        out.insert((*slice, t.id, d.file.clone()));
+                    }
                 }
             }
         }
@@ -515,8 +518,9 @@ fn read_catalog(path: &Path) -> Result<CatalogState, CatalogError> {
     if file.format != FORMAT_NAME {
         return Err(corrupt(format!("unknown format {:?}", file.format)));
     }
-    // Version 1 had no views; its files read as version 2 with none.
-    if file.format_version != CATALOG_FORMAT_VERSION && file.format_version != 1 {
+    // Version 1 had no views, version 2 no delete vectors; their files read as version 3
+    // with none.
+    if !(1..=CATALOG_FORMAT_VERSION).contains(&file.format_version) {
         return Err(CatalogError::UnsupportedFormat {
             path: path.to_path_buf(),
             found: file.format_version,
@@ -565,7 +569,7 @@ mod tests {
     use super::*;
     use crate::table::{Constraints, TableData};
     use crate::types::{DistStyle, SqlType};
-    use crate::{ColumnMeta, Encoding, SegmentMeta};
+    use crate::{ColumnMeta, DeleteVectorMeta, Encoding, SegmentMeta};
 
     const TOPO: Topology = Topology {
         nodes: 1,
@@ -718,6 +722,10 @@ mod tests {
                 rows: 3,
                 bytes: 10,
                 sorted: false,
+                deleted: Some(DeleteVectorMeta {
+                    file: "s.1.del".into(),
+                    rows: 1,
+                }),
             }],
         );
         state.tables.insert(t.id, t);
@@ -735,8 +743,8 @@ mod tests {
             },
         );
         let json = serde_json::to_string(&state).unwrap();
-        let expected = r#"{"version":0,"ddl_version":0,"topology":{"nodes":1,"slices_per_node":2},"next_table_id":100000,"schemas":{"public":{"name":"public","owner":"basalt"}},"tables":{"100000":{"id":100000,"schema":"public","name":"t","columns":[{"id":0,"name":"a","ty":"integer","nullable":true,"default":null,"identity":null,"encoding":"az64"}],"next_column_id":1,"diststyle":"even","distkey":null,"sortkey":null,"encode_auto":true,"backup":true,"temporary":false,"constraints":{"primary_key":[],"unique":[],"foreign_keys":[]},"owner":"basalt","created_at":"2026-01-01 00:00:00","hash_fingerprint":0,"identity_next":{},"version":0,"data":{"slices":{"1":[{"file":"s.parquet","rows":3,"bytes":10,"sorted":false}]}}}},"users":{"basalt":{"name":"basalt","superuser":true}},"views":[{"schema":"public","name":"v","query":"SELECT a FROM t","columns":[["a","integer"]],"column_list":false,"late_binding":false,"owner":"basalt","created_at":"2026-01-01 00:00:00"}]}"#;
+        let expected = r#"{"version":0,"ddl_version":0,"topology":{"nodes":1,"slices_per_node":2},"next_table_id":100000,"schemas":{"public":{"name":"public","owner":"basalt"}},"tables":{"100000":{"id":100000,"schema":"public","name":"t","columns":[{"id":0,"name":"a","ty":"integer","nullable":true,"default":null,"identity":null,"encoding":"az64"}],"next_column_id":1,"diststyle":"even","distkey":null,"sortkey":null,"encode_auto":true,"backup":true,"temporary":false,"constraints":{"primary_key":[],"unique":[],"foreign_keys":[]},"owner":"basalt","created_at":"2026-01-01 00:00:00","hash_fingerprint":0,"identity_next":{},"version":0,"data":{"slices":{"1":[{"file":"s.parquet","rows":3,"bytes":10,"sorted":false,"deleted":{"file":"s.1.del","rows":1}}]}}}},"users":{"basalt":{"name":"basalt","superuser":true}},"views":[{"schema":"public","name":"v","query":"SELECT a FROM t","columns":[["a","integer"]],"column_list":false,"late_binding":false,"owner":"basalt","created_at":"2026-01-01 00:00:00"}]}"#;
         assert_eq!(json, expected, "persisted catalog format changed");
-        assert_eq!(CATALOG_FORMAT_VERSION, 2);
+        assert_eq!(CATALOG_FORMAT_VERSION, 3);
     }
 }

@@ -77,6 +77,27 @@ pub struct SegmentMeta {
     pub bytes: u64,
     /// Rows are in sort-key order inside the segment.
     pub sorted: bool,
+    /// Rows of this segment deleted by committed DELETEs and UPDATEs (a delete vector file
+    /// beside the segment); the segment itself never changes.
+    #[serde(default)]
+    pub deleted: Option<DeleteVectorMeta>,
+}
+
+impl SegmentMeta {
+    /// Rows not deleted.
+    pub fn live_rows(&self) -> u64 {
+        self.rows - self.deleted.as_ref().map_or(0, |d| d.rows)
+    }
+}
+
+/// A delete vector: the positions of a segment's deleted rows, in an immutable file. A later
+/// DELETE writes a new file holding the old positions and the new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteVectorMeta {
+    /// File name inside the table's directory on the slice.
+    pub file: String,
+    /// How many rows it deletes.
+    pub rows: u64,
 }
 
 /// The data of one table version: its segments on each slice.
@@ -86,8 +107,9 @@ pub struct TableData {
 }
 
 impl TableData {
+    /// Live rows (deleted rows not counted).
     pub fn row_count(&self) -> u64 {
-        self.slices.values().flatten().map(|s| s.rows).sum()
+        self.slices.values().flatten().map(|s| s.live_rows()).sum()
     }
     pub fn byte_count(&self) -> u64 {
         self.slices.values().flatten().map(|s| s.bytes).sum()

@@ -2,8 +2,9 @@
 //! lengths, defaults, IDENTITY), placed on slices by DISTSTYLE, and written by the compute
 //! nodes as new segments; the transaction then points the table at them.
 //!
-//! DELETE and UPDATE rewrite the table (correct now; delete vectors come with the storage
-//! engine): the new version's rows are produced by a DataFusion query over the old version.
+//! DELETE finds rows by their row ids (a query over the table with its hidden row-id columns)
+//! and marks them with delete vectors; UPDATE writes the new rows and deletes the old ones the
+//! same way. Segments are never rewritten (see `docs/storage.md`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,13 +14,14 @@ use basalt_sql::ParsedStatement;
 use basalt_sql::sqlparser::ast::{
     AssignmentTarget, FromTable, Statement, TableFactor, TableObject, UpdateTableFromKind,
 };
+use basalt_storage::RoaringBitmap;
 use basalt_storage::{WriteRequest, split_by_slice};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
     new_null_array,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -42,6 +44,20 @@ fn quote_ident(s: &str) -> String {
 
 fn table_ref(t: &TableMeta) -> String {
     format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
+}
+
+/// The table with its row ids ([`basalt_storage::ROW_ID_COLUMNS`]) as SQL names it.
+fn row_ids_ref(t: &TableMeta) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(&t.schema),
+        quote_ident(&format!("{}{}", t.name, basalt_planner::ROW_IDS_SUFFIX))
+    )
+}
+
+/// `"__basalt_slice", "__basalt_segment", "__basalt_row"`.
+fn row_id_list() -> String {
+    basalt_storage::ROW_ID_COLUMNS.map(quote_ident).join(", ")
 }
 
 /// How each table column is produced from a source batch.
@@ -110,38 +126,34 @@ impl Session {
                 }
                 let state = self.txn_mut().txn.state().clone();
                 let table = self.resolve_table(&state, name)?;
-                let alias = alias
-                    .as_ref()
-                    .map(|a| format!(" AS {}", quote_ident(&ident_name(&a.name))))
-                    .unwrap_or_default();
-                let before = table.data.row_count() / copies(&table, self) as u64;
-                let keep = match (&del.selection, &del.using) {
-                    (None, None) => Some(format!(
-                        "SELECT * FROM {}{alias} WHERE FALSE",
-                        table_ref(&table)
-                    )),
-                    (Some(pred), None) => Some(format!(
-                        "SELECT * FROM {}{alias} WHERE ({pred}) IS NOT TRUE",
-                        table_ref(&table)
-                    )),
+                // The rows to delete, by row id; the table is referred to by its own name
+                // (or the statement's alias) in the predicate.
+                let alias = match alias {
+                    Some(a) => quote_ident(&ident_name(&a.name)),
+                    None => quote_ident(&table.name),
+                };
+                let ids = row_ids_ref(&table);
+                let find = match (&del.selection, &del.using) {
+                    (None, None) => format!("SELECT {} FROM {ids} AS {alias}", row_id_list()),
+                    (Some(pred), None) => format!(
+                        "SELECT {} FROM {ids} AS {alias} WHERE ({pred}) IS TRUE",
+                        row_id_list()
+                    ),
                     (pred, Some(using)) => {
                         let using: Vec<String> = using.iter().map(|u| u.to_string()).collect();
                         let pred = pred
                             .as_ref()
                             .map(|p| p.to_string())
                             .unwrap_or_else(|| "TRUE".into());
-                        Some(format!(
-                            "SELECT * FROM {}{alias} WHERE NOT EXISTS (SELECT 1 FROM {} WHERE {pred})",
-                            table_ref(&table),
+                        format!(
+                            "SELECT {} FROM {ids} AS {alias} WHERE EXISTS (SELECT 1 FROM {} WHERE {pred})",
+                            row_id_list(),
                             using.join(", ")
-                        ))
+                        )
                     }
                 };
-                let after = self.rewrite_table(table.id, keep).await?;
-                Ok(StatementOutput::command_rows(
-                    "DELETE",
-                    before.saturating_sub(after),
-                ))
+                let deleted = self.delete_found_rows(table.id, find).await?;
+                Ok(StatementOutput::command_rows("DELETE", deleted))
             }
             Statement::Update(up) => {
                 if up.returning.is_some() {
@@ -178,31 +190,27 @@ impl Session {
                     };
                     assigned.insert(col, value);
                 }
-                let alias_name = alias.as_ref().map(|a| ident_name(&a.name));
-                // The row's own columns, qualified where FROM brings other tables in scope.
-                let target = quote_ident(alias_name.as_deref().unwrap_or(&table.name));
-                let from: Option<String> = match &up.from {
+                // UPDATE is DELETE + INSERT: one query yields each updated row's new values
+                // and the old row's id; the new rows are written as new segments and the old
+                // ones deleted with delete vectors. The predicate stays in a WHERE clause,
+                // where DataFusion plans any subquery it holds.
+                let target = quote_ident(
+                    &alias
+                        .as_ref()
+                        .map(|a| ident_name(&a.name))
+                        .unwrap_or_else(|| table.name.clone()),
+                );
+                let from: String = match &up.from {
                     Some(UpdateTableFromKind::AfterSet(f) | UpdateTableFromKind::BeforeSet(f)) => {
-                        Some(
-                            f.iter()
-                                .map(|t| t.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        )
+                        f.iter().map(|t| format!(", {t}")).collect()
                     }
-                    None => None,
-                };
-                let qualify = |c: &str| match &from {
-                    Some(_) => format!("{target}.{}", quote_ident(c)),
-                    None => quote_ident(c),
+                    None => String::new(),
                 };
                 let hit = match &up.selection {
-                    Some(p) => format!("(({p}) IS TRUE)"),
+                    Some(p) => format!("({p}) IS TRUE"),
                     None => "TRUE".into(),
                 };
-                // Updated rows UNION ALL untouched rows: the predicate stays in a WHERE clause,
-                // where DataFusion plans any subquery it holds.
-                let projection: Vec<String> = table
+                let mut projection: Vec<String> = table
                     .columns
                     .iter()
                     .map(|c| match assigned.get(&c.name) {
@@ -211,88 +219,22 @@ impl Session {
                             c.ty.cast_name(),
                             quote_ident(&c.name)
                         ),
-                        None => qualify(&c.name),
+                        None => format!("{target}.{}", quote_ident(&c.name)),
                     })
                     .collect();
-                let alias = match (alias, &from) {
-                    (Some(a), _) => format!(" AS {}", quote_ident(&ident_name(&a.name))),
-                    // Name the target so `target.*` resolves next to the FROM tables.
-                    (None, Some(_)) => format!(" AS {target}"),
-                    (None, None) => String::new(),
-                };
-                if let Some(from) = &from {
-                    // UPDATE ... FROM: rows with a match take the SET values computed from
-                    // it; rows without one stay. A row matching several FROM rows would be
-                    // updated ambiguously (Postgres picks one at random): refuse it.
-                    let pred = up
-                        .selection
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "TRUE".into());
-                    let t = table_ref(&table);
-                    let matched = self
-                        .count(&format!(
-                            "SELECT count(*) FROM {t}{alias} WHERE EXISTS \
-                             (SELECT 1 FROM {from} WHERE {pred})"
-                        ))
-                        .await?;
-                    let joined = self
-                        .count(&format!(
-                            "SELECT count(*) FROM {t}{alias}, {from} WHERE {hit}"
-                        ))
-                        .await?;
-                    if joined != matched {
-                        return Err(NodeError::invalid(
-                            "21000",
-                            format!(
-                                "UPDATE ... FROM matched a row of \"{}\" with more than one \
-                                 row of the FROM clause",
-                                table.name
-                            ),
-                        ));
-                    }
-                    let sql = format!(
-                        "SELECT {} FROM {t}{alias}, {from} WHERE {hit} UNION ALL \
-                         SELECT {target}.* FROM {t}{alias} WHERE NOT EXISTS \
-                         (SELECT 1 FROM {from} WHERE {pred})",
-                        projection.join(", ")
-                    );
-                    self.rewrite_table(table.id, Some(sql)).await?;
-                    return Ok(StatementOutput::command_rows("UPDATE", matched));
-                }
-                let count_sql = format!(
-                    "SELECT count(*) FROM {}{alias} WHERE {hit}",
-                    table_ref(&table)
+                projection.extend(
+                    basalt_storage::ROW_ID_COLUMNS.map(|c| format!("{target}.{}", quote_ident(c))),
                 );
-                let updated = self.count(&count_sql).await?;
-                let keep = match &up.selection {
-                    Some(p) => format!("({p}) IS NOT TRUE"),
-                    None => "FALSE".into(),
-                };
                 let sql = format!(
-                    "SELECT {} FROM {t}{alias} WHERE {hit} UNION ALL SELECT * FROM {t}{alias} WHERE {keep}",
+                    "SELECT {} FROM {} AS {target}{from} WHERE {hit}",
                     projection.join(", "),
-                    t = table_ref(&table)
+                    row_ids_ref(&table)
                 );
-                self.rewrite_table(table.id, Some(sql)).await?;
+                let updated = self.update_rows(table.id, sql).await?;
                 Ok(StatementOutput::command_rows("UPDATE", updated))
             }
             other => Err(NodeError::unsupported(other.to_string())),
         }
-    }
-
-    async fn count(&mut self, sql: &str) -> Result<u64, NodeError> {
-        let stmt = basalt_sql::parse(sql)?.remove(0).statement;
-        let batches = self.query(stmt).await?.collect().await?;
-        let v = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0);
-        Ok(v as u64)
     }
 
     /// Plan `source` and stream its rows.
@@ -461,6 +403,145 @@ impl Session {
         }
     }
 
+    /// Delete the rows `find` returns (a query whose columns are the row ids) with delete
+    /// vectors: segments stay as they are, the table's next version lists which of their rows
+    /// are gone. An ALL table's copies are written identically on every node, so the positions
+    /// found on the copy the query read apply to each copy. Returns the rows deleted.
+    pub(crate) async fn delete_found_rows(
+        &mut self,
+        table_id: TableId,
+        find: String,
+    ) -> Result<u64, NodeError> {
+        let stmt = basalt_sql::parse(&find)?.remove(0).statement;
+        let mut stream = self.source_stream(stmt).await?;
+        let mut found = FoundRows::new();
+        while let Some(batch) = stream.next().await {
+            record_row_ids(&mut found, &batch?, 0, false)?;
+        }
+        drop(stream);
+        self.apply_deletes(table_id, found).await
+    }
+
+    /// UPDATE: `sql` yields each updated row's new values (the table's columns) followed by
+    /// the old row's id. Writes the new rows, then deletes the old ones. A row found twice
+    /// (UPDATE ... FROM matching several FROM rows) would be updated ambiguously: 21000.
+    async fn update_rows(&mut self, table_id: TableId, sql: String) -> Result<u64, NodeError> {
+        let n = self.txn_table(table_id).columns.len();
+        let stmt = basalt_sql::parse(&sql)?.remove(0).statement;
+        let mut stream = self.source_stream(stmt).await?;
+        let values: Vec<usize> = (0..n).collect();
+        let plan: Vec<ColumnSource> = (0..n).map(ColumnSource::Source).collect();
+        let mut found = FoundRows::new();
+        let mut w = TableWriter::new(self, table_id);
+        let r: Result<(), NodeError> = async {
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                record_row_ids(&mut found, &batch, n, true)?;
+                w.push(self, &batch.project(&values)?, &plan).await?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(stream);
+        match r {
+            Ok(()) => {
+                w.finish(self, false).await?;
+            }
+            Err(e) => {
+                w.abandon(self);
+                return Err(e);
+            }
+        }
+        self.apply_deletes(table_id, found).await
+    }
+
+    /// Write delete vectors for `found` on every copy of the table and point the transaction's
+    /// version of the table at them. Returns the rows deleted.
+    async fn apply_deletes(
+        &mut self,
+        table_id: TableId,
+        found: FoundRows,
+    ) -> Result<u64, NodeError> {
+        let deleted: u64 = found.values().map(|b| b.len()).sum();
+        if deleted == 0 {
+            return Ok(0);
+        }
+        let table = self.txn_table(table_id);
+        let copies: Vec<SliceId> = match table.effective_diststyle() {
+            basalt_catalog::DistStyle::All | basalt_catalog::DistStyle::Auto => {
+                basalt_storage::target_slices(&table, &self.leader.compute().topology)
+            }
+            _ => vec![],
+        };
+        let mut per_slice: BTreeMap<SliceId, Vec<(usize, RoaringBitmap)>> = BTreeMap::new();
+        for ((slice, seg), rows) in found {
+            let targets = if copies.is_empty() {
+                vec![slice]
+            } else {
+                copies.clone()
+            };
+            for target in targets {
+                per_slice
+                    .entry(target)
+                    .or_default()
+                    .push((seg, rows.clone()));
+            }
+        }
+        let mut updated: Vec<(SliceId, usize, SegmentMeta)> = vec![];
+        let mut result = Ok(());
+        for (slice, deletes) in per_slice {
+            let segs = table.data.slices.get(&slice).cloned().unwrap_or_default();
+            let mut work = vec![];
+            for (idx, rows) in &deletes {
+                match segs.get(*idx) {
+                    Some(seg) if rows.max().is_some_and(|m| u64::from(m) < seg.rows) => {
+                        work.push((seg.clone(), rows.clone()))
+                    }
+                    _ => {
+                        result = Err(NodeError::Internal {
+                            message: format!(
+                                "row ids of table {} do not match segment {idx} on slice {slice}",
+                                table.qualified_name()
+                            ),
+                        });
+                        break;
+                    }
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+            let node = self.leader.compute().node_for(slice)?;
+            match node.delete_rows(table.id, slice, work).await {
+                Ok(new) => updated.extend(
+                    deletes
+                        .iter()
+                        .zip(new)
+                        .map(|((idx, _), seg)| (slice, *idx, seg)),
+                ),
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            }
+        }
+        let open = self.txn_mut();
+        for (slice, _, seg) in &updated {
+            if let Some(d) = &seg.deleted {
+                open.written.insert((*slice, table.id, d.file.clone()));
+            }
+        }
+        result?;
+        let t = open.txn.table_mut(table.id).expect("table exists");
+        for (slice, idx, seg) in updated {
+            if let Some(s) = t.data.slices.get_mut(&slice).and_then(|v| v.get_mut(idx)) {
+                *s = seg;
+            }
+        }
+        t.version += 1;
+        Ok(deleted)
+    }
+
     pub(crate) async fn write_slice(
         &self,
         table: &Arc<TableMeta>,
@@ -614,14 +695,34 @@ impl TableWriter {
     }
 }
 
-/// Number of stored copies of each row (ALL tables keep one per node).
-fn copies(table: &TableMeta, session: &Session) -> usize {
-    match table.effective_diststyle() {
-        basalt_catalog::DistStyle::All | basalt_catalog::DistStyle::Auto => {
-            session.leader.topology().nodes as usize
+/// Row ids found by a DELETE or UPDATE: per (slice, index of the segment in the version read),
+/// the row positions.
+type FoundRows = BTreeMap<(SliceId, usize), RoaringBitmap>;
+
+/// Add the row ids in columns `at..at + 3` of `batch` to `found`; with `unique`, a row id seen
+/// before is an error (21000).
+fn record_row_ids(
+    found: &mut FoundRows,
+    batch: &RecordBatch,
+    at: usize,
+    unique: bool,
+) -> Result<(), NodeError> {
+    let slices = batch.column(at).as_primitive::<Int32Type>();
+    let segments = batch.column(at + 1).as_primitive::<Int32Type>();
+    let rows = batch.column(at + 2).as_primitive::<Int64Type>();
+    for i in 0..batch.num_rows() {
+        let fresh = found
+            .entry((SliceId(slices.value(i) as u32), segments.value(i) as usize))
+            .or_default()
+            .insert(rows.value(i) as u32);
+        if unique && !fresh {
+            return Err(NodeError::invalid(
+                "21000",
+                "UPDATE ... FROM matched a row with more than one row of the FROM clause",
+            ));
         }
-        _ => 1,
     }
+    Ok(())
 }
 
 /// Build a batch in the table's column order and types from a source batch.

@@ -107,6 +107,11 @@ impl CatalogProvider for BasaltCatalog {
     }
 }
 
+/// Appended to a table's name, names the table with its row ids
+/// ([`basalt_storage::ROW_ID_COLUMNS`] after its columns). No SQL a user types reaches it: the
+/// suffix starts with a control character.
+pub const ROW_IDS_SUFFIX: &str = "\u{1}rowids";
+
 /// One schema of the catalog.
 #[derive(Debug)]
 pub struct BasaltSchema {
@@ -142,17 +147,29 @@ impl SchemaProvider for BasaltSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         let name = name.trim_start_matches('#');
+        // `<table>` + ROW_IDS_SUFFIX: the table with its row ids (DELETE and UPDATE).
+        let (name, row_ids) = match name.strip_suffix(ROW_IDS_SUFFIX) {
+            Some(base) => (base, true),
+            None => (name, false),
+        };
+        let provider = |t: Arc<TableMeta>| -> Arc<dyn TableProvider> {
+            if row_ids {
+                Arc::new(BasaltTable::with_row_ids(t, self.compute.clone()))
+            } else {
+                Arc::new(BasaltTable::new(t, self.compute.clone()))
+            }
+        };
         if self.is_default
             && let Some(t) = self.view.temp(name)
         {
-            return Ok(Some(Arc::new(BasaltTable::new(t, self.compute.clone()))));
+            return Ok(Some(provider(t)));
         }
         let state = self.view.get();
         if let Some(t) = state.table_by_name(&self.name, name) {
-            return Ok(Some(Arc::new(BasaltTable::new(
-                Arc::new(t.clone()),
-                self.compute.clone(),
-            ))));
+            return Ok(Some(provider(Arc::new(t.clone()))));
+        }
+        if row_ids {
+            return Ok(None);
         }
         Ok(state
             .view(&self.name, name)

@@ -11,5 +11,5 @@ pub mod pg_semantics;
 mod provider;
 pub mod redshift;
 
-pub use catalog::{BasaltCatalog, CatalogView};
+pub use catalog::{BasaltCatalog, CatalogView, ROW_IDS_SUFFIX};
 pub use provider::{BasaltTable, SliceScanExec, ViewStub};

@@ -90,11 +90,27 @@ impl TableProvider for ViewStub {
 pub struct BasaltTable {
     meta: Arc<TableMeta>,
     compute: Arc<ComputeCluster>,
+    /// Scans add [`basalt_storage::ROW_ID_COLUMNS`] after the table's columns (DELETE and
+    /// UPDATE read the table this way).
+    row_ids: bool,
 }
 
 impl BasaltTable {
     pub fn new(meta: Arc<TableMeta>, compute: Arc<ComputeCluster>) -> Self {
-        BasaltTable { meta, compute }
+        BasaltTable {
+            meta,
+            compute,
+            row_ids: false,
+        }
+    }
+
+    /// The table with its row ids as three more columns.
+    pub fn with_row_ids(meta: Arc<TableMeta>, compute: Arc<ComputeCluster>) -> Self {
+        BasaltTable {
+            meta,
+            compute,
+            row_ids: true,
+        }
     }
 
     pub fn meta(&self) -> &Arc<TableMeta> {
@@ -105,7 +121,7 @@ impl BasaltTable {
 #[async_trait]
 impl TableProvider for BasaltTable {
     fn schema(&self) -> SchemaRef {
-        self.meta.arrow_schema()
+        table_schema(&self.meta, self.row_ids)
     }
 
     fn table_type(&self) -> TableType {
@@ -125,7 +141,7 @@ impl TableProvider for BasaltTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        let mut s = Statistics::new_unknown(&self.meta.arrow_schema());
+        let mut s = Statistics::new_unknown(&self.schema());
         s.num_rows = Precision::Exact(logical_rows(&self.meta, &self.compute) as usize);
         Some(s)
     }
@@ -143,8 +159,20 @@ impl TableProvider for BasaltTable {
             projection.cloned(),
             filters.to_vec(),
             limit,
+            self.row_ids,
         )?))
     }
+}
+
+/// The table's columns, and its row ids after them when asked for.
+fn table_schema(meta: &TableMeta, row_ids: bool) -> SchemaRef {
+    let schema = meta.arrow_schema();
+    if !row_ids {
+        return schema;
+    }
+    let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(basalt_storage::row_id_fields());
+    Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
 }
 
 /// Rows a query sees: one copy for ALL tables.
@@ -156,7 +184,7 @@ fn logical_rows(meta: &TableMeta, compute: &ComputeCluster) -> u64 {
             meta.data
                 .slices
                 .get(s)
-                .map(|v| v.iter().map(|g| g.rows).sum::<u64>())
+                .map(|v| v.iter().map(|g| g.live_rows()).sum::<u64>())
                 .unwrap_or(0)
         })
         .sum()
@@ -182,6 +210,7 @@ pub struct SliceScanExec {
     projection: Option<Vec<usize>>,
     filters: Vec<Expr>,
     limit: Option<usize>,
+    row_ids: bool,
     tasks: Vec<(SliceId, Vec<SegmentMeta>)>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -194,8 +223,9 @@ impl SliceScanExec {
         projection: Option<Vec<usize>>,
         filters: Vec<Expr>,
         limit: Option<usize>,
+        row_ids: bool,
     ) -> Result<Self> {
-        let full = meta.arrow_schema();
+        let full = table_schema(&meta, row_ids);
         let schema = match &projection {
             Some(p) => Arc::new(full.project(p)?),
             None => full,
@@ -217,6 +247,7 @@ impl SliceScanExec {
             projection,
             filters,
             limit,
+            row_ids,
             tasks,
             schema,
             properties,
@@ -297,18 +328,56 @@ impl ExecutionPlan for SliceScanExec {
             .compute
             .node_for(slice)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        node.scan(
-            ScanRequest {
-                table: self.meta.clone(),
-                slice,
-                segments,
-                projection: self.projection.clone(),
-                filters: self.filters.clone(),
-                limit: self.limit,
-            },
-            context,
-        )
-        .map_err(|e| DataFusionError::External(Box::new(e)))
+        // With row ids, the node returns the table columns asked for, then all three ids;
+        // pick the columns in the order the plan asked for them.
+        let columns = self.meta.columns.len();
+        let (table_projection, pick) = match (&self.projection, self.row_ids) {
+            (Some(p), true) => {
+                let table: Vec<usize> = p.iter().copied().filter(|&i| i < columns).collect();
+                let pick: Vec<usize> = p
+                    .iter()
+                    .map(|&i| match table.iter().position(|&t| t == i) {
+                        Some(at) => at,
+                        None => table.len() + (i - columns),
+                    })
+                    .collect();
+                (Some(table), Some(pick))
+            }
+            (p, _) => (p.clone(), None),
+        };
+        let stream = node
+            .scan(
+                ScanRequest {
+                    table: self.meta.clone(),
+                    slice,
+                    segments,
+                    projection: table_projection,
+                    filters: self.filters.clone(),
+                    limit: self.limit,
+                    row_ids: self.row_ids,
+                },
+                context,
+            )
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(pick) = pick else {
+            return Ok(stream);
+        };
+        let schema = self.schema.clone();
+        let picked = futures::StreamExt::map(stream, move |b| {
+            let b = b?;
+            let rows = b.num_rows();
+            Ok(datafusion::arrow::array::RecordBatch::try_new_with_options(
+                schema.clone(),
+                b.project(&pick)?.columns().to_vec(),
+                &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?)
+        });
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                picked,
+            ),
+        ))
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
@@ -317,12 +386,12 @@ impl ExecutionPlan for SliceScanExec {
             Some(p) => self
                 .tasks
                 .get(p)
-                .map(|(_, segs)| segs.iter().map(|g| g.rows).sum())
+                .map(|(_, segs)| segs.iter().map(|g| g.live_rows()).sum())
                 .unwrap_or(0),
             None => self
                 .tasks
                 .iter()
-                .flat_map(|(_, segs)| segs.iter().map(|g| g.rows))
+                .flat_map(|(_, segs)| segs.iter().map(|g| g.live_rows()))
                 .sum(),
         };
         s.num_rows = match self.limit {

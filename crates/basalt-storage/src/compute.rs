@@ -11,12 +11,14 @@ use std::sync::Arc;
 use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableId, TableMeta, Topology};
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::common::DFSchema;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -34,6 +36,20 @@ use crate::{SliceStore, StorageError};
 
 /// Rows per segment file when a write is large.
 pub const MAX_SEGMENT_ROWS: usize = 1 << 20;
+
+/// Hidden columns a scan adds with [`ScanRequest::row_ids`]: the slice, the segment's index in
+/// the request's segment list, and the row's position in the segment file. DELETE and UPDATE
+/// find the rows they change through them.
+pub const ROW_ID_COLUMNS: [&str; 3] = ["__basalt_slice", "__basalt_segment", "__basalt_row"];
+
+/// The schema of [`ROW_ID_COLUMNS`].
+pub fn row_id_fields() -> Vec<Field> {
+    vec![
+        Field::new(ROW_ID_COLUMNS[0], DataType::Int32, false),
+        Field::new(ROW_ID_COLUMNS[1], DataType::Int32, false),
+        Field::new(ROW_ID_COLUMNS[2], DataType::Int64, false),
+    ]
+}
 
 /// Write rows (logical column order) of one table to one slice.
 pub struct WriteRequest {
@@ -53,6 +69,8 @@ pub struct ScanRequest {
     /// Filters over logical column names, used to skip blocks by zone maps (inexact).
     pub filters: Vec<Expr>,
     pub limit: Option<usize>,
+    /// Append [`ROW_ID_COLUMNS`] after the projected columns.
+    pub row_ids: bool,
 }
 
 /// A compute node: the slices it holds.
@@ -118,6 +136,26 @@ impl ComputeNode {
         .await?
     }
 
+    /// Durably write delete vectors: for each segment (as the current version lists it), the
+    /// positions to delete on top of its current ones. Returns the segments as the next version
+    /// lists them, in the same order.
+    #[instrument(skip_all, fields(node = %self.id, slice = %slice, table = %table))]
+    pub async fn delete_rows(
+        &self,
+        table: TableId,
+        slice: SliceId,
+        deletes: Vec<(SegmentMeta, roaring::RoaringBitmap)>,
+    ) -> Result<Vec<SegmentMeta>, StorageError> {
+        let store = self.slice(slice)?.clone();
+        tokio::task::spawn_blocking(move || {
+            deletes
+                .iter()
+                .map(|(seg, rows)| store.delete_rows(table, seg, rows))
+                .collect()
+        })
+        .await?
+    }
+
     /// Start a scan of one table version on one slice; batches come back in the table's
     /// logical column names.
     pub fn scan(
@@ -129,10 +167,20 @@ impl ComputeNode {
         let table = &req.table;
         let logical = table.arrow_schema();
         let physical = table.physical_schema();
-        let out_schema: SchemaRef = match &req.projection {
-            Some(p) => Arc::new(logical.project(p)?),
-            None => logical.clone(),
+        let mut out_schema: Schema = match &req.projection {
+            Some(p) => logical.project(p)?,
+            None => logical.as_ref().clone(),
         };
+        if req.row_ids {
+            let mut fields: Vec<Field> = out_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.extend(row_id_fields());
+            out_schema = Schema::new(fields);
+        }
+        let out_schema: SchemaRef = Arc::new(out_schema);
         if req.segments.is_empty() {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 out_schema,
@@ -140,7 +188,10 @@ impl ComputeNode {
             )));
         }
         let mut files = vec![];
-        for seg in &req.segments {
+        for (i, seg) in req.segments.iter().enumerate() {
+            if seg.live_rows() == 0 {
+                continue;
+            }
             let path = store.segment_path(table.id, &seg.file);
             let meta = std::fs::metadata(&path).map_err(|e| StorageError::Corrupt {
                 table: table.id,
@@ -149,16 +200,47 @@ impl ComputeNode {
                 reason: format!("segment file {}: {e}", path.display()),
             })?;
             let p = path.to_string_lossy();
-            files.push(PartitionedFile::new(p.trim_start_matches('/'), meta.len()));
+            let mut file = PartitionedFile::new(p.trim_start_matches('/'), meta.len());
+            if seg.deleted.is_some() {
+                let deleted = store.read_deleted(table.id, seg)?;
+                file = file.with_extension(ParquetRowSelection::new(crate::kept_rows(
+                    &deleted, seg.rows,
+                )));
+            }
+            if req.row_ids {
+                file.partition_values = vec![
+                    ScalarValue::Int32(Some(req.slice.0 as i32)),
+                    ScalarValue::Int32(Some(i as i32)),
+                ];
+            }
+            files.push(file);
         }
-        let mut source = ParquetSource::new(physical.clone());
+        let columns = physical.fields().len();
+        let mut projection = req.projection.clone();
+        let table_schema = if req.row_ids {
+            let ids = row_id_fields();
+            let mut p = projection.unwrap_or_else(|| (0..columns).collect());
+            p.extend([columns, columns + 1, columns + 2]);
+            projection = Some(p);
+            TableSchema::builder(physical.clone())
+                .with_table_partition_cols(vec![Arc::new(ids[0].clone()), Arc::new(ids[1].clone())])
+                .with_virtual_columns(vec![Arc::new(
+                    ids[2]
+                        .clone()
+                        .with_extension_type(parquet::arrow::RowNumber),
+                )])
+                .build()
+        } else {
+            TableSchema::builder(physical.clone()).build()
+        };
+        let mut source = ParquetSource::new(table_schema);
         if let Some(pred) = physical_predicate(table, &physical, &req.filters) {
             source = source.with_predicate(pred);
         }
         let config =
             FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
                 .with_file_group(FileGroup::new(files))
-                .with_projection_indices(req.projection.clone())?
+                .with_projection_indices(projection)?
                 .with_limit(req.limit)
                 .build();
         let exec = DataSourceExec::from_data_source(config);

@@ -16,13 +16,18 @@
 //! references is garbage, removed by [`SliceStore::collect_garbage`] at start-up.
 
 mod compute;
+mod deletes;
 mod encoding;
 mod error;
 mod placement;
 mod segment;
 
-pub use compute::{ComputeCluster, ComputeNode, ScanRequest, WriteRequest};
+pub use compute::{
+    ComputeCluster, ComputeNode, ROW_ID_COLUMNS, ScanRequest, WriteRequest, row_id_fields,
+};
+pub use deletes::{DELETE_VECTOR_FORMAT_VERSION, kept_rows};
 pub use encoding::writer_properties;
 pub use error::StorageError;
 pub use placement::{hash_fingerprint, split_by_slice, target_slices};
+pub use roaring::RoaringBitmap;
 pub use segment::{SEGMENT_FORMAT_VERSION, SliceStore};

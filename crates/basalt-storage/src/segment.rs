@@ -23,9 +23,18 @@ pub struct SliceStore {
     root: PathBuf,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
     let path = path.to_path_buf();
     move |source| StorageError::Io { path, source }
+}
+
+/// Make a fully written and fsynced `tmp` file visible as `path`, durably: rename, then fsync
+/// the directory.
+pub(crate) fn publish(tmp: &Path, path: &Path, dir: &Path) -> Result<(), StorageError> {
+    fs::rename(tmp, path).map_err(io(path))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 impl SliceStore {
@@ -87,10 +96,7 @@ impl SliceStore {
         writer.write(&physical).map_err(pq)?;
         writer.close().map_err(pq)?;
         f.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))?;
+        publish(&tmp, &path, &dir)?;
         let bytes = fs::metadata(&path).map_err(io(&path))?.len();
         debug!(slice = %self.slice, table = %table.id, file, rows = physical.num_rows(), bytes, "segment written");
         Ok(SegmentMeta {
@@ -98,6 +104,7 @@ impl SliceStore {
             rows: physical.num_rows() as u64,
             bytes,
             sorted: !sort_cols.is_empty(),
+            deleted: None,
         })
     }
 
