@@ -579,6 +579,53 @@ async fn transaction_rollback_leaves_nothing() {
     .await;
 }
 
+/// Snapshot isolation: a transaction reads the version it started on while another commits
+/// deletes; two transactions changing the same table conflict, and the second committer gets
+/// Redshift's serializable isolation error (40001) with nothing of its work visible.
+#[tokio::test]
+async fn concurrent_deletes_snapshot_and_conflict() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let a = connect(server.port).await;
+        let b = connect(server.port).await;
+        a.batch_execute(
+            "create table si (id int, v int) diststyle even;
+             insert into si select value, 0 from generate_series(1, 100)",
+        )
+        .await
+        .expect("setup");
+        async fn count(c: &Client) -> String {
+            simple_rows(c, "select count(*) from si").await[0][0]
+                .clone()
+                .unwrap_or_default()
+        }
+        // B's snapshot is taken by its first statement and keeps seeing all rows.
+        b.batch_execute("begin").await.expect("begin b");
+        assert_eq!(count(&b).await, "100");
+        a.batch_execute("delete from si where id <= 10")
+            .await
+            .expect("autocommit delete");
+        assert_eq!(count(&a).await, "90");
+        assert_eq!(count(&b).await, "100", "B reads its snapshot");
+        // B changes the table A changed after B began: B cannot commit.
+        b.batch_execute("update si set v = 1 where id > 50")
+            .await
+            .expect("update runs");
+        let e = b.batch_execute("commit").await.unwrap_err();
+        assert_eq!(code(&e), "40001");
+        let db = e.as_db_error().expect("server error");
+        assert!(
+            db.message().contains("Serializable isolation violation"),
+            "{}",
+            db.message()
+        );
+        // Nothing of B's is visible; the session is usable.
+        let rows = simple_rows(&b, "select count(*), sum(v) from si").await;
+        assert_eq!(rows[0], vec![Some("90".into()), Some("0".into())]);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn portal_with_max_rows_suspends_and_resumes() {
     let server = start(|_| {}).await;
