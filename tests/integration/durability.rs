@@ -217,6 +217,33 @@ async fn deletes_write_delete_vectors_that_survive_kill_9() {
         .expect("rolled back delete");
     assert_eq!(count_and_sum(&client, "e").await, e_expected);
 
+    // VACUUM drops the deleted rows and their delete vectors; the ALL table's copies stay
+    // identical, so a later DELETE applies to each.
+    // Each on its own: like Postgres, a multi-statement string is one transaction block.
+    let e = client
+        .batch_execute("vacuum e; vacuum a")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("25001"));
+    client.batch_execute("vacuum e").await.expect("vacuum e");
+    // 99% of a's rows are live: past the 95% default, so reclaim them all explicitly.
+    client
+        .batch_execute("vacuum a to 100 percent")
+        .await
+        .expect("vacuum a");
+    assert!(
+        files_with(dir.path(), ".del").is_empty(),
+        "delete vectors reclaimed"
+    );
+    assert_eq!(count_and_sum(&client, "e").await, e_expected);
+    let n = client
+        .execute("delete from a where id <= 20", &[])
+        .await
+        .expect("delete after vacuum");
+    assert_eq!(n, 10);
+    let a_expected = (980, (21..=1000i64).sum::<i64>());
+    assert_eq!(count_and_sum(&client, "a").await, a_expected);
+
     server.kill().expect("kill -9");
     let _ = server.wait();
     let mut server = start(dir.path(), port);

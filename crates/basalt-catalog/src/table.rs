@@ -77,6 +77,11 @@ pub struct SegmentMeta {
     pub bytes: u64,
     /// Rows are in sort-key order inside the segment.
     pub sorted: bool,
+    /// The segment belongs to the slice's **sorted region**: VACUUM wrote it while merging the
+    /// slice into sort-key order, so its key range follows the previous such segment's. Rows
+    /// loaded since are the unsorted region.
+    #[serde(default)]
+    pub sorted_region: bool,
     /// Rows of this segment deleted by committed DELETEs and UPDATEs (a delete vector file
     /// beside the segment); the segment itself never changes.
     #[serde(default)]

@@ -33,6 +33,8 @@ pub struct Leader {
     compute: Arc<ComputeCluster>,
     next_session: AtomicU32,
     reclaimer: Mutex<Reclaimer>,
+    /// One VACUUM runs at a time in the cluster (as in Redshift).
+    vacuum: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -91,6 +93,7 @@ impl Leader {
             compute,
             next_session: AtomicU32::new(1),
             reclaimer: Mutex::new(Reclaimer::default()),
+            vacuum: Arc::new(tokio::sync::Mutex::new(())),
         });
         // Temporary tables belong to sessions, and no session survives a restart.
         let temp_dropped = leader.drop_temporary_tables()?;
@@ -176,6 +179,11 @@ impl Leader {
 
     pub fn compute(&self) -> &Arc<ComputeCluster> {
         &self.compute
+    }
+
+    /// Held for the duration of a VACUUM.
+    pub(crate) async fn vacuum_lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.vacuum.clone().lock_owned().await
     }
 
     pub fn topology(&self) -> Topology {

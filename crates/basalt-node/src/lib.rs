@@ -27,6 +27,7 @@ mod session;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod vacuum;
 mod view;
 
 pub use config::{AuthMethod, LeaderConfig};

@@ -666,9 +666,7 @@ impl Session {
             Statement::Analyze(_) => Err(NodeError::unsupported(
                 "ANALYZE (table statistics arrive with the storage engine issue)",
             )),
-            Statement::Vacuum(_) => Err(NodeError::unsupported(
-                "VACUUM (arrives with the storage engine issue)",
-            )),
+            Statement::Vacuum(v) => self.vacuum(v).await,
             other => Err(NodeError::unsupported(statement_kind(other))),
         }
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableId, TableMeta, Topology};
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
@@ -152,6 +154,68 @@ impl ComputeNode {
                 .iter()
                 .map(|(seg, rows)| store.delete_rows(table, seg, rows))
                 .collect()
+        })
+        .await?
+    }
+
+    /// VACUUM's rewrite of some of a slice's segments: read their live rows and write them
+    /// again as new segments of up to [`MAX_SEGMENT_ROWS`] rows, without the deleted rows. With
+    /// `sort`, the rows are merged into one sort-key order across the segments first and the
+    /// new segments form the slice's sorted region. Returns the new segments in order; the
+    /// inputs stay until no version references them.
+    ///
+    /// The rows of the segments are held in memory while sorting (bounded by the slice's part
+    /// of the table).
+    #[instrument(skip_all, fields(node = %self.id, slice = %slice, table = %table.id, segments = segments.len(), sort))]
+    pub async fn rewrite(
+        &self,
+        table: Arc<TableMeta>,
+        slice: SliceId,
+        segments: Vec<SegmentMeta>,
+        sort: bool,
+    ) -> Result<Vec<SegmentMeta>, StorageError> {
+        let stream = self.scan(
+            ScanRequest {
+                table: table.clone(),
+                slice,
+                segments,
+                projection: None,
+                filters: vec![],
+                limit: None,
+                row_ids: false,
+            },
+            Arc::new(TaskContext::default()),
+        )?;
+        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream).await?;
+        let store = self.slice(slice)?.clone();
+        tokio::task::spawn_blocking(move || {
+            let schema = table.arrow_schema();
+            let all = concat_batches(&schema, batches.iter())?;
+            drop(batches);
+            let sort_cols = table.sortkey_indices();
+            let all = if sort && !sort_cols.is_empty() && all.num_rows() > 1 {
+                let cols: Vec<SortColumn> = sort_cols
+                    .iter()
+                    .map(|&i| SortColumn {
+                        values: all.column(i).clone(),
+                        options: None,
+                    })
+                    .collect();
+                let idx = lexsort_to_indices(&cols, None)?;
+                take_record_batch(&all, &idx)?
+            } else {
+                all
+            };
+            let mut out = vec![];
+            let mut at = 0;
+            while at < all.num_rows() {
+                let len = MAX_SEGMENT_ROWS.min(all.num_rows() - at);
+                let mut seg = store.write_segment(&table, &all.slice(at, len))?;
+                seg.sorted_region = sort && !sort_cols.is_empty();
+                out.push(seg);
+                at += len;
+            }
+            Ok(out)
         })
         .await?
     }

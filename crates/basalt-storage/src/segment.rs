@@ -104,6 +104,7 @@ impl SliceStore {
             rows: physical.num_rows() as u64,
             bytes,
             sorted: !sort_cols.is_empty(),
+            sorted_region: false,
             deleted: None,
         })
     }
