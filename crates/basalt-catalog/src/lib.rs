@@ -24,8 +24,8 @@ pub use store::{
     CatalogState, CatalogStore, SchemaMeta, Topology, Transaction, UserMeta, ViewMeta,
 };
 pub use table::{
-    ColumnMeta, Constraints, DeleteVectorMeta, ForeignKey, Identity, SegmentMeta, SortKey,
-    SortKeyKind, TableData, TableMeta,
+    ColumnMeta, ColumnStats, Constraints, DeleteVectorMeta, ForeignKey, Identity, SegmentMeta,
+    SortKey, SortKeyKind, TableData, TableMeta, TableStats,
 };
 pub use types::{CHAR_MAX, DistStyle, Encoding, SQL_TYPE_METADATA_KEY, SqlType, VARCHAR_MAX};
 

@@ -148,9 +148,49 @@ pub struct TableMeta {
     /// Monotonic version of the table's data; bumped by every committed write.
     pub version: u64,
     pub data: TableData,
+    /// What the last ANALYZE measured; None before the first.
+    #[serde(default)]
+    pub stats: Option<TableStats>,
+    /// Rows inserted, deleted or updated since the last ANALYZE (or since creation).
+    #[serde(default)]
+    pub rows_changed: u64,
+}
+
+/// Table statistics from ANALYZE.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableStats {
+    pub analyzed_at: String,
+    /// Live rows when analyzed.
+    pub rows: u64,
+    /// Per column id.
+    pub columns: BTreeMap<u32, ColumnStats>,
+}
+
+/// One column's statistics: NULLs, distinct values (estimated), and the smallest and largest
+/// value as text in the column's type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub nulls: u64,
+    pub distinct: u64,
+    pub min: Option<String>,
+    pub max: Option<String>,
 }
 
 impl TableMeta {
+    /// Redshift's `stats_off`: 0 when the statistics are current, up to 100 when stale (the
+    /// rows changed since ANALYZE, as a percentage of the rows it saw); 100 for a table with
+    /// rows that was never analyzed.
+    pub fn stats_off(&self) -> u64 {
+        match &self.stats {
+            Some(s) => (100 * self.rows_changed)
+                .checked_div(s.rows)
+                .unwrap_or(if self.rows_changed > 0 { 100 } else { 0 })
+                .min(100),
+            None if self.data.row_count() > 0 => 100,
+            None => 0,
+        }
+    }
+
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.schema, self.name)
     }

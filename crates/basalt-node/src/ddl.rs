@@ -228,6 +228,7 @@ impl Session {
                         .txn
                         .table_mut(table.id)
                         .expect("resolved table exists");
+                    t.rows_changed += t.data.row_count();
                     t.data = TableData::default();
                     t.version += 1;
                 }
@@ -560,6 +561,8 @@ impl Session {
             identity_next,
             version: 0,
             data: TableData::default(),
+            stats: None,
+            rows_changed: 0,
         };
         t.insert_table(table);
         if let Some(q) = ctas_query {

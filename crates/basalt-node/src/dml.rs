@@ -539,6 +539,7 @@ impl Session {
             }
         }
         t.version += 1;
+        t.rows_changed += deleted;
         Ok(deleted)
     }
 
@@ -686,6 +687,7 @@ impl TableWriter {
         }
         t.identity_next = self.identity;
         t.version += 1;
+        t.rows_changed += self.rows;
         Ok(self.rows)
     }
 

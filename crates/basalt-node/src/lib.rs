@@ -13,6 +13,7 @@
 //!                                     └─ SELECT/EXPLAIN ─▶ DataFusion ─▶ slice scans ─▶ batches
 //! ```
 
+mod analyze;
 mod config;
 mod copy;
 mod cursor;

@@ -663,9 +663,7 @@ impl Session {
                 self.dml(ps).await
             }
             Statement::Copy { .. } => self.copy(&ps.statement).await,
-            Statement::Analyze(_) => Err(NodeError::unsupported(
-                "ANALYZE (table statistics arrive with the storage engine issue)",
-            )),
+            Statement::Analyze(a) => self.analyze(a).await,
             Statement::Vacuum(v) => self.vacuum(v).await,
             other => Err(NodeError::unsupported(statement_kind(other))),
         }
@@ -1121,6 +1119,10 @@ fn int4_literals(stmt: &mut Statement) {
         "round",
         "trunc",
     ];
+    // A setting's value is text to the setting, not an expression to type.
+    if matches!(stmt, Statement::Set(_)) {
+        return;
+    }
     fn constant_args(e: &Expr) -> bool {
         matches!(e, Expr::Function(f) if f.name.0.last().and_then(|p| p.as_ident())
             .is_some_and(|i| CONSTANT_ARGS.contains(&i.value.to_ascii_lowercase().as_str())))

@@ -771,3 +771,75 @@ async fn vacuum_sorts_and_reclaims() {
         (n + 1).to_string()
     );
 }
+
+/// ANALYZE records per-column statistics and resets stats_off; it skips a table with few
+/// changed rows unless analyze_threshold_percent says otherwise; the scan reports the
+/// statistics to the planner.
+#[tokio::test]
+async fn analyze_collects_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table an (id int, grp varchar(5), amt decimal(8,2), d date) diststyle even",
+    )
+    .await;
+    exec(
+        &mut s,
+        "insert into an select value, 'g' || (value % 7), value * 1.5, date '2024-01-01' + value::int \
+         from generate_series(1, 1000)",
+    )
+    .await;
+    exec(&mut s, "insert into an (id) values (null)").await;
+    let table = |leader: &Leader| {
+        leader
+            .catalog()
+            .snapshot()
+            .table_by_name("public", "an")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(table(&leader).stats_off(), 100);
+    exec(&mut s, "analyze verbose an predicate columns").await;
+    let t = table(&leader);
+    let stats = t.stats.clone().expect("analyzed");
+    assert_eq!(stats.rows, 1001);
+    assert_eq!(t.stats_off(), 0);
+    let by_name = |n: &str| stats.columns[&t.column(n).unwrap().id].clone();
+    let id = by_name("id");
+    assert_eq!(
+        (id.nulls, id.min.as_deref(), id.max.as_deref()),
+        (1, Some("1"), Some("1000"))
+    );
+    assert!((990..=1010).contains(&id.distinct), "{id:?}");
+    assert_eq!(by_name("grp").distinct, 7);
+    assert_eq!(by_name("amt").max.as_deref(), Some("1500.00"));
+    assert_eq!(by_name("d").min.as_deref(), Some("2024-01-02"));
+
+    // 5% more rows: stale by 5, skipped at the 10% default, analyzed at 0.
+    exec(
+        &mut s,
+        "insert into an select value, 'x', 0, null from generate_series(1, 50)",
+    )
+    .await;
+    assert_eq!(table(&leader).stats_off(), 4);
+    exec(&mut s, "analyze an").await;
+    assert_eq!(table(&leader).stats.unwrap().rows, 1001);
+    exec(&mut s, "set analyze_threshold_percent to 0").await;
+    exec(&mut s, "analyze an (grp)").await;
+    let t = table(&leader);
+    assert_eq!(t.stats.as_ref().unwrap().rows, 1051);
+    assert_eq!(
+        t.stats.as_ref().unwrap().columns[&t.column("grp").unwrap().id].distinct,
+        8
+    );
+    assert_eq!(t.stats_off(), 0);
+
+    // The planner sees them.
+    let plan = query(&mut s, "explain analyze select id from an where id > 10").await;
+    assert!(plan.contains("SliceScanExec"), "{plan}");
+    assert_eq!(err(&mut s, "analyze an (nope)").await, "42703");
+    assert_eq!(err(&mut s, "analyze compression an").await, "0A000");
+    exec(&mut s, "analyze").await;
+}

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Statistics, internal_err};
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics, internal_err};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -143,6 +143,7 @@ impl TableProvider for BasaltTable {
     fn statistics(&self) -> Option<Statistics> {
         let mut s = Statistics::new_unknown(&self.schema());
         s.num_rows = Precision::Exact(logical_rows(&self.meta, &self.compute) as usize);
+        s.column_statistics = column_statistics(&self.meta, self.row_ids);
         Some(s)
     }
 
@@ -173,6 +174,39 @@ fn table_schema(meta: &TableMeta, row_ids: bool) -> SchemaRef {
     let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend(basalt_storage::row_id_fields());
     Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}
+
+/// Per-column statistics from the table's last ANALYZE (inexact: the table may have changed
+/// since), in the provider's column order; unknown for columns never analyzed and row ids.
+fn column_statistics(meta: &TableMeta, row_ids: bool) -> Vec<ColumnStatistics> {
+    let mut out: Vec<ColumnStatistics> = meta
+        .columns
+        .iter()
+        .map(|c| {
+            let Some(cs) = meta.stats.as_ref().and_then(|s| s.columns.get(&c.id)) else {
+                return ColumnStatistics::new_unknown();
+            };
+            let ty = c.ty.to_arrow();
+            let value = |v: &Option<String>| {
+                v.as_ref()
+                    .and_then(|v| ScalarValue::try_from_string(v.clone(), &ty).ok())
+                    .map_or(Precision::Absent, Precision::Inexact)
+            };
+            ColumnStatistics {
+                null_count: Precision::Inexact(cs.nulls as usize),
+                distinct_count: Precision::Inexact(cs.distinct as usize),
+                min_value: value(&cs.min),
+                max_value: value(&cs.max),
+                ..ColumnStatistics::new_unknown()
+            }
+        })
+        .collect();
+    if row_ids {
+        out.extend(
+            (0..basalt_storage::ROW_ID_COLUMNS.len()).map(|_| ColumnStatistics::new_unknown()),
+        );
+    }
+    out
 }
 
 /// Rows a query sees: one copy for ALL tables.
@@ -382,6 +416,13 @@ impl ExecutionPlan for SliceScanExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
         let mut s = Statistics::new_unknown(&self.schema);
+        if partition.is_none() {
+            let all = column_statistics(&self.meta, self.row_ids);
+            s.column_statistics = match &self.projection {
+                Some(p) => p.iter().map(|&i| all[i].clone()).collect(),
+                None => all,
+            };
+        }
         let rows: u64 = match partition {
             Some(p) => self
                 .tasks

@@ -101,6 +101,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
         let text = statement_text(sql, &stmt_tokens);
         drop_approximate(&mut stmt_tokens);
         let no_schema_binding = lift_no_schema_binding(&mut stmt_tokens);
+        lift_analyze_options(&mut stmt_tokens)?;
         let table_attributes = lift_table_attributes(&mut stmt_tokens)?;
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(stmt_tokens);
         let statement = parser
@@ -238,6 +239,37 @@ fn drop_approximate(tokens: &mut [TokenWithSpan]) {
             tokens[w[0]].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
         }
     }
+}
+
+/// Redshift's `ANALYZE [VERBOSE] [t [(cols)]] [PREDICATE COLUMNS | ALL COLUMNS]`: sqlparser
+/// reads the Postgres form only. VERBOSE changes nothing here, and every column is analyzed
+/// either way (Redshift also analyzes all columns when it knows no predicate columns).
+fn lift_analyze_options(tokens: &mut [TokenWithSpan]) -> Result<(), SqlError> {
+    let idx = significant_indices(tokens);
+    if idx.is_empty() || !word_is(&tokens[idx[0]].token, "ANALYZE") {
+        return Ok(());
+    }
+    if idx.len() > 1 && word_is(&tokens[idx[1]].token, "COMPRESSION") {
+        return Err(SqlError::Unsupported {
+            feature: "ANALYZE COMPRESSION".into(),
+        });
+    }
+    let blank = |t: &mut TokenWithSpan| {
+        t.token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+    };
+    if idx.len() > 1 && word_is(&tokens[idx[1]].token, "VERBOSE") {
+        blank(&mut tokens[idx[1]]);
+    }
+    let n = idx.len();
+    if n >= 3
+        && (word_is(&tokens[idx[n - 2]].token, "PREDICATE")
+            || word_is(&tokens[idx[n - 2]].token, "ALL"))
+        && word_is(&tokens[idx[n - 1]].token, "COLUMNS")
+    {
+        blank(&mut tokens[idx[n - 2]]);
+        blank(&mut tokens[idx[n - 1]]);
+    }
+    Ok(())
 }
 
 /// Redshift's late-binding views end with `WITH NO SCHEMA BINDING`, which sqlparser accepts
@@ -464,6 +496,26 @@ fn paren_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redshift_analyze_forms() {
+        for sql in [
+            "ANALYZE",
+            "ANALYZE VERBOSE",
+            "ANALYZE t",
+            "ANALYZE VERBOSE s.t (a, b) PREDICATE COLUMNS",
+            "ANALYZE t ALL COLUMNS",
+        ] {
+            let p = parse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert!(
+                matches!(p[0].statement, Statement::Analyze(_)),
+                "{sql}: {:?}",
+                p[0].statement
+            );
+        }
+        let e = parse("ANALYZE COMPRESSION t").unwrap_err();
+        assert_eq!(e.sqlstate(), "0A000");
+    }
 
     #[test]
     fn splits_statements_and_skips_empty_ones() {

@@ -1,0 +1,172 @@
+//! ANALYZE: per-column statistics the planner uses (row counts, NULLs, distinct values,
+//! smallest and largest values), and `stats_off`.
+//!
+//! `ANALYZE [VERBOSE] [table [(columns)]] [PREDICATE COLUMNS | ALL COLUMNS]`. Like Redshift, a
+//! table is skipped when fewer than `analyze_threshold_percent` (default 10) of its rows
+//! changed since the last ANALYZE; `SET analyze_threshold_percent TO 0` analyzes every time.
+//! The statistics come from one aggregate query over the table (distinct counts are
+//! HyperLogLog estimates where DataFusion has them), and are committed with the table.
+
+use basalt_catalog::{ColumnStats, SqlType, TableMeta, TableStats};
+use basalt_sql::sqlparser::ast::Analyze;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use tracing::info;
+
+use crate::session::{StatementOutput, ident_name};
+use crate::{NodeError, Session};
+
+/// Redshift's default `analyze_threshold_percent`.
+const DEFAULT_THRESHOLD_PERCENT: f64 = 10.0;
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Types whose distinct count DataFusion estimates with HyperLogLog; others count exactly.
+fn estimates_distinct(ty: &SqlType) -> bool {
+    matches!(
+        ty,
+        SqlType::SmallInt
+            | SqlType::Integer
+            | SqlType::BigInt
+            | SqlType::Char(_)
+            | SqlType::Varchar(_)
+            | SqlType::Date
+            | SqlType::Timestamp
+            | SqlType::TimestampTz
+    )
+}
+
+impl Session {
+    pub(crate) async fn analyze(&mut self, a: &Analyze) -> Result<StatementOutput, NodeError> {
+        let threshold = match self.settings.get("analyze_threshold_percent") {
+            None => DEFAULT_THRESHOLD_PERCENT,
+            Some(v) => v.trim().parse::<f64>().map_err(|_| {
+                NodeError::invalid(
+                    "22023",
+                    format!("analyze_threshold_percent must be a number, not \"{v}\""),
+                )
+            })?,
+        };
+        let state = self.txn_mut().txn.state().clone();
+        let tables: Vec<TableMeta> = match &a.table_name {
+            Some(name) => vec![self.resolve_table(&state, name)?],
+            None => state
+                .tables
+                .values()
+                .filter(|t| !t.temporary)
+                .cloned()
+                .collect(),
+        };
+        let columns: Vec<String> = a.columns.iter().map(ident_name).collect();
+        for table in tables {
+            if let Some(missing) = columns.iter().find(|c| table.column(c).is_none()) {
+                return Err(basalt_catalog::CatalogError::ColumnNotFound {
+                    table: table.name.clone(),
+                    column: missing.clone(),
+                }
+                .into());
+            }
+            let changed_percent = match &table.stats {
+                Some(s) if s.rows > 0 => 100.0 * table.rows_changed as f64 / s.rows as f64,
+                Some(_) | None => 100.0,
+            };
+            if table.stats.is_some() && changed_percent < threshold.max(f64::MIN_POSITIVE) {
+                info!(table = %table.qualified_name(), changed_percent, "analyze skipped: few rows changed");
+                continue;
+            }
+            let stats = self.table_stats(&table, &columns).await?;
+            let t = self
+                .txn_mut()
+                .txn
+                .table_mut(table.id)
+                .expect("resolved table exists");
+            let mut merged = t.stats.take().unwrap_or_default();
+            merged.analyzed_at = stats.analyzed_at;
+            merged.rows = stats.rows;
+            merged.columns.extend(stats.columns);
+            t.stats = Some(merged);
+            t.rows_changed = 0;
+            info!(table = %table.qualified_name(), rows = stats.rows, "analyzed");
+        }
+        Ok(StatementOutput::command("ANALYZE"))
+    }
+
+    /// Measure the table (all columns, or `only` these) with one aggregate query.
+    async fn table_stats(
+        &mut self,
+        table: &TableMeta,
+        only: &[String],
+    ) -> Result<TableStats, NodeError> {
+        let cols: Vec<_> = table
+            .columns
+            .iter()
+            .filter(|c| only.is_empty() || only.contains(&c.name))
+            .collect();
+        let mut items = vec!["count(*)".to_string()];
+        for c in &cols {
+            let q = quote(&c.name);
+            let distinct = if estimates_distinct(&c.ty) {
+                format!("approx_distinct({q})")
+            } else {
+                format!("count(DISTINCT {q})")
+            };
+            items.push(format!("count({q})"));
+            items.push(format!("CAST({distinct} AS bigint)"));
+            items.push(format!("CAST(min({q}) AS varchar)"));
+            items.push(format!("CAST(max({q}) AS varchar)"));
+        }
+        let sql = format!(
+            "SELECT {} FROM {}.{}",
+            items.join(", "),
+            quote(&table.schema),
+            quote(&table.name)
+        );
+        let stmt = basalt_sql::parse(&sql)?.remove(0).statement;
+        let batches = self.query(stmt).await?.collect().await?;
+        let Some(row) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Err(NodeError::Internal {
+                message: format!("ANALYZE of {} returned no row", table.qualified_name()),
+            });
+        };
+        let int = |i: usize| -> Result<u64, NodeError> {
+            let a = cast(row.column(i), &DataType::Int64)?;
+            let a = a.as_primitive::<Int64Type>();
+            Ok(if a.is_null(0) {
+                0
+            } else {
+                a.value(0).max(0) as u64
+            })
+        };
+        let text = |i: usize| -> Result<Option<String>, NodeError> {
+            let a = cast(row.column(i), &DataType::Utf8)?;
+            let a = a.as_string::<i32>();
+            Ok((!a.is_null(0)).then(|| a.value(0).to_string()))
+        };
+        let rows = int(0)?;
+        let mut stats = TableStats {
+            analyzed_at: chrono::Utc::now()
+                .naive_utc()
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            rows,
+            columns: Default::default(),
+        };
+        for (k, c) in cols.iter().enumerate() {
+            let at = 1 + 4 * k;
+            let non_null = int(at)?;
+            stats.columns.insert(
+                c.id,
+                ColumnStats {
+                    nulls: rows - non_null.min(rows),
+                    distinct: int(at + 1)?.min(non_null),
+                    min: text(at + 2)?,
+                    max: text(at + 3)?,
+                },
+            );
+        }
+        Ok(stats)
+    }
+}
