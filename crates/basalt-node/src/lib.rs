@@ -26,6 +26,7 @@ mod pg;
 mod pg_overlay;
 mod session;
 mod settings;
+mod system_tables;
 #[cfg(test)]
 mod tests;
 mod vacuum;

@@ -83,7 +83,12 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
     let inner = catalog
         .schema("pg_catalog")
         .ok_or_else(|| NodeError::internal("pg_catalog was not registered"))?;
-    let overlay = PgCatalogOverlay::new(inner, ctx.state().catalog_list().clone(), users);
+    let overlay = PgCatalogOverlay::new(
+        inner,
+        ctx.state().catalog_list().clone(),
+        users,
+        leader.compute().topology,
+    );
     catalog
         .register_schema("pg_catalog", Arc::new(overlay))
         .map_err(|e| NodeError::internal(format!("pg_catalog overlay: {e}")))?;

@@ -50,6 +50,8 @@ pub(crate) struct PgCatalogOverlay {
     catalogs: Arc<dyn CatalogProviderList>,
     /// (name, superuser), sorted by name; a user's `usesysid` is its position + 100.
     users: Vec<(String, bool)>,
+    /// The cluster's slice map (STV_SLICES).
+    topology: basalt_catalog::Topology,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,9 @@ enum Kind {
     SvvExternalSchemas,
     SvvExternalTables,
     SvvExternalColumns,
+    SvvTableInfo,
+    PgTableDef,
+    StvSlices,
 }
 
 /// Relations only the overlay has (clients name them without `pg_catalog.`).
@@ -75,6 +80,9 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "svv_external_schemas",
     "svv_external_tables",
     "svv_external_columns",
+    "svv_table_info",
+    "pg_table_def",
+    "stv_slices",
 ];
 
 impl Kind {
@@ -91,6 +99,9 @@ impl Kind {
             "svv_external_schemas" => Kind::SvvExternalSchemas,
             "svv_external_tables" => Kind::SvvExternalTables,
             "svv_external_columns" => Kind::SvvExternalColumns,
+            "svv_table_info" => Kind::SvvTableInfo,
+            "pg_table_def" => Kind::PgTableDef,
+            "stv_slices" => Kind::StvSlices,
             _ => return None,
         })
     }
@@ -101,13 +112,26 @@ impl PgCatalogOverlay {
         inner: Arc<dyn SchemaProvider>,
         catalogs: Arc<dyn CatalogProviderList>,
         mut users: Vec<(String, bool)>,
+        topology: basalt_catalog::Topology,
     ) -> Self {
         users.sort();
         PgCatalogOverlay {
             inner,
             catalogs,
             users,
+            topology,
         }
+    }
+
+    /// The tables the session sees with their pg_class OIDs, ordered by schema and name.
+    async fn tables_with_oids(&self, state: &dyn Session) -> Result<Vec<(i32, Arc<TableMeta>)>> {
+        let oids = self.relation_oids(state).await?;
+        let mut tables: Vec<_> = self.tables().await?.into_iter().collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(tables
+            .into_iter()
+            .map(|(key, t)| (oids.get(&key).copied().unwrap_or(0), t))
+            .collect())
     }
 
     fn usesysid(&self, user: &str) -> i32 {
@@ -199,6 +223,19 @@ impl PgCatalogOverlay {
             Kind::SvvExternalSchemas | Kind::SvvExternalTables | Kind::SvvExternalColumns => {
                 Ok(RecordBatch::new_empty(schema.clone()))
             }
+            Kind::SvvTableInfo => {
+                let db = self
+                    .catalogs
+                    .catalog_names()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                crate::system_tables::svv_table_info(&db, &self.tables_with_oids(state).await?)
+            }
+            Kind::PgTableDef => {
+                crate::system_tables::pg_table_def(&self.tables_with_oids(state).await?)
+            }
+            Kind::StvSlices => crate::system_tables::stv_slices(&self.topology),
             Kind::Attribute => self.pg_attribute(schema, state).await,
             Kind::Class => self.pg_class(schema, state).await,
             Kind::Index => self.pg_index(schema, state).await,
@@ -521,6 +558,9 @@ impl PgCatalogOverlay {
                     Field::new("useconfig", DataType::Utf8, true),
                 ])));
             }
+            Kind::SvvTableInfo => return Ok(crate::system_tables::svv_table_info_schema()),
+            Kind::PgTableDef => return Ok(crate::system_tables::pg_table_def_schema()),
+            Kind::StvSlices => return Ok(crate::system_tables::stv_slices_schema()),
             Kind::SvvTables => {
                 return Ok(utf8_schema(&[
                     "table_catalog",
@@ -634,6 +674,7 @@ impl SchemaProvider for PgCatalogOverlay {
                 inner: self.inner.clone(),
                 catalogs: self.catalogs.clone(),
                 users: self.users.clone(),
+                topology: self.topology,
             }),
         })))
     }

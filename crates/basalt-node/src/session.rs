@@ -174,10 +174,13 @@ impl std::fmt::Debug for Session {
 
 /// Does the statement read the Postgres catalog (client metadata queries)? Those get
 /// datafusion-pg-catalog's rewrites, which are meant for catalog SQL only.
+/// Name prefixes of Redshift's system tables and views.
+const REDSHIFT_SYSTEM_PREFIXES: &[&str] = &["svv_", "stv_", "stl_", "svl_", "sys_"];
+
 fn is_catalog_query(sql: &str) -> bool {
     let s = sql.to_ascii_lowercase();
     s.contains("pg_")
-        || s.contains("svv_")
+        || REDSHIFT_SYSTEM_PREFIXES.iter().any(|p| s.contains(p))
         || s.contains("information_schema")
         || s.contains("::reg")
         || s.contains("current_schemas")
@@ -200,9 +203,9 @@ fn references_catalog(stmt: &Statement) -> bool {
         if parts
             .iter()
             .any(|p| p == "pg_catalog" || p == "information_schema")
-            || parts
-                .last()
-                .is_some_and(|p| p.starts_with("pg_") || p.starts_with("svv_"))
+            || parts.last().is_some_and(|p| {
+                p.starts_with("pg_") || REDSHIFT_SYSTEM_PREFIXES.iter().any(|x| p.starts_with(x))
+            })
         {
             found = true;
         }

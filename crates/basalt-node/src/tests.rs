@@ -843,3 +843,60 @@ async fn analyze_collects_statistics() {
     assert_eq!(err(&mut s, "analyze compression an").await, "0A000");
     exec(&mut s, "analyze").await;
 }
+
+/// SVV_TABLE_INFO measures rows (deleted ones until VACUUM), the unsorted share and
+/// stats_off; STV_SLICES is the slice map; PG_TABLE_DEF lists columns with their keys.
+#[tokio::test]
+async fn storage_system_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table st (id int encode az64, name varchar(30) not null) distkey(id) compound sortkey(id, name)",
+    )
+    .await;
+    exec(&mut s, "create table st_empty (a int)").await;
+    exec(
+        &mut s,
+        "insert into st select value, 'n' from generate_series(1, 100)",
+    )
+    .await;
+    exec(&mut s, "delete from st where id <= 20").await;
+    let info = query(
+        &mut s,
+        "select \"table\", diststyle, sortkey1, sortkey_num, max_varchar, unsorted, stats_off, \
+         tbl_rows, estimated_visible_rows from svv_table_info",
+    )
+    .await;
+    assert!(
+        info.contains("| st    | KEY(id)   | id       | 2           | 30          | 100.0    | 100.0     | 100.0    | 80.0                   |"),
+        "{info}"
+    );
+    assert!(!info.contains("st_empty"), "{info}");
+    exec(&mut s, "vacuum st to 100 percent").await;
+    exec(&mut s, "analyze st").await;
+    let info = query(
+        &mut s,
+        "select unsorted, stats_off, tbl_rows from svv_table_info where \"table\" = 'st'",
+    )
+    .await;
+    assert!(
+        info.contains("| 0.0      | 0.0       | 80.0     |"),
+        "{info}"
+    );
+    assert_eq!(scalar(&mut s, "select count(*) from stv_slices").await, "4");
+    assert_eq!(
+        scalar(&mut s, "select count(distinct node) from stv_slices").await,
+        "2"
+    );
+    let def = query(
+        &mut s,
+        "select \"column\", type, encoding, distkey, sortkey, notnull from pg_table_def \
+         where tablename = 'st' order by \"column\"",
+    )
+    .await;
+    assert!(def.contains("| id     | integer"), "{def}");
+    assert!(def.contains("| true    | 1       | false   |"), "{def}");
+    assert!(def.contains("| false   | 2       | true    |"), "{def}");
+}
