@@ -258,7 +258,7 @@ impl ComputeNode {
             }
             let path = store.segment_path(table.id, &seg.file);
             let meta = std::fs::metadata(&path).map_err(|e| StorageError::Corrupt {
-                table: table.id,
+                table: table.qualified_name(),
                 slice: req.slice,
                 file: seg.file.clone(),
                 reason: format!("segment file {}: {e}", path.display()),
@@ -309,15 +309,23 @@ impl ComputeNode {
                 .build();
         let exec = DataSourceExec::from_data_source(config);
         let stream = exec.execute(0, ctx)?;
-        let (table_id, slice) = (table.id, req.slice);
+        let (name, slice) = (table.qualified_name(), req.slice);
+        let files: Vec<String> = req.segments.iter().map(|s| s.file.clone()).collect();
         let schema = out_schema.clone();
         let relabeled = stream.map(move |r| {
             let batch = r.map_err(|e| {
+                let reason = e.to_string();
+                // The reader names the file by path; name the segment by its file name.
+                let file = files
+                    .iter()
+                    .find(|f| reason.contains(f.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| "(segment scan)".into());
                 DataFusionError::External(Box::new(StorageError::Corrupt {
-                    table: table_id,
+                    table: name.clone(),
                     slice,
-                    file: "(segment scan)".into(),
-                    reason: e.to_string(),
+                    file,
+                    reason,
                 }))
             })?;
             RecordBatch::try_new_with_options(

@@ -101,13 +101,13 @@ impl SliceStore {
         };
         let path = self.segment_path(table, &dv.file);
         let bytes = fs::read(&path).map_err(|e| StorageError::Corrupt {
-            table,
+            table: format!("id {table}"),
             slice: self.slice,
             file: dv.file.clone(),
             reason: format!("delete vector {}: {e}", path.display()),
         })?;
         decode(&bytes).map_err(|reason| StorageError::Corrupt {
-            table,
+            table: format!("id {table}"),
             slice: self.slice,
             file: dv.file.clone(),
             reason,
@@ -128,7 +128,7 @@ impl SliceStore {
         deleted |= rows;
         if deleted.max().is_some_and(|m| u64::from(m) >= seg.rows) {
             return Err(StorageError::Corrupt {
-                table,
+                table: format!("id {table}"),
                 slice: self.slice,
                 file: seg.file.clone(),
                 reason: format!("row position past the segment's {} rows", seg.rows),

@@ -15,7 +15,8 @@ pub enum StorageError {
     },
     #[error("segment {file} of table {table} on slice {slice} is unreadable: {reason}")]
     Corrupt {
-        table: TableId,
+        /// The table's name (`schema.table`) where known, else its id.
+        table: String,
         slice: SliceId,
         file: String,
         reason: String,
