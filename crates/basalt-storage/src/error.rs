@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use basalt_catalog::{SliceId, TableId};
+use basalt_catalog::SliceId;
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 
