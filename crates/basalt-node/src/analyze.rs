@@ -39,7 +39,106 @@ fn estimates_distinct(ty: &SqlType) -> bool {
     )
 }
 
+/// Rows ANALYZE COMPRESSION samples by default (Redshift's COMPROWS default).
+const DEFAULT_COMPROWS: u64 = 100_000;
+
 impl Session {
+    /// `ANALYZE COMPRESSION [t [(cols)]] [COMPROWS n]`: for each column, the encoding that
+    /// stores a sample of its values smallest, and how much smaller than RAW it is. Reads a
+    /// sample; changes nothing, so writers are never blocked.
+    pub(crate) async fn analyze_compression(
+        &mut self,
+        a: &Analyze,
+        comprows: Option<u64>,
+    ) -> Result<StatementOutput, NodeError> {
+        use datafusion::arrow::array::{Float64Builder, RecordBatch, StringBuilder};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let state = self.txn_mut().txn.state().clone();
+        let tables: Vec<TableMeta> = match &a.table_name {
+            Some(name) => vec![self.resolve_table(&state, name)?],
+            None => state
+                .tables
+                .values()
+                .filter(|t| !t.temporary)
+                .cloned()
+                .collect(),
+        };
+        let only: Vec<String> = a.columns.iter().map(ident_name).collect();
+        let rows = comprows.unwrap_or(DEFAULT_COMPROWS);
+        let (mut t_out, mut c_out, mut e_out) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
+        let mut pct_out = Float64Builder::new();
+        for table in tables {
+            if let Some(missing) = only.iter().find(|c| table.column(c).is_none()) {
+                return Err(basalt_catalog::CatalogError::ColumnNotFound {
+                    table: table.name.clone(),
+                    column: missing.clone(),
+                }
+                .into());
+            }
+            let sql = format!(
+                "SELECT * FROM {}.{} LIMIT {rows}",
+                quote(&table.schema),
+                quote(&table.name)
+            );
+            let stmt = basalt_sql::parse(&sql)?.remove(0).statement;
+            let batches = self.query(stmt).await?.collect().await?;
+            let sample =
+                datafusion::arrow::compute::concat_batches(&table.arrow_schema(), &batches)?;
+            for (i, col) in table.columns.iter().enumerate() {
+                if !only.is_empty() && !only.contains(&col.name) {
+                    continue;
+                }
+                let sizes = basalt_storage::encoded_sizes(&table, i, sample.column(i).clone())?;
+                let raw = sizes
+                    .iter()
+                    .find(|(e, _)| *e == basalt_catalog::Encoding::Raw)
+                    .map(|(_, b)| *b);
+                // The smallest; on a tie the earlier (preferred) candidate.
+                let Some(&(best, bytes)) = sizes.iter().min_by_key(|(_, b)| *b) else {
+                    continue;
+                };
+                let reduction = raw
+                    .filter(|r| *r > 0)
+                    .map(|r| {
+                        ((100.0 * (r as f64 - bytes as f64) / r as f64) * 100.0).round() / 100.0
+                    })
+                    .unwrap_or(0.0);
+                t_out.append_value(&table.name);
+                c_out.append_value(&col.name);
+                e_out.append_value(best.as_str());
+                pct_out.append_value(reduction);
+            }
+        }
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("Table", DataType::Utf8, false),
+            Field::new("Column", DataType::Utf8, false),
+            Field::new("Encoding", DataType::Utf8, false),
+            Field::new("Est_reduction_pct", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                std::sync::Arc::new(t_out.finish()),
+                std::sync::Arc::new(c_out.finish()),
+                std::sync::Arc::new(e_out.finish()),
+                std::sync::Arc::new(pct_out.finish()),
+            ],
+        )?;
+        Ok(StatementOutput::Rows {
+            schema: schema.clone(),
+            stream: Box::pin(
+                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter(vec![Ok(batch)]),
+                ),
+            ),
+        })
+    }
+
     pub(crate) async fn analyze(&mut self, a: &Analyze) -> Result<StatementOutput, NodeError> {
         let threshold = match self.settings.get("analyze_threshold_percent") {
             None => DEFAULT_THRESHOLD_PERCENT,

@@ -205,6 +205,7 @@ impl Session {
             sql,
             statement: stmt,
             table_attributes: None,
+            compression: None,
         }))
         .await
     }

@@ -908,6 +908,7 @@ pub(crate) fn parse_fallback(sql: &str) -> Option<Vec<ParsedStatement>> {
                 sql: statement.to_string(),
                 statement,
                 table_attributes: None,
+                compression: None,
             })
             .collect(),
     )

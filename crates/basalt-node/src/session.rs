@@ -666,7 +666,10 @@ impl Session {
                 self.dml(ps).await
             }
             Statement::Copy { .. } => self.copy(&ps.statement).await,
-            Statement::Analyze(a) => self.analyze(a).await,
+            Statement::Analyze(a) => match &ps.compression {
+                Some(c) => self.analyze_compression(a, c.comprows).await,
+                None => self.analyze(a).await,
+            },
             Statement::Vacuum(v) => self.vacuum(v).await,
             other => Err(NodeError::unsupported(statement_kind(other))),
         }

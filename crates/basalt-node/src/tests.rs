@@ -840,8 +840,30 @@ async fn analyze_collects_statistics() {
     let plan = query(&mut s, "explain analyze select id from an where id > 10").await;
     assert!(plan.contains("SliceScanExec"), "{plan}");
     assert_eq!(err(&mut s, "analyze an (nope)").await, "42703");
-    assert_eq!(err(&mut s, "analyze compression an").await, "0A000");
     exec(&mut s, "analyze").await;
+
+    // ANALYZE COMPRESSION: one row per column with the smallest encoding for a sample.
+    let out = query(&mut s, "analyze compression an comprows 1000").await;
+    assert!(
+        out.contains("| Table | Column | Encoding | Est_reduction_pct |"),
+        "{out}"
+    );
+    assert_eq!(out.matches("| an    |").count(), 4, "{out}");
+    let reduction = |col: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("| {col} ")))
+            .unwrap_or_else(|| panic!("{col}: {out}"));
+        line.split('|').nth(4).unwrap().trim().parse().unwrap()
+    };
+    // Sequential ids and seven distinct strings compress well; the chosen encoding is never
+    // larger than RAW.
+    assert!(reduction("id") > 30.0, "{out}");
+    assert!(reduction("grp") > 30.0, "{out}");
+    assert!(reduction("amt") >= 0.0 && reduction("d") >= 0.0, "{out}");
+    let one = query(&mut s, "analyze compression an (grp)").await;
+    assert_eq!(one.matches("| an    |").count(), 1, "{one}");
+    assert_eq!(err(&mut s, "analyze compression an (nope)").await, "42703");
 }
 
 /// SVV_TABLE_INFO measures rows (deleted ones until VACUUM), the unsorted share and

@@ -82,6 +82,15 @@ pub struct ParsedStatement {
     pub statement: Statement,
     /// Set for CREATE TABLE statements.
     pub table_attributes: Option<TableAttributes>,
+    /// `ANALYZE COMPRESSION ...`: the statement is the ANALYZE of its table and columns.
+    pub compression: Option<CompressionAnalysis>,
+}
+
+/// `ANALYZE COMPRESSION [t [(cols)]] [COMPROWS n]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompressionAnalysis {
+    /// Rows to sample (`COMPROWS`).
+    pub comprows: Option<u64>,
 }
 
 /// Parse a query string holding zero or more `;`-separated statements.
@@ -101,7 +110,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
         let text = statement_text(sql, &stmt_tokens);
         drop_approximate(&mut stmt_tokens);
         let no_schema_binding = lift_no_schema_binding(&mut stmt_tokens);
-        lift_analyze_options(&mut stmt_tokens)?;
+        let compression = lift_analyze_options(&mut stmt_tokens)?;
         let table_attributes = lift_table_attributes(&mut stmt_tokens)?;
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(stmt_tokens);
         let statement = parser
@@ -135,6 +144,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             sql: text,
             statement,
             table_attributes,
+            compression,
         });
     }
     Ok(out)
@@ -244,19 +254,36 @@ fn drop_approximate(tokens: &mut [TokenWithSpan]) {
 /// Redshift's `ANALYZE [VERBOSE] [t [(cols)]] [PREDICATE COLUMNS | ALL COLUMNS]`: sqlparser
 /// reads the Postgres form only. VERBOSE changes nothing here, and every column is analyzed
 /// either way (Redshift also analyzes all columns when it knows no predicate columns).
-fn lift_analyze_options(tokens: &mut [TokenWithSpan]) -> Result<(), SqlError> {
+fn lift_analyze_options(
+    tokens: &mut [TokenWithSpan],
+) -> Result<Option<CompressionAnalysis>, SqlError> {
     let idx = significant_indices(tokens);
     if idx.is_empty() || !word_is(&tokens[idx[0]].token, "ANALYZE") {
-        return Ok(());
-    }
-    if idx.len() > 1 && word_is(&tokens[idx[1]].token, "COMPRESSION") {
-        return Err(SqlError::Unsupported {
-            feature: "ANALYZE COMPRESSION".into(),
-        });
+        return Ok(None);
     }
     let blank = |t: &mut TokenWithSpan| {
         t.token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
     };
+    if idx.len() > 1 && word_is(&tokens[idx[1]].token, "COMPRESSION") {
+        blank(&mut tokens[idx[1]]);
+        let mut c = CompressionAnalysis::default();
+        let n = idx.len();
+        if n >= 3 && word_is(&tokens[idx[n - 2]].token, "COMPROWS") {
+            let Token::Number(rows, _) = &tokens[idx[n - 1]].token else {
+                return Err(SqlError::Syntax {
+                    message: "COMPROWS takes a number of rows".into(),
+                    position: None,
+                });
+            };
+            c.comprows = Some(rows.parse().map_err(|_| SqlError::Syntax {
+                message: format!("COMPROWS {rows} is not a row count"),
+                position: None,
+            })?);
+            blank(&mut tokens[idx[n - 2]]);
+            blank(&mut tokens[idx[n - 1]]);
+        }
+        return Ok(Some(c));
+    }
     if idx.len() > 1 && word_is(&tokens[idx[1]].token, "VERBOSE") {
         blank(&mut tokens[idx[1]]);
     }
@@ -269,7 +296,7 @@ fn lift_analyze_options(tokens: &mut [TokenWithSpan]) -> Result<(), SqlError> {
         blank(&mut tokens[idx[n - 2]]);
         blank(&mut tokens[idx[n - 1]]);
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Redshift's late-binding views end with `WITH NO SCHEMA BINDING`, which sqlparser accepts
@@ -513,8 +540,10 @@ mod tests {
                 p[0].statement
             );
         }
-        let e = parse("ANALYZE COMPRESSION t").unwrap_err();
-        assert_eq!(e.sqlstate(), "0A000");
+        let p = parse("ANALYZE COMPRESSION t (a) COMPROWS 5000").unwrap();
+        assert_eq!(p[0].compression.as_ref().unwrap().comprows, Some(5000));
+        assert!(matches!(p[0].statement, Statement::Analyze(_)));
+        assert!(parse("ANALYZE t").unwrap()[0].compression.is_none());
     }
 
     #[test]

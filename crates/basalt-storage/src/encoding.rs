@@ -86,3 +86,79 @@ pub fn writer_properties(table: &TableMeta) -> WriterProperties {
     }
     b.build()
 }
+
+/// The encodings ANALYZE COMPRESSION (and ENCODE AUTO) weigh for a column of type `ty`, the
+/// first being the one preferred on a tie (Redshift's choice for the type).
+pub fn candidate_encodings(ty: &SqlType) -> &'static [Encoding] {
+    match ty {
+        SqlType::SmallInt
+        | SqlType::Integer
+        | SqlType::BigInt
+        | SqlType::Decimal { .. }
+        | SqlType::Date
+        | SqlType::Timestamp
+        | SqlType::TimestampTz
+        | SqlType::Time => &[
+            Encoding::Az64,
+            Encoding::Zstd,
+            Encoding::Bytedict,
+            Encoding::Delta,
+            Encoding::Runlength,
+            Encoding::Lzo,
+            Encoding::Raw,
+        ],
+        SqlType::Char(_) | SqlType::Varchar(_) => &[
+            Encoding::Lzo,
+            Encoding::Zstd,
+            Encoding::Bytedict,
+            Encoding::Text255,
+            Encoding::Runlength,
+            Encoding::Raw,
+        ],
+        SqlType::Boolean | SqlType::Real | SqlType::Double => &[
+            Encoding::Raw,
+            Encoding::Zstd,
+            Encoding::Runlength,
+            Encoding::Bytedict,
+            Encoding::Lzo,
+        ],
+    }
+}
+
+/// Bytes one column's values (`values`, in the column's type) take in a segment written with
+/// each candidate encoding: the measure behind ANALYZE COMPRESSION. Written to memory.
+pub fn encoded_sizes(
+    table: &TableMeta,
+    column: usize,
+    values: datafusion::arrow::array::ArrayRef,
+) -> Result<Vec<(Encoding, u64)>, crate::StorageError> {
+    let mut out = vec![];
+    for &enc in candidate_encodings(&table.columns[column].ty) {
+        let mut one = table.clone();
+        let mut col = table.columns[column].clone();
+        col.encoding = enc;
+        one.columns = vec![col];
+        one.encode_auto = false;
+        let schema = one.physical_schema();
+        let batch =
+            datafusion::arrow::array::RecordBatch::try_new(schema.clone(), vec![values.clone()])?;
+        let mut buf: Vec<u8> = vec![];
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(&one)))
+                .map_err(|source| crate::StorageError::Parquet {
+                path: "(memory)".into(),
+                source,
+            })?;
+        w.write(&batch)
+            .map_err(|source| crate::StorageError::Parquet {
+                path: "(memory)".into(),
+                source,
+            })?;
+        w.close().map_err(|source| crate::StorageError::Parquet {
+            path: "(memory)".into(),
+            source,
+        })?;
+        out.push((enc, buf.len() as u64));
+    }
+    Ok(out)
+}
