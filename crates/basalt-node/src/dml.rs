@@ -609,19 +609,46 @@ pub(crate) struct TableWriter {
     written: BTreeMap<SliceId, Vec<SegmentMeta>>,
     rows: u64,
     rr: u64,
+    /// An ENCODE AUTO table's first load: pick each column's encoding from the first rows.
+    choose_encodings: bool,
 }
+
+/// Rows of a first load that ENCODE AUTO weighs encodings on.
+const ENCODE_AUTO_SAMPLE_ROWS: usize = 50_000;
 
 impl TableWriter {
     pub(crate) fn new(session: &mut Session, table_id: TableId) -> Self {
         let table = Arc::new(session.txn_table(table_id));
         TableWriter {
             identity: table.identity_next.clone(),
+            choose_encodings: table.encode_auto && table.data.slices.values().all(|s| s.is_empty()),
             table,
             pending: BTreeMap::new(),
             written: BTreeMap::new(),
             rows: 0,
             rr: session.rr,
         }
+    }
+
+    /// Redshift's automatic compression: on an ENCODE AUTO table's first load, each column
+    /// (but the sort key's, which stay as they are) takes the encoding that stores a sample
+    /// of the rows smallest. Recorded in the catalog when the load commits.
+    fn choose_encodings(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
+        self.choose_encodings = false;
+        let sample = batch.slice(0, batch.num_rows().min(ENCODE_AUTO_SAMPLE_ROWS));
+        let sort_cols = self.table.sortkey_indices();
+        let mut table = (*self.table).clone();
+        for i in 0..table.columns.len() {
+            if sort_cols.contains(&i) {
+                continue;
+            }
+            let sizes = basalt_storage::encoded_sizes(&self.table, i, sample.column(i).clone())?;
+            if let Some(&(best, _)) = sizes.iter().min_by_key(|(_, b)| *b) {
+                table.columns[i].encoding = best;
+            }
+        }
+        self.table = Arc::new(table);
+        Ok(())
     }
 
     pub(crate) async fn push(
@@ -635,6 +662,9 @@ impl TableWriter {
         }
         let topology = session.leader.topology();
         let conformed = conform(&self.table, batch, plan, &mut self.identity)?;
+        if self.choose_encodings {
+            self.choose_encodings(&conformed)?;
+        }
         self.rows += conformed.num_rows() as u64;
         for (slice, part) in split_by_slice(&self.table, &topology, &conformed, &mut self.rr)? {
             let e = self.pending.entry(slice).or_default();
@@ -688,6 +718,11 @@ impl TableWriter {
         t.identity_next = self.identity;
         t.version += 1;
         t.rows_changed += self.rows;
+        if t.encode_auto && self.rows > 0 {
+            for (c, chosen) in t.columns.iter_mut().zip(&self.table.columns) {
+                c.encoding = chosen.encoding;
+            }
+        }
         Ok(self.rows)
     }
 

@@ -965,3 +965,59 @@ async fn corrupt_segment_is_a_clear_error() {
     assert!(msg.contains(&segs[0].file) && msg.contains("cs"), "{msg}");
     assert_eq!(scalar(&mut s, "select 1").await, "1");
 }
+
+/// An ENCODE AUTO table takes each column's encoding from its first load (the sort key's
+/// stays); a table with declared encodings keeps them.
+#[tokio::test]
+async fn encode_auto_chooses_on_first_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table ea (k int, grp varchar(10), n bigint) sortkey(k)",
+    )
+    .await;
+    exec(
+        &mut s,
+        "create table ed (grp varchar(10) encode raw, n bigint encode raw)",
+    )
+    .await;
+    let encodings = |leader: &Leader, name: &str| -> Vec<basalt_catalog::Encoding> {
+        leader
+            .catalog()
+            .snapshot()
+            .table_by_name("public", name)
+            .unwrap()
+            .columns
+            .iter()
+            .map(|c| c.encoding)
+            .collect()
+    };
+    let before = encodings(&leader, "ea");
+    let load = "select value, 'g' || (value % 3), value * 1000 from generate_series(1, 20000)";
+    exec(&mut s, &format!("insert into ea {load}")).await;
+    exec(
+        &mut s,
+        "insert into ed select 'g' || (value % 3), value from generate_series(1, 100)",
+    )
+    .await;
+    let after = encodings(&leader, "ea");
+    assert_eq!(after[0], before[0], "sort key column keeps its encoding");
+    assert_ne!(after, before, "{after:?}");
+    assert_eq!(
+        encodings(&leader, "ed"),
+        vec![basalt_catalog::Encoding::Raw, basalt_catalog::Encoding::Raw]
+    );
+    assert_eq!(
+        scalar(&mut s, "select count(distinct grp) from ea").await,
+        "3"
+    );
+    assert_eq!(
+        scalar(&mut s, "select sum(n) from ea").await,
+        "200010000000"
+    );
+    // A second load keeps the first load's choice.
+    exec(&mut s, "insert into ea values (0, 'zzzzzzzzzz', 1)").await;
+    assert_eq!(encodings(&leader, "ea"), after);
+}
