@@ -8,50 +8,11 @@
 //! picks another random sequence.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_basalt"))
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--port", &port.to_string(), "--slices", "2", "--nodes", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("basalt starts")
-}
-
-async fn connect(port: u16) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={port} user=basalt dbname=dev"),
-            NoTls,
-        )
-        .await
-        {
-            Ok((client, conn)) => {
-                tokio::spawn(conn);
-                return client;
-            }
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("server did not come up: {e}"),
-        }
-    }
-}
+use crate::durability::{connect, free_port, start};
 
 /// xorshift64*: reproducible without a dependency.
 struct Rng(u64);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -15,7 +15,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
+pub(crate) fn start(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_basalt"))
         .args(["serve", "--data-dir"])
         .arg(dir)
@@ -26,7 +26,7 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .expect("basalt starts")
 }
 
-async fn connect(port: u16) -> tokio_postgres::Client {
+pub(crate) async fn connect(port: u16) -> tokio_postgres::Client {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match tokio_postgres::connect(

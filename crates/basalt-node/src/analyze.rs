@@ -53,17 +53,7 @@ impl Session {
     ) -> Result<StatementOutput, NodeError> {
         use datafusion::arrow::array::{Float64Builder, RecordBatch, StringBuilder};
         use datafusion::arrow::datatypes::{Field, Schema};
-        let state = self.txn_mut().txn.state().clone();
-        let tables: Vec<TableMeta> = match &a.table_name {
-            Some(name) => vec![self.resolve_table(&state, name)?],
-            None => state
-                .tables
-                .values()
-                .filter(|t| !t.temporary)
-                .cloned()
-                .collect(),
-        };
-        let only: Vec<String> = a.columns.iter().map(ident_name).collect();
+        let (tables, only) = self.analyze_targets(a)?;
         let rows = comprows.unwrap_or(DEFAULT_COMPROWS);
         let (mut t_out, mut c_out, mut e_out) = (
             StringBuilder::new(),
@@ -72,13 +62,6 @@ impl Session {
         );
         let mut pct_out = Float64Builder::new();
         for table in tables {
-            if let Some(missing) = only.iter().find(|c| table.column(c).is_none()) {
-                return Err(basalt_catalog::CatalogError::ColumnNotFound {
-                    table: table.name.clone(),
-                    column: missing.clone(),
-                }
-                .into());
-            }
             let sql = format!(
                 "SELECT * FROM {}.{} LIMIT {rows}",
                 quote(&table.schema),
@@ -139,16 +122,9 @@ impl Session {
         })
     }
 
-    pub(crate) async fn analyze(&mut self, a: &Analyze) -> Result<StatementOutput, NodeError> {
-        let threshold = match self.settings.get("analyze_threshold_percent") {
-            None => DEFAULT_THRESHOLD_PERCENT,
-            Some(v) => v.trim().parse::<f64>().map_err(|_| {
-                NodeError::invalid(
-                    "22023",
-                    format!("analyze_threshold_percent must be a number, not \"{v}\""),
-                )
-            })?,
-        };
+    /// The tables an ANALYZE names (every permanent table without a name) and its columns
+    /// (empty: all), checked to exist.
+    fn analyze_targets(&mut self, a: &Analyze) -> Result<(Vec<TableMeta>, Vec<String>), NodeError> {
         let state = self.txn_mut().txn.state().clone();
         let tables: Vec<TableMeta> = match &a.table_name {
             Some(name) => vec![self.resolve_table(&state, name)?],
@@ -160,7 +136,7 @@ impl Session {
                 .collect(),
         };
         let columns: Vec<String> = a.columns.iter().map(ident_name).collect();
-        for table in tables {
+        for table in &tables {
             if let Some(missing) = columns.iter().find(|c| table.column(c).is_none()) {
                 return Err(basalt_catalog::CatalogError::ColumnNotFound {
                     table: table.name.clone(),
@@ -168,6 +144,22 @@ impl Session {
                 }
                 .into());
             }
+        }
+        Ok((tables, columns))
+    }
+
+    pub(crate) async fn analyze(&mut self, a: &Analyze) -> Result<StatementOutput, NodeError> {
+        let threshold = match self.settings.get("analyze_threshold_percent") {
+            None => DEFAULT_THRESHOLD_PERCENT,
+            Some(v) => v.trim().parse::<f64>().map_err(|_| {
+                NodeError::invalid(
+                    "22023",
+                    format!("analyze_threshold_percent must be a number, not \"{v}\""),
+                )
+            })?,
+        };
+        let (tables, columns) = self.analyze_targets(a)?;
+        for table in tables {
             let changed_percent = match &table.stats {
                 Some(s) if s.rows > 0 => 100.0 * table.rows_changed as f64 / s.rows as f64,
                 Some(_) | None => 100.0,

@@ -277,6 +277,16 @@ impl FunctionRewrite for UnknownLiterals {
 /// `basalt_checked_{add,sub,mul}(a, b)`: integer arithmetic that fails with an overflow error
 /// (22003) instead of wrapping; Arrow's non-wrapping kernels. `basalt_checked_div(a, b)`:
 /// floating-point division that fails on a zero divisor (22012).
+/// A function's result: one value when every argument was one (so constant folding keeps a
+/// scalar), else the array.
+fn columnar(out: datafusion::arrow::array::ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+    } else {
+        ColumnarValue::Array(out)
+    })
+}
+
 fn checked_arithmetic(op: Operator) -> ScalarUDF {
     use datafusion::logical_expr::{ScalarUDFImpl, Signature};
     #[derive(Debug, PartialEq, Eq, Hash)]
@@ -330,11 +340,7 @@ fn checked_arithmetic(op: Operator) -> ScalarUDF {
                 }
                 other => other,
             })?;
-            Ok(if scalars {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-            } else {
-                ColumnarValue::Array(out)
-            })
+            columnar(out, scalars)
         }
     }
     let (name, code) = match op {
@@ -443,11 +449,7 @@ fn lenient_datetime_cast(target: DataType) -> ScalarUDF {
             let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
             let input = args.args[0].to_array(args.number_rows)?;
             let out = text_to_datetime(&input, &self.target)?;
-            Ok(if scalar {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-            } else {
-                ColumnarValue::Array(out)
-            })
+            columnar(out, scalar)
         }
     }
     let name = if target == DataType::Date32 {
