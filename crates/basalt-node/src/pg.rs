@@ -165,12 +165,13 @@ pub(crate) fn postgres_column_names(stmt: &mut Statement) {
     fn name_of(e: &Expr) -> Option<String> {
         match e {
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
-            Expr::Function(f) => f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(|i| i.value.to_lowercase()),
+            Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| {
+                match i.value.to_lowercase().as_str() {
+                    // The Redshift rewrite ran first; show the name the user wrote.
+                    "basalt_to_char" => "to_char".to_string(),
+                    name => name.to_string(),
+                }
+            }),
             Expr::Cast { expr, .. } => match expr.as_ref() {
                 Expr::Identifier(i) => Some(i.value.to_lowercase()),
                 Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_lowercase()),

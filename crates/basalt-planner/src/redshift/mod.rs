@@ -26,6 +26,15 @@
 //!   `target_tz`. Zones are IANA names (daylight saving aware), abbreviations such as
 //!   `PST`/`EDT` (fixed offsets) or POSIX offsets (`UTC+3` is three hours *behind* UTC).
 //!
+//! * `TO_CHAR(date|timestamp|time, 'template')` — Postgres datetime template patterns
+//!   (`YYYY-MM-DD HH24:MI:SS`, `FMMonth DDth`, `Dy`, `IW`, `"quoted text"`...); rewritten to
+//!   `basalt_to_char`. Timestamps with time zone are shown in UTC. Numbers are not supported.
+//! * `TO_DATE(text, 'template')`, `TO_TIMESTAMP(text, 'template')` — the template (a string
+//!   literal) is translated into a chrono format for DataFusion's `to_date` / `to_timestamp`
+//!   (`TO_TIMESTAMP` gives a `TIMESTAMPTZ` in the session time zone). Patterns chrono cannot
+//!   parse (`Q`, `W`, `J`, `CC`, `TH`...) are planning errors; a template containing `%` is
+//!   taken to be a chrono format already. `TO_TIMESTAMP(epoch)` is unchanged.
+//!
 //! In DATEADD, DATEDIFF, DATE_TRUNC and DATE_PART the datepart may be written as a bare
 //! identifier (`dateadd(day, 1, d)`) or a string (`dateadd('day', 1, d)`); the rewrite turns an
 //! identifier into a string. An unknown datepart is a planning error
@@ -70,6 +79,7 @@
 mod aggregates;
 mod datepart;
 mod datetime;
+mod formatting;
 mod json;
 mod rewrite;
 mod strings;
@@ -88,6 +98,7 @@ use sqlparser::ast::Statement;
 pub fn register(ctx: &SessionContext) {
     for udf in datetime::udfs()
         .into_iter()
+        .chain(formatting::udfs())
         .chain(strings::udfs())
         .chain(json::udfs())
     {

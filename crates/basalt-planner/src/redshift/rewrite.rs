@@ -14,6 +14,7 @@ use sqlparser::ast::{
 };
 
 use super::datepart::{DatePart, invalid_datepart};
+use super::formatting::chrono_parse_format;
 
 /// Applies every rewrite to `stmt`, including nested queries and expressions.
 pub(crate) fn rewrite_statement(stmt: &mut Statement) -> Result<()> {
@@ -399,6 +400,14 @@ fn rewrite_function(func: &mut Function) -> Result<Option<Expr>> {
             return Ok(Some(call("regexp_replace", args)));
         }
         "regexp_substr" => return rewrite_regexp_substr(func).map(Some),
+        // Postgres datetime templates; numeric TO_CHAR gets a "not supported" error there.
+        "to_char" if arg_list(func).is_some_and(|a| a.len() == 2) => {
+            let args = take_arg_exprs(func, "TO_CHAR")?;
+            return Ok(Some(call("basalt_to_char", args)));
+        }
+        "to_date" | "to_timestamp" if arg_list(func).is_some_and(|a| a.len() == 2) => {
+            translate_template(func, &name)?;
+        }
         "percentile_cont" | "percentile_disc" => rewrite_windowed_percentile(func, &name)?,
         _ => {}
     }
@@ -438,6 +447,35 @@ fn rewrite_regexp_substr(func: &mut Function) -> Result<Expr> {
             Expr::value(Value::Number("1".into(), false)),
         ],
     ))
+}
+
+/// `TO_DATE(text, 'template')` / `TO_TIMESTAMP(text, 'template')`: replaces the Postgres
+/// template with the equivalent chrono format of DataFusion's `to_date` / `to_timestamp`. A
+/// template containing `%` is a chrono format already (DataFusion's spelling, or this rewrite
+/// applied before: view text is stored rewritten) and stays.
+fn translate_template(func: &mut Function, name: &str) -> Result<()> {
+    let Some(template) = arg_list(func)
+        .and_then(|args| args.get_mut(1))
+        .and_then(arg_expr)
+    else {
+        return Ok(());
+    };
+    let text = match &*template {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => s.clone(),
+            Value::DollarQuotedString(s) => s.value.clone(),
+            _ => return Err(template_not_literal(name)),
+        },
+        _ => return Err(template_not_literal(name)),
+    };
+    if !text.contains('%') {
+        *template = string_literal(chrono_parse_format(name, &text)?);
+    }
+    Ok(())
+}
+
+fn template_not_literal(name: &str) -> DataFusionError {
+    plan_datafusion_err!("{name}: the format must be a string literal")
 }
 
 /// Date part names that DataFusion's `date_trunc` / `date_part` understand beyond Redshift's.

@@ -672,6 +672,239 @@ async fn convert_timezone_values() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// TO_CHAR / TO_DATE / TO_TIMESTAMP
+// ---------------------------------------------------------------------------------------------
+
+/// Runs a one-row, one-column query and returns its value as the pretty printer shows it.
+async fn single_value(ctx: &SessionContext, sql: &str) -> String {
+    let out = query(ctx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let line = out.lines().nth(3).unwrap_or_default();
+    line.trim_start_matches('|')
+        .trim_end_matches('|')
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn to_char_datetime_templates() {
+    let ctx = context();
+    let cases = [
+        (
+            "to_char(TIMESTAMP '2024-03-05 14:07:09', 'YYYY-MM-DD HH24:MI:SS')",
+            "2024-03-05 14:07:09",
+        ),
+        ("to_char(DATE '2024-03-05', 'YYYYMMDD')", "20240305"),
+        (
+            "to_char(TIMESTAMP '2024-03-05 14:07:09', 'HH12:MI AM')",
+            "02:07 PM",
+        ),
+        (
+            "to_char(DATE '2024-03-05', 'Month DD, YYYY') || '|'",
+            "March     05, 2024|",
+        ),
+        (
+            "to_char(DATE '2024-03-05', 'FMMonth FMDD, YYYY')",
+            "March 5, 2024",
+        ),
+        (
+            "to_char(DATE '2024-03-05', 'Dy Mon DDth \"of\" YYYY Q')",
+            "Tue Mar 05th of 2024 1",
+        ),
+        (
+            "to_char(DATE '2024-03-05', 'D ID DDD WW IW')",
+            "3 2 065 10 10",
+        ),
+        (
+            "to_char(TIMESTAMP '2024-03-05 14:07:09.123456', 'SS.MS US')",
+            "09.123 123456",
+        ),
+        (
+            "TO_CHAR(arrow_cast('2024-03-05T23:30:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))'), 'DD HH24:MI TZ')",
+            "05 23:30 UTC",
+        ),
+        (
+            "to_char(arrow_cast(TIMESTAMP '2024-03-05 14:07:09', 'Timestamp(Second, None)'), 'HH24:MI:SS')",
+            "14:07:09",
+        ),
+        ("to_char(TIME '14:07:09', 'HH12:MI:SS pm')", "02:07:09 pm"),
+        ("to_char('2024-03-05 14:07:09', 'DD.MM.YYYY')", "05.03.2024"),
+    ];
+    for (expr, expected) in cases {
+        let sql = format!("SELECT {expr} AS v");
+        assert_eq!(single_value(&ctx, &sql).await, expected, "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn to_char_columns_nulls_and_errors() {
+    let ctx = context_with_table().await;
+    check(
+        &ctx,
+        "SELECT x, to_char(d, 'FMDD Mon YYYY') AS day, \
+                to_char(d, CASE WHEN x = 1 THEN 'YYYY' ELSE 'MM' END) AS per_row \
+         FROM t WHERE g = 'a' ORDER BY x",
+        &[
+            "+---+-------------+---------+",
+            "| x | day         | per_row |",
+            "+---+-------------+---------+",
+            "| 1 | 31 Jan 2020 | 2020    |",
+            "| 2 | 29 Feb 2020 | 02      |",
+            "| 3 |             |         |",
+            "| 4 | 3 Jan 2021  | 01      |",
+            "+---+-------------+---------+",
+        ],
+    )
+    .await;
+    check(
+        &ctx,
+        "SELECT to_char(CAST(NULL AS DATE), 'YYYY') AS a, \
+                to_char(DATE '2024-03-05', NULL) AS b, \
+                to_char(DATE '2024-03-05', '') AS c, \
+                arrow_typeof(to_char(DATE '2024-03-05', 'YYYY')) AS t",
+        &[
+            "+---+---+---+------+",
+            "| a | b | c | t    |",
+            "+---+---+---+------+",
+            "|   |   |   | Utf8 |",
+            "+---+---+---+------+",
+        ],
+    )
+    .await;
+    let err = query(&ctx, "SELECT to_char(1234.5, '9999.99')")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.find_root(), DataFusionError::NotImplemented(m)
+            if m == "to_char with a numeric argument"),
+        "{err:?}"
+    );
+    check_err(
+        &ctx,
+        "SELECT to_char(TIME '10:00:00', 'YYYY')",
+        "template pattern \"YYYY\" needs a date",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn to_date_and_to_timestamp_with_templates() {
+    let ctx = context();
+    check(
+        &ctx,
+        "SELECT to_date('2024-03-05', 'YYYY-MM-DD') AS a, \
+                to_date('05/03/2024', 'DD/MM/YYYY') AS b, \
+                to_date('Mar 5 2024', 'Mon DD YYYY') AS c, \
+                to_date('5/3/2024', 'DD/MM/YYYY') AS d, \
+                to_date('20240305', 'YYYYMMDD') AS e",
+        &[
+            "+------------+------------+------------+------------+------------+",
+            "| a          | b          | c          | d          | e          |",
+            "+------------+------------+------------+------------+------------+",
+            "| 2024-03-05 | 2024-03-05 | 2024-03-05 | 2024-03-05 | 2024-03-05 |",
+            "+------------+------------+------------+------------+------------+",
+        ],
+    )
+    .await;
+    check(
+        &ctx,
+        "SELECT to_timestamp('2024-03-05 14:07:09', 'YYYY-MM-DD HH24:MI:SS') AS a, \
+                to_timestamp('05.03.2024 02:07:09.5 PM', 'DD.MM.YYYY HH12:MI:SS.MS AM') AS b, \
+                to_timestamp(0) AS epoch, \
+                to_date('2024-03-05', '%Y-%m-%d') AS chrono",
+        &[
+            "+---------------------+-------------------------+---------------------+------------+",
+            "| a                   | b                       | epoch               | chrono     |",
+            "+---------------------+-------------------------+---------------------+------------+",
+            "| 2024-03-05T14:07:09 | 2024-03-05T14:07:09.500 | 1970-01-01T00:00:00 | 2024-03-05 |",
+            "+---------------------+-------------------------+---------------------+------------+",
+        ],
+    )
+    .await;
+    // With the session time zone BasaltDB sets, TO_TIMESTAMP gives a TIMESTAMPTZ.
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().execution.time_zone = Some("+00:00".into());
+    let utc = SessionContext::new_with_config(config);
+    register(&utc);
+    let out = batches(
+        &utc,
+        "SELECT to_timestamp('2024-03-05 14:07:09', 'YYYY-MM-DD HH24:MI:SS') AS t",
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            out[0].schema().field(0).data_type(),
+            DataType::Timestamp(_, Some(_))
+        ),
+        "{:?}",
+        out[0].schema()
+    );
+    check(
+        &utc,
+        "SELECT to_timestamp('2024-03-05 14:07:09', 'YYYY-MM-DD HH24:MI:SS') AS t",
+        &[
+            "+----------------------+",
+            "| t                    |",
+            "+----------------------+",
+            "| 2024-03-05T14:07:09Z |",
+            "+----------------------+",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn to_date_template_errors() {
+    let ctx = context_with_table().await;
+    check_err(
+        &ctx,
+        "SELECT to_date('2024 1', 'YYYY Q')",
+        "to_date: template pattern \"Q\" is not supported",
+    )
+    .await;
+    check_err(
+        &ctx,
+        "SELECT to_timestamp('2459000', 'J')",
+        "to_timestamp: template pattern \"J\" is not supported",
+    )
+    .await;
+    check_err(
+        &ctx,
+        "SELECT to_date(s, s) FROM t",
+        "to_date: the format must be a string literal",
+    )
+    .await;
+    check_err(
+        &ctx,
+        "SELECT to_timestamp('02:07', 'HH12:MI')",
+        "template pattern \"HH12\" without AM or PM is not supported",
+    )
+    .await;
+}
+
+#[test]
+fn template_rewrites_are_idempotent() {
+    // View text is stored rewritten and rewritten again when the view is read.
+    let sql = "SELECT to_date(s, 'YYYY-MM-DD') AS a, to_timestamp(s, 'DD Mon YYYY HH24:MI') AS b, \
+                      to_char(d, 'YYYY') AS c FROM t";
+    let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .unwrap()
+        .remove(0);
+    rewrite(&mut statement).unwrap();
+    let once = statement.to_string();
+    assert!(once.contains("to_date(s, '%Y-%m-%d')"), "{once}");
+    assert!(once.contains("to_timestamp(s, '%d %b %Y %H:%M')"), "{once}");
+    assert!(once.contains("basalt_to_char(d, 'YYYY')"), "{once}");
+    let mut again = Parser::parse_sql(&PostgreSqlDialect {}, &once)
+        .unwrap()
+        .remove(0);
+    rewrite(&mut again).unwrap();
+    assert_eq!(again.to_string(), once);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Strings
 // ---------------------------------------------------------------------------------------------
 
