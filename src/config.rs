@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub auth: Option<AuthMethod>,
     /// Log filter (`info`, `debug`, `basalt_node=debug`, ...).
     pub log: String,
+    /// Seconds between the background VACUUM DELETE's checks for tables whose deleted rows
+    /// passed the threshold; 0 turns it off.
+    pub auto_vacuum_seconds: u32,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             password: None,
             auth: None,
             log: "info".into(),
+            auto_vacuum_seconds: 60,
         }
     }
 }
@@ -92,6 +96,9 @@ impl ServerConfig {
         if let Some(v) = env("BASALT_LOG") {
             self.log = v;
         }
+        if let Some(v) = env("BASALT_AUTO_VACUUM_SECONDS") {
+            self.auto_vacuum_seconds = parse_u("BASALT_AUTO_VACUUM_SECONDS", v)?;
+        }
         Ok(())
     }
 
@@ -128,6 +135,8 @@ impl ServerConfig {
             (None, Some(_)) => AuthMethod::Md5,
             (None, None) => AuthMethod::Trust,
         };
+        c.auto_vacuum_interval = (self.auto_vacuum_seconds > 0)
+            .then(|| std::time::Duration::from_secs(self.auto_vacuum_seconds.into()));
         c
     }
 }

@@ -13,6 +13,9 @@ pub enum AuthMethod {
     ScramSha256,
 }
 
+/// The background VACUUM DELETE's default period.
+pub const DEFAULT_AUTO_VACUUM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Leader settings (the part of the server configuration the leader needs).
 #[derive(Debug, Clone)]
 pub struct LeaderConfig {
@@ -24,6 +27,9 @@ pub struct LeaderConfig {
     /// Password of the superuser; when set, clients must authenticate with `auth`.
     pub password: Option<String>,
     pub auth: AuthMethod,
+    /// How often the background VACUUM DELETE looks for tables whose deleted rows passed the
+    /// threshold; `None` turns it off.
+    pub auto_vacuum_interval: Option<std::time::Duration>,
 }
 
 impl LeaderConfig {
@@ -36,6 +42,7 @@ impl LeaderConfig {
             superuser: "basalt".into(),
             password: None,
             auth: AuthMethod::Trust,
+            auto_vacuum_interval: Some(DEFAULT_AUTO_VACUUM_INTERVAL),
         }
     }
 }

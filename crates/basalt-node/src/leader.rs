@@ -35,6 +35,10 @@ pub struct Leader {
     reclaimer: Mutex<Reclaimer>,
     /// One VACUUM runs at a time in the cluster (as in Redshift).
     vacuum: Arc<tokio::sync::Mutex<()>>,
+    /// Recent queries, for STL_QUERY, STL_SCAN and SVL_QUERY_SUMMARY.
+    query_log: Arc<crate::querylog::QueryLog>,
+    /// The running and recent VACUUMs (SVV_VACUUM_PROGRESS, SYS_VACUUM_HISTORY).
+    vacuum_activity: Arc<crate::vacuum::VacuumActivity>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -94,7 +98,20 @@ impl Leader {
             next_session: AtomicU32::new(1),
             reclaimer: Mutex::new(Reclaimer::default()),
             vacuum: Arc::new(tokio::sync::Mutex::new(())),
+            query_log: Default::default(),
+            vacuum_activity: Default::default(),
         });
+        // The background VACUUM DELETE, where there is a runtime to run it (the server and
+        // the embedding API; a leader opened outside one has none).
+        if let (Some(every), Ok(rt)) = (
+            leader.config.auto_vacuum_interval,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            rt.spawn(crate::vacuum::auto_vacuum_loop(
+                Arc::downgrade(&leader),
+                every,
+            ));
+        }
         // Temporary tables belong to sessions, and no session survives a restart.
         let temp_dropped = leader.drop_temporary_tables()?;
         let state = leader.catalog.snapshot();
@@ -184,6 +201,19 @@ impl Leader {
     /// Held for the duration of a VACUUM.
     pub(crate) async fn vacuum_lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
         self.vacuum.clone().lock_owned().await
+    }
+
+    /// The VACUUM lock if no VACUUM holds it.
+    pub(crate) fn try_vacuum_lock(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.vacuum.clone().try_lock_owned().ok()
+    }
+
+    pub(crate) fn vacuum_activity(&self) -> &Arc<crate::vacuum::VacuumActivity> {
+        &self.vacuum_activity
+    }
+
+    pub(crate) fn query_log(&self) -> &Arc<crate::querylog::QueryLog> {
+        &self.query_log
     }
 
     pub fn topology(&self) -> Topology {

@@ -24,6 +24,7 @@ mod leader;
 mod params;
 mod pg;
 mod pg_overlay;
+mod querylog;
 mod session;
 mod settings;
 mod system_tables;

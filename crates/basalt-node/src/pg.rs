@@ -46,6 +46,21 @@ impl PgCatalogContextProvider for Roles {
     }
 }
 
+/// `pg_last_query_id()`: the id of the session's last finished query (-1 before one), as
+/// STL_QUERY and STL_SCAN know it.
+pub(crate) fn last_query_id_udf(last: Arc<std::sync::atomic::AtomicI64>) -> ScalarUDF {
+    create_udf(
+        "pg_last_query_id",
+        vec![],
+        DataType::Int32,
+        Volatility::Volatile,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            let id = last.load(std::sync::atomic::Ordering::Relaxed);
+            Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(id as i32))))
+        }),
+    )
+}
+
 fn constant_udf(name: &str, value: String) -> ScalarUDF {
     create_udf(
         name,
@@ -88,6 +103,8 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
         ctx.state().catalog_list().clone(),
         users,
         leader.compute().topology,
+        leader.query_log().clone(),
+        leader.vacuum_activity().clone(),
     );
     catalog
         .register_schema("pg_catalog", Arc::new(overlay))

@@ -52,6 +52,10 @@ pub(crate) struct PgCatalogOverlay {
     users: Vec<(String, bool)>,
     /// The cluster's slice map (STV_SLICES).
     topology: basalt_catalog::Topology,
+    /// Recent queries (STL_QUERY, STL_SCAN, SVL_QUERY_SUMMARY).
+    query_log: Arc<crate::querylog::QueryLog>,
+    /// Running and recent VACUUMs (SVV_VACUUM_PROGRESS, SYS_VACUUM_HISTORY).
+    vacuum: Arc<crate::vacuum::VacuumActivity>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,11 @@ enum Kind {
     SvvTableInfo,
     PgTableDef,
     StvSlices,
+    StlQuery,
+    StlScan,
+    SvlQuerySummary,
+    SvvVacuumProgress,
+    SysVacuumHistory,
 }
 
 /// Relations only the overlay has (clients name them without `pg_catalog.`).
@@ -83,6 +92,11 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "svv_table_info",
     "pg_table_def",
     "stv_slices",
+    "stl_query",
+    "stl_scan",
+    "svl_query_summary",
+    "svv_vacuum_progress",
+    "sys_vacuum_history",
 ];
 
 impl Kind {
@@ -102,6 +116,11 @@ impl Kind {
             "svv_table_info" => Kind::SvvTableInfo,
             "pg_table_def" => Kind::PgTableDef,
             "stv_slices" => Kind::StvSlices,
+            "stl_query" => Kind::StlQuery,
+            "stl_scan" => Kind::StlScan,
+            "svl_query_summary" => Kind::SvlQuerySummary,
+            "svv_vacuum_progress" => Kind::SvvVacuumProgress,
+            "sys_vacuum_history" => Kind::SysVacuumHistory,
             _ => return None,
         })
     }
@@ -113,6 +132,8 @@ impl PgCatalogOverlay {
         catalogs: Arc<dyn CatalogProviderList>,
         mut users: Vec<(String, bool)>,
         topology: basalt_catalog::Topology,
+        query_log: Arc<crate::querylog::QueryLog>,
+        vacuum: Arc<crate::vacuum::VacuumActivity>,
     ) -> Self {
         users.sort();
         PgCatalogOverlay {
@@ -120,6 +141,8 @@ impl PgCatalogOverlay {
             catalogs,
             users,
             topology,
+            query_log,
+            vacuum,
         }
     }
 
@@ -132,6 +155,15 @@ impl PgCatalogOverlay {
             .into_iter()
             .map(|(key, t)| (oids.get(&key).copied().unwrap_or(0), t))
             .collect())
+    }
+
+    /// The database's name.
+    fn database(&self) -> String {
+        self.catalogs
+            .catalog_names()
+            .into_iter()
+            .next()
+            .unwrap_or_default()
     }
 
     fn usesysid(&self, user: &str) -> i32 {
@@ -223,19 +255,27 @@ impl PgCatalogOverlay {
             Kind::SvvExternalSchemas | Kind::SvvExternalTables | Kind::SvvExternalColumns => {
                 Ok(RecordBatch::new_empty(schema.clone()))
             }
-            Kind::SvvTableInfo => {
-                let db = self
-                    .catalogs
-                    .catalog_names()
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default();
-                crate::system_tables::svv_table_info(&db, &self.tables_with_oids(state).await?)
-            }
+            Kind::SvvTableInfo => crate::system_tables::svv_table_info(
+                &self.database(),
+                &self.tables_with_oids(state).await?,
+            ),
             Kind::PgTableDef => {
                 crate::system_tables::pg_table_def(&self.tables_with_oids(state).await?)
             }
             Kind::StvSlices => crate::system_tables::stv_slices(&self.topology),
+            Kind::StlQuery => crate::querylog::stl_query(&self.query_log, &self.database(), |u| {
+                Some(self.usesysid(u))
+            }),
+            Kind::StlScan => crate::querylog::stl_scan(&self.query_log, |u| Some(self.usesysid(u))),
+            Kind::SvlQuerySummary => {
+                crate::querylog::svl_query_summary(&self.query_log, |u| Some(self.usesysid(u)))
+            }
+            Kind::SvvVacuumProgress => crate::system_tables::svv_vacuum_progress(&self.vacuum),
+            Kind::SysVacuumHistory => {
+                crate::system_tables::sys_vacuum_history(&self.vacuum, &self.database(), |u| {
+                    self.usesysid(u)
+                })
+            }
             Kind::Attribute => self.pg_attribute(schema, state).await,
             Kind::Class => self.pg_class(schema, state).await,
             Kind::Index => self.pg_index(schema, state).await,
@@ -561,6 +601,13 @@ impl PgCatalogOverlay {
             Kind::SvvTableInfo => return Ok(crate::system_tables::svv_table_info_schema()),
             Kind::PgTableDef => return Ok(crate::system_tables::pg_table_def_schema()),
             Kind::StvSlices => return Ok(crate::system_tables::stv_slices_schema()),
+            Kind::StlQuery => return Ok(crate::querylog::stl_query_schema()),
+            Kind::StlScan => return Ok(crate::querylog::stl_scan_schema()),
+            Kind::SvlQuerySummary => return Ok(crate::querylog::svl_query_summary_schema()),
+            Kind::SvvVacuumProgress => {
+                return Ok(crate::system_tables::svv_vacuum_progress_schema());
+            }
+            Kind::SysVacuumHistory => return Ok(crate::system_tables::sys_vacuum_history_schema()),
             Kind::SvvTables => {
                 return Ok(utf8_schema(&[
                     "table_catalog",
@@ -675,6 +722,8 @@ impl SchemaProvider for PgCatalogOverlay {
                 catalogs: self.catalogs.clone(),
                 users: self.users.clone(),
                 topology: self.topology,
+                query_log: self.query_log.clone(),
+                vacuum: self.vacuum.clone(),
             }),
         })))
     }

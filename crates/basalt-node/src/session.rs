@@ -140,6 +140,10 @@ pub struct Session {
     pub(crate) in_block: bool,
     /// [`Session::close`] has run (it logs once; a later drop only cleans what is left).
     closed: bool,
+    /// The id of this session's last finished query (`pg_last_query_id()`), -1 before one.
+    last_query: Arc<std::sync::atomic::AtomicI64>,
+    /// The text of the statement running (STL_QUERY's `querytxt`).
+    statement_text: String,
 }
 
 impl Drop for Session {
@@ -174,6 +178,9 @@ impl std::fmt::Debug for Session {
 
 /// Does the statement read the Postgres catalog (client metadata queries)? Those get
 /// datafusion-pg-catalog's rewrites, which are meant for catalog SQL only.
+/// Characters of a query's text STL_QUERY keeps (Redshift's `querytxt` is 4,000).
+const QUERYTXT_CHARS: usize = 4000;
+
 /// Name prefixes of Redshift's system tables and views.
 const REDSHIFT_SYSTEM_PREFIXES: &[&str] = &["svv_", "stv_", "stl_", "svl_", "sys_"];
 
@@ -238,6 +245,8 @@ impl Session {
         crate::pg::setup_user(&ctx, &user, &leader.config().superuser);
         basalt_planner::redshift::register(&ctx);
         basalt_planner::pg_semantics::register(&ctx)?;
+        let last_query = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        ctx.register_udf(crate::pg::last_query_id_udf(last_query.clone()));
         Ok(Session {
             id,
             settings: Settings::new(&user),
@@ -252,6 +261,8 @@ impl Session {
             in_block: false,
             sql_prepared: Default::default(),
             closed: false,
+            last_query,
+            statement_text: String::new(),
         })
     }
 
@@ -484,6 +495,7 @@ impl Session {
     /// Run one statement, handling the implicit transaction around it and failure state.
     async fn run(&mut self, stmt: ParsedStatement) -> Result<StatementOutput, NodeError> {
         debug!(session = self.id, sql = %stmt.sql, "statement");
+        self.statement_text = stmt.sql.chars().take(QUERYTXT_CHARS).collect();
         let is_txn_control = matches!(
             stmt.statement,
             Statement::Commit { .. } | Statement::Rollback { .. }
@@ -873,7 +885,23 @@ impl Session {
         let (_state, pin) = self.refresh_view();
         let plan = plan_statement(&self.ctx.state(), stmt).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
-        let stream = df.execute_stream().await?;
+        let task_ctx = Arc::new(df.task_ctx());
+        let physical = df.create_physical_plan().await?;
+        let stream = datafusion::physical_plan::execute_stream(physical.clone(), task_ctx)?;
+        let log = self.leader.query_log().clone();
+        let stream = crate::querylog::logged(
+            stream,
+            crate::querylog::QueryRun {
+                query: log.next_id(),
+                log,
+                pid: self.id as i32,
+                user: self.user.clone(),
+                text: self.statement_text.clone(),
+                start: chrono::Utc::now().naive_utc(),
+                plan: physical,
+                last_query: self.last_query.clone(),
+            },
+        );
         // The executed plan's schema: analysis may retype columns (`sum(bigint)` is numeric).
         let planned: SchemaRef = stream.schema();
         let renamed = crate::pg::output_schema(&planned);

@@ -9,7 +9,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Result, ScalarValue};
 
-use crate::vacuum::SliceRows;
+use crate::vacuum::{SliceRows, VacuumActivity, time_remaining};
 
 /// Redshift's block size, the unit of `SVV_TABLE_INFO.size`.
 const BLOCK_BYTES: u64 = 1 << 20;
@@ -188,7 +188,7 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-fn batch(schema: SchemaRef, rows: Vec<Vec<ScalarValue>>) -> Result<RecordBatch> {
+pub(crate) fn batch(schema: SchemaRef, rows: Vec<Vec<ScalarValue>>) -> Result<RecordBatch> {
     if rows.is_empty() {
         return Ok(RecordBatch::new_empty(schema));
     }
@@ -203,4 +203,96 @@ fn batch(schema: SchemaRef, rows: Vec<Vec<ScalarValue>>) -> Result<RecordBatch> 
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn timestamp(t: chrono::NaiveDateTime) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(t.and_utc().timestamp_micros()), None)
+}
+
+fn ts_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+        true,
+    )
+}
+
+pub(crate) fn svv_vacuum_progress_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("table_name", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("time_remaining_estimate", DataType::Utf8, true),
+    ]))
+}
+
+/// The running VACUUM's table, phase and estimated time left; else the last VACUUM's.
+pub(crate) fn svv_vacuum_progress(activity: &VacuumActivity) -> Result<RecordBatch> {
+    let rows = match activity.progress() {
+        None => vec![],
+        Some((run, end)) => {
+            let remaining = match end {
+                Some(_) => "0m 0s".to_string(),
+                None => time_remaining(&run, chrono::Utc::now().naive_utc()),
+            };
+            vec![vec![
+                ScalarValue::from(run.table.as_str()),
+                ScalarValue::from(run.status),
+                ScalarValue::from(remaining),
+            ]]
+        }
+    };
+    batch(svv_vacuum_progress_schema(), rows)
+}
+
+pub(crate) fn sys_vacuum_history_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int32, true),
+        Field::new("database_name", DataType::Utf8, true),
+        Field::new("schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, true),
+        Field::new("table_id", DataType::Int32, true),
+        Field::new("vacuum_type", DataType::Utf8, true),
+        Field::new("is_automatic", DataType::Boolean, true),
+        Field::new("status", DataType::Utf8, true),
+        ts_field("start_time"),
+        ts_field("end_time"),
+        Field::new("duration", DataType::Int64, true),
+        Field::new("rows_before_vacuum", DataType::Int64, true),
+        Field::new("reclaimed_rows", DataType::Int64, true),
+        Field::new("sortedrows", DataType::Int64, true),
+    ]))
+}
+
+/// Finished VACUUMs, one row per table (`duration` in microseconds).
+pub(crate) fn sys_vacuum_history(
+    activity: &VacuumActivity,
+    database: &str,
+    userid: impl Fn(&str) -> i32,
+) -> Result<RecordBatch> {
+    let rows = activity
+        .history()
+        .into_iter()
+        .map(|(run, end)| {
+            vec![
+                ScalarValue::Int32(Some(userid(&run.user))),
+                ScalarValue::from(database),
+                ScalarValue::from(run.schema.as_str()),
+                ScalarValue::from(run.table.as_str()),
+                ScalarValue::Int32(Some(run.table_id.0 as i32)),
+                ScalarValue::from(run.kind),
+                ScalarValue::Boolean(Some(run.automatic)),
+                ScalarValue::from(run.status),
+                timestamp(run.start),
+                timestamp(end),
+                ScalarValue::Int64((end - run.start).num_microseconds()),
+                ScalarValue::Int64(Some(run.rows_before as i64)),
+                ScalarValue::Int64(
+                    run.rows_after
+                        .map(|after| run.rows_before.saturating_sub(after) as i64),
+                ),
+                ScalarValue::Int64(run.sorted_after.map(|n| n as i64)),
+            ]
+        })
+        .collect();
+    batch(sys_vacuum_history_schema(), rows)
 }

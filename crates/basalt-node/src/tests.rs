@@ -1021,3 +1021,155 @@ async fn encode_auto_chooses_on_first_load() {
     exec(&mut s, "insert into ea values (0, 'zzzzzzzzzz', 1)").await;
     assert_eq!(encodings(&leader, "ea"), after);
 }
+
+/// Every query is logged: STL_QUERY has its text, STL_SCAN one row per slice with the rows the
+/// scan returned and the blocks its zone maps let it skip, SVL_QUERY_SUMMARY one row per step;
+/// EXPLAIN ANALYZE shows the same counters. A sorted table skips blocks an unsorted one reads.
+#[tokio::test]
+async fn scans_are_logged_with_blocks_read_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    assert_eq!(scalar(&mut s, "select pg_last_query_id()").await, "-1");
+    exec(
+        &mut s,
+        "create table zs (a int, b int) diststyle even sortkey(a)",
+    )
+    .await;
+    exec(&mut s, "create table zu (a int, b int) diststyle even").await;
+    // 4 slices x 131,072 rows: 2 blocks per slice.
+    exec(
+        &mut s,
+        "insert into zs select value, value % 7 from generate_series(1, 524288)",
+    )
+    .await;
+    exec(&mut s, "insert into zu select a, b from zs order by b, a").await;
+
+    let scan = "select count(*) from zs where a between 1000 and 2000";
+    assert_eq!(scalar(&mut s, scan).await, "1001");
+    let q = scalar(&mut s, "select pg_last_query_id()").await;
+    let text = scalar(
+        &mut s,
+        &format!("select querytxt from stl_query where query = {q}"),
+    )
+    .await;
+    assert_eq!(text, scan);
+    let counts = query(
+        &mut s,
+        &format!(
+            "select count(*) as slices, sum(rows) as rows, sum(blocks_read) as r, \
+             sum(blocks_skipped) as k, min(is_rrscan) as rr, min(perm_table_name) as t \
+             from stl_scan where query = {q}"
+        ),
+    )
+    .await;
+    // Each slice holds an even share of 1..524288, sorted: only the blocks holding
+    // 1000..2000 are read.
+    assert!(
+        counts.contains("| 4      | 1001 | 4 | 4 | t  | zs |"),
+        "{counts}"
+    );
+    let summary = query(
+        &mut s,
+        &format!(
+            "select label, rows, is_rrscan from svl_query_summary where query = {q} \
+             and label like 'scan%'"
+        ),
+    )
+    .await;
+    assert!(summary.contains("scan   tbl="), "{summary}");
+    assert!(summary.contains("name=zs"), "{summary}");
+
+    // The same filter on a copy sorted by another column reads every block.
+    let unsorted = "select count(*) from zu where a between 1000 and 2000";
+    assert_eq!(scalar(&mut s, unsorted).await, "1001");
+    let q = scalar(&mut s, "select pg_last_query_id()").await;
+    let counts = query(
+        &mut s,
+        &format!(
+            "select sum(blocks_read) as r, sum(blocks_skipped) as k \
+             from stl_scan where query = {q}"
+        ),
+    )
+    .await;
+    assert!(counts.contains("| 8 | 0 |"), "{counts}");
+
+    let plan = query(&mut s, &format!("explain analyze {scan}")).await;
+    assert!(
+        plan.contains("blocks_read=4") && plan.contains("blocks_skipped=4"),
+        "{plan}"
+    );
+}
+
+/// Deleted rows past the threshold are reclaimed in the background (VACUUM DELETE ONLY),
+/// recorded in SYS_VACUUM_HISTORY as automatic; SVV_VACUUM_PROGRESS shows the last VACUUM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_vacuum_delete_and_vacuum_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = LeaderConfig::new(dir.path().to_path_buf());
+    c.nodes = 2;
+    c.slices_per_node = 1;
+    c.auto_vacuum_interval = Some(std::time::Duration::from_millis(100));
+    let leader = Leader::open(c).unwrap();
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table av (a int) diststyle even sortkey(a)").await;
+    exec(
+        &mut s,
+        "insert into av select value from generate_series(1, 1000)",
+    )
+    .await;
+    // 1% deleted stays under the threshold: nothing to do.
+    exec(&mut s, "delete from av where a <= 10").await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        scalar(&mut s, "select count(*) from sys_vacuum_history").await,
+        "0"
+    );
+    exec(&mut s, "delete from av where a <= 500").await;
+    let mut stored = String::new();
+    for _ in 0..100 {
+        stored = scalar(
+            &mut s,
+            "select tbl_rows from svv_table_info where \"table\" = 'av'",
+        )
+        .await;
+        if stored == "500.0" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, "500.0", "the background vacuum did not run");
+    assert_eq!(scalar(&mut s, "select count(*) from av").await, "500");
+    let history = query(
+        &mut s,
+        "select table_name, vacuum_type, is_automatic, status, rows_before_vacuum, \
+         reclaimed_rows from sys_vacuum_history",
+    )
+    .await;
+    assert!(
+        history.contains("| av         | DELETE ONLY | true         | Complete | 1000               | 500            |"),
+        "{history}"
+    );
+    let progress = query(&mut s, "select * from svv_vacuum_progress").await;
+    assert!(
+        progress.contains("| av         | Complete | 0m 0s "),
+        "{progress}"
+    );
+
+    exec(
+        &mut s,
+        "insert into av select value from generate_series(2000, 2100)",
+    )
+    .await;
+    exec(&mut s, "vacuum av to 100 percent").await;
+    let last = query(
+        &mut s,
+        "select vacuum_type, is_automatic, sortedrows from sys_vacuum_history \
+         order by start_time desc limit 1",
+    )
+    .await;
+    assert!(
+        last.contains("| FULL        | false        | 601        |"),
+        "{last}"
+    );
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use basalt_catalog::{SegmentMeta, SliceId, TableId, TableMeta};
 use basalt_sql::sqlparser::ast::{VacuumStatement, Value};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::session::StatementOutput;
 use crate::{NodeError, Session};
@@ -26,6 +26,153 @@ struct Plan {
     sort: bool,
     reclaim: bool,
     threshold: u64,
+    /// The variant as SYS_VACUUM_HISTORY names it (`FULL`, `DELETE ONLY`, ...).
+    kind: &'static str,
+    /// Started by the leader's background vacuum, not by a user.
+    automatic: bool,
+}
+
+/// VACUUM runs kept for SYS_VACUUM_HISTORY.
+const HISTORY: usize = 1000;
+
+/// One table's VACUUM, running or finished.
+#[derive(Debug, Clone)]
+pub(crate) struct VacuumRun {
+    pub user: String,
+    pub schema: String,
+    pub table: String,
+    pub table_id: TableId,
+    pub kind: &'static str,
+    pub automatic: bool,
+    pub start: chrono::NaiveDateTime,
+    /// Redshift's phase names: `Initialize`, `Sort`, `Delete`, then `Complete` or `Failed`.
+    pub status: &'static str,
+    /// Rows stored (deleted ones included) before.
+    pub rows_before: u64,
+    pub rows_total: u64,
+    /// Stored rows of the slices handled so far.
+    pub rows_done: u64,
+    pub rows_after: Option<u64>,
+    /// Live rows in the sorted region after.
+    pub sorted_after: Option<u64>,
+}
+
+/// What VACUUM is doing and has done: SVV_VACUUM_PROGRESS and SYS_VACUUM_HISTORY.
+#[derive(Debug, Default)]
+pub(crate) struct VacuumActivity {
+    current: parking_lot::Mutex<Option<VacuumRun>>,
+    /// Finished runs with their end time, oldest first.
+    history: parking_lot::Mutex<std::collections::VecDeque<(VacuumRun, chrono::NaiveDateTime)>>,
+}
+
+impl VacuumActivity {
+    fn start(&self, run: VacuumRun) {
+        *self.current.lock() = Some(run);
+    }
+
+    fn update(&self, f: impl FnOnce(&mut VacuumRun)) {
+        if let Some(r) = self.current.lock().as_mut() {
+            f(r);
+        }
+    }
+
+    fn take_current(&self) -> Option<VacuumRun> {
+        self.current.lock().take()
+    }
+
+    fn finish(&self, mut run: VacuumRun, status: &'static str) {
+        run.status = status;
+        let mut h = self.history.lock();
+        if h.len() == HISTORY {
+            h.pop_front();
+        }
+        h.push_back((run, chrono::Utc::now().naive_utc()));
+    }
+
+    /// The running VACUUM, or else the last one (SVV_VACUUM_PROGRESS shows either).
+    pub(crate) fn progress(&self) -> Option<(VacuumRun, Option<chrono::NaiveDateTime>)> {
+        if let Some(r) = self.current.lock().clone() {
+            return Some((r, None));
+        }
+        self.history
+            .lock()
+            .back()
+            .map(|(r, end)| (r.clone(), Some(*end)))
+    }
+
+    pub(crate) fn history(&self) -> Vec<(VacuumRun, chrono::NaiveDateTime)> {
+        self.history.lock().iter().cloned().collect()
+    }
+}
+
+/// SVV_VACUUM_PROGRESS's estimate: the time so far per stored row handled, times the rows
+/// left, as Redshift spells it (`5m 10s`).
+pub(crate) fn time_remaining(run: &VacuumRun, now: chrono::NaiveDateTime) -> String {
+    if run.rows_done == 0 || run.rows_done >= run.rows_total {
+        return "0m 0s".into();
+    }
+    let elapsed = (now - run.start).num_milliseconds().max(0) as f64;
+    let left = elapsed / run.rows_done as f64 * (run.rows_total - run.rows_done) as f64;
+    let secs = (left / 1000.0).round() as u64;
+    format!("{}m {}s", secs / 60, secs % 60)
+}
+
+impl crate::Leader {
+    /// The background VACUUM DELETE ONLY: every table with a slice whose live rows fell below
+    /// the default threshold (95%) of its stored rows. It never waits behind a user's VACUUM:
+    /// when one runs, this round is skipped. Returns the number of tables vacuumed.
+    pub(crate) async fn auto_vacuum_delete(self: &Arc<Self>) -> Result<usize, NodeError> {
+        let state = self.catalog().snapshot();
+        let due: Vec<TableId> = state
+            .tables
+            .values()
+            .filter(|t| !t.temporary)
+            .filter(|t| {
+                t.data.slices.values().any(|segs| {
+                    let r = SliceRows::of(t, segs);
+                    r.live < r.stored && r.live_percent() < DEFAULT_THRESHOLD
+                })
+            })
+            .map(|t| t.id)
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let Some(_one_at_a_time) = self.try_vacuum_lock() else {
+            return Ok(0);
+        };
+        let mut session = self.session(&self.config().superuser, &self.config().database)?;
+        let plan = Plan {
+            sort: false,
+            reclaim: true,
+            threshold: DEFAULT_THRESHOLD,
+            kind: "DELETE ONLY",
+            automatic: true,
+        };
+        session.vacuum_tables(&due, plan).await?;
+        Ok(due.len())
+    }
+}
+
+/// Run [`crate::Leader::auto_vacuum_delete`] every `every` while the leader lives.
+pub(crate) async fn auto_vacuum_loop(
+    leader: std::sync::Weak<crate::Leader>,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(leader) = leader.upgrade() else {
+            return;
+        };
+        match leader.auto_vacuum_delete().await {
+            Ok(0) => {}
+            Ok(n) => info!(tables = n, "automatic vacuum delete"),
+            Err(e) => warn!(error = %e, "automatic vacuum delete failed"),
+        }
+    }
 }
 
 /// Rows of a slice's part of a table, as VACUUM judges them.
@@ -98,12 +245,25 @@ impl Session {
                 })?
             }
         };
+        let kind = if v.delete_only {
+            "DELETE ONLY"
+        } else if v.sort_only {
+            "SORT ONLY"
+        } else if v.reindex {
+            "REINDEX"
+        } else if v.recluster {
+            "RECLUSTER"
+        } else {
+            "FULL"
+        };
         let plan = Plan {
-            // RECLUSTER sorts (our sort merges the whole slice); REINDEX is FULL (interleaved
-            // keys are stored in compound order until z-order arrives).
+            // RECLUSTER sorts (our sort merges the whole slice); REINDEX is FULL with the
+            // interleaved order computed over each slice's rows.
             sort: !v.delete_only,
             reclaim: !v.sort_only && !v.recluster,
             threshold,
+            kind,
+            automatic: false,
         };
         let tables: Vec<TableId> = match &v.table_name {
             Some(name) => {
@@ -121,21 +281,38 @@ impl Session {
             }
         };
         let _one_at_a_time = self.leader.vacuum_lock().await;
-        for id in tables {
+        self.vacuum_tables(&tables, plan).await?;
+        Ok(StatementOutput::command("VACUUM"))
+    }
+
+    /// Vacuum `tables` one after the other, each in its own transaction. The caller holds the
+    /// leader's VACUUM lock.
+    async fn vacuum_tables(&mut self, tables: &[TableId], plan: Plan) -> Result<(), NodeError> {
+        for &id in tables {
             let r = self.vacuum_table(id, plan).await;
-            match r {
-                Ok(()) => self.commit_open().await?,
+            let r = match r {
+                Ok(done) => self.commit_open().await.map(|()| done),
                 Err(e) => {
                     self.rollback_open();
+                    Err(e)
+                }
+            };
+            let activity = self.leader.vacuum_activity();
+            match r {
+                Ok(done) => activity.finish(done, "Complete"),
+                Err(e) => {
+                    if let Some(done) = activity.take_current() {
+                        activity.finish(done, "Failed");
+                    }
                     return Err(e);
                 }
             }
         }
-        Ok(StatementOutput::command("VACUUM"))
+        Ok(())
     }
 
     /// Vacuum every slice of one table inside the session's (implicit) transaction.
-    async fn vacuum_table(&mut self, id: TableId, plan: Plan) -> Result<(), NodeError> {
+    async fn vacuum_table(&mut self, id: TableId, plan: Plan) -> Result<VacuumRun, NodeError> {
         let table = Arc::new(self.txn_table(id));
         let span = info_span!("vacuum", table = %table.qualified_name(), ?plan);
         async {
@@ -146,6 +323,26 @@ impl Session {
                 .map(|(s, segs)| (*s, segs.clone()))
                 .collect();
             let total = slices.len();
+            let before: Vec<SliceRows> = slices
+                .iter()
+                .map(|(_, segs)| SliceRows::of(&table, segs))
+                .collect();
+            let activity = self.leader.vacuum_activity().clone();
+            activity.start(VacuumRun {
+                user: self.user.clone(),
+                schema: table.schema.clone(),
+                table: table.name.clone(),
+                table_id: table.id,
+                kind: plan.kind,
+                automatic: plan.automatic,
+                start: chrono::Utc::now().naive_utc(),
+                status: "Initialize",
+                rows_before: before.iter().map(|r| r.stored).sum(),
+                rows_total: before.iter().map(|r| r.stored).sum(),
+                rows_done: 0,
+                rows_after: None,
+                sorted_after: None,
+            });
             let mut changed = false;
             for (done, (slice, segments)) in slices.into_iter().enumerate() {
                 let rows = SliceRows::of(&table, &segments);
@@ -157,6 +354,15 @@ impl Session {
                     && (rows.live_percent() < plan.threshold || plan.threshold == 100);
                 info!(%slice, step = done + 1, of = total, stored = rows.stored, live = rows.live,
                       unsorted = rows.unsorted, sort, reclaim, "vacuum slice");
+                activity.update(|r| {
+                    r.status = if sort {
+                        "Sort"
+                    } else if reclaim {
+                        "Delete"
+                    } else {
+                        r.status
+                    }
+                });
                 let new_segments = if sort {
                     self.rewrite_segments(&table, slice, segments.clone(), true)
                         .await?
@@ -180,8 +386,10 @@ impl Session {
                     }
                     out
                 } else {
+                    activity.update(|r| r.rows_done += rows.stored);
                     continue;
                 };
+                activity.update(|r| r.rows_done += rows.stored);
                 let open = self.txn_mut();
                 let t = open.txn.table_mut(id).expect("table exists");
                 t.data.slices.insert(slice, new_segments);
@@ -192,7 +400,17 @@ impl Session {
                 let t = open.txn.table_mut(id).expect("table exists");
                 t.version += 1;
             }
-            Ok(())
+            let after = self.txn_table(id);
+            let after: Vec<SliceRows> = after
+                .data
+                .slices
+                .values()
+                .map(|segs| SliceRows::of(&after, segs))
+                .collect();
+            let mut run = activity.take_current().expect("started above");
+            run.rows_after = Some(after.iter().map(|r| r.stored).sum());
+            run.sorted_after = Some(after.iter().map(|r| r.live - r.unsorted).sum());
+            Ok(run)
         }
         .instrument(span)
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use basalt_catalog::{SegmentMeta, SliceId, TableMeta};
-use basalt_storage::{ComputeCluster, ScanRequest, target_slices};
+use basalt_storage::{ComputeCluster, ScanCounters, ScanRequest, target_slices};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
@@ -17,6 +17,9 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricValue, MetricsSet,
+};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
@@ -248,6 +251,9 @@ pub struct SliceScanExec {
     tasks: Vec<(SliceId, Vec<SegmentMeta>)>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// Per partition (slice): output rows, and the storage's [`ScanCounters`] as
+    /// `blocks_read`, `blocks_skipped`, `rows_pre_filter` and `bytes_scanned`.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl SliceScanExec {
@@ -285,11 +291,42 @@ impl SliceScanExec {
             tasks,
             schema,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
     pub fn table(&self) -> &Arc<TableMeta> {
         &self.meta
+    }
+
+    /// The slice partition `partition` reads, if any.
+    pub fn slice_of(&self, partition: usize) -> Option<SliceId> {
+        self.tasks.get(partition).map(|(s, _)| *s)
+    }
+
+    /// Whether zone maps restrict the scan (Redshift's `is_rrscan`).
+    pub fn is_range_restricted(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
+    /// Counters registered in this plan's metrics for `partition`.
+    fn counters(&self, partition: usize) -> ScanCounters {
+        let count = |name: &'static str| {
+            let c = Count::new();
+            MetricBuilder::new(&self.metrics)
+                .with_partition(partition)
+                .build(MetricValue::Count {
+                    name: name.into(),
+                    count: c.clone(),
+                });
+            c
+        };
+        ScanCounters {
+            blocks_read: count("blocks_read"),
+            blocks_skipped: count("blocks_skipped"),
+            rows_pre_filter: count("rows_pre_filter"),
+            bytes: count("bytes_scanned"),
+        }
     }
 }
 
@@ -389,20 +426,23 @@ impl ExecutionPlan for SliceScanExec {
                     filters: self.filters.clone(),
                     limit: self.limit,
                     row_ids: self.row_ids,
+                    counters: Some(self.counters(partition)),
                 },
                 context,
             )
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let Some(pick) = pick else {
-            return Ok(stream);
-        };
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let schema = self.schema.clone();
         let picked = futures::StreamExt::map(stream, move |b| {
             let b = b?;
             let rows = b.num_rows();
+            output_rows.add(rows);
+            let Some(pick) = &pick else {
+                return Ok(b);
+            };
             Ok(datafusion::arrow::array::RecordBatch::try_new_with_options(
                 schema.clone(),
-                b.project(&pick)?.columns().to_vec(),
+                b.project(pick)?.columns().to_vec(),
                 &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
             )?)
         });
@@ -412,6 +452,10 @@ impl ExecutionPlan for SliceScanExec {
                 picked,
             ),
         ))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {

@@ -29,6 +29,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, col};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_expr::execution_props::ExecutionProps;
+use datafusion::physical_plan::metrics::{Count, MetricValue};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
@@ -73,6 +74,87 @@ pub struct ScanRequest {
     pub limit: Option<usize>,
     /// Append [`ROW_ID_COLUMNS`] after the projected columns.
     pub row_ids: bool,
+    /// Where the scan adds what it read, once its stream ends (or is dropped).
+    pub counters: Option<ScanCounters>,
+}
+
+/// What a slice scan read, for EXPLAIN ANALYZE and STL_SCAN. A block is a row group of up to
+/// [`crate::ROWS_PER_BLOCK`] rows with its zone maps.
+#[derive(Debug, Clone, Default)]
+pub struct ScanCounters {
+    /// Blocks whose rows were read.
+    pub blocks_read: Count,
+    /// Blocks not read: their zone maps ruled the filters out, or every row of their segment
+    /// is deleted.
+    pub blocks_skipped: Count,
+    /// Rows decoded from the blocks read, before the query's filters.
+    pub rows_pre_filter: Count,
+    /// Bytes read from segment files.
+    pub bytes: Count,
+}
+
+impl ScanCounters {
+    /// Add what the finished scan `exec` reports.
+    fn record(&self, exec: &dyn ExecutionPlan) {
+        let Some(metrics) = exec.metrics() else {
+            return;
+        };
+        let pruning = |name: &str| match metrics.sum_by_name(name) {
+            Some(MetricValue::PruningMetrics {
+                pruning_metrics, ..
+            }) => (pruning_metrics.pruned(), pruning_metrics.matched()),
+            _ => (0, 0),
+        };
+        let count = |name: &str| metrics.sum_by_name(name).map_or(0, |v| v.as_usize());
+        let (pruned, matched) = pruning("row_groups_pruned_statistics");
+        let dynamic = count("row_groups_pruned_dynamic_filter");
+        self.blocks_skipped.add(pruned + dynamic);
+        self.blocks_read.add(matched.saturating_sub(dynamic));
+        self.rows_pre_filter.add(metrics.output_rows().unwrap_or(0));
+        self.bytes.add(count("bytes_scanned"));
+    }
+}
+
+/// A scan's stream that reports its counters when it ends or is dropped.
+struct CountedScan {
+    inner: SendableRecordBatchStream,
+    exec: Arc<dyn ExecutionPlan>,
+    counters: Option<ScanCounters>,
+}
+
+impl CountedScan {
+    fn finish(&mut self) {
+        if let Some(c) = self.counters.take() {
+            c.record(self.exec.as_ref());
+        }
+    }
+}
+
+impl futures::Stream for CountedScan {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.inner.poll_next_unpin(cx);
+        if let std::task::Poll::Ready(None) = next {
+            self.finish();
+        }
+        next
+    }
+}
+
+impl datafusion::physical_plan::RecordBatchStream for CountedScan {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for CountedScan {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// A compute node: the slices it holds.
@@ -183,6 +265,7 @@ impl ComputeNode {
                 filters: vec![],
                 limit: None,
                 row_ids: false,
+                counters: None,
             },
             Arc::new(TaskContext::default()),
         )?;
@@ -254,6 +337,10 @@ impl ComputeNode {
         let mut files = vec![];
         for (i, seg) in req.segments.iter().enumerate() {
             if seg.live_rows() == 0 {
+                if let Some(c) = &req.counters {
+                    c.blocks_skipped
+                        .add((seg.rows as usize).div_ceil(crate::ROWS_PER_BLOCK));
+                }
                 continue;
             }
             let path = store.segment_path(table.id, &seg.file);
@@ -307,8 +394,12 @@ impl ComputeNode {
                 .with_projection_indices(projection)?
                 .with_limit(req.limit)
                 .build();
-        let exec = DataSourceExec::from_data_source(config);
-        let stream = exec.execute(0, ctx)?;
+        let exec: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        let stream: SendableRecordBatchStream = Box::pin(CountedScan {
+            inner: exec.execute(0, ctx)?,
+            exec,
+            counters: req.counters.clone(),
+        });
         let (name, slice) = (table.qualified_name(), req.slice);
         let files: Vec<String> = req.segments.iter().map(|s| s.file.clone()).collect();
         let schema = out_schema.clone();

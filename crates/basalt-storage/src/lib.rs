@@ -23,10 +23,11 @@ mod placement;
 mod segment;
 
 pub use compute::{
-    ComputeCluster, ComputeNode, ROW_ID_COLUMNS, ScanRequest, WriteRequest, row_id_fields,
+    ComputeCluster, ComputeNode, ROW_ID_COLUMNS, ScanCounters, ScanRequest, WriteRequest,
+    row_id_fields,
 };
 pub use deletes::{DELETE_VECTOR_FORMAT_VERSION, kept_rows};
-pub use encoding::{candidate_encodings, encoded_sizes, writer_properties};
+pub use encoding::{ROWS_PER_BLOCK, candidate_encodings, encoded_sizes, writer_properties};
 pub use error::StorageError;
 pub use placement::{hash_fingerprint, split_by_slice, target_slices};
 pub use roaring::RoaringBitmap;

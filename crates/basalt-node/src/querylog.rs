@@ -1,0 +1,499 @@
+//! The leader's log of recent queries, behind Redshift's `STL_QUERY`, `STL_SCAN` and
+//! `SVL_QUERY_SUMMARY`: what each query ran, and per step and per slice scan what it produced
+//! and read (blocks read and skipped by zone maps).
+//!
+//! A query is recorded when its result stream ends (or is dropped: a cancelled or abandoned
+//! query is `aborted`). The log keeps the most recent [`KEEP`] queries in memory; Redshift
+//! keeps days of them on disk, which a restart here forgets.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::{Context, Poll};
+
+use basalt_planner::SliceScanExec;
+use chrono::{NaiveDateTime, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::{ExecutionPlan, RecordBatchStream};
+use futures::{Stream, StreamExt};
+use parking_lot::Mutex;
+
+use crate::system_tables::batch;
+
+/// Queries the log keeps.
+pub(crate) const KEEP: usize = 10_000;
+
+/// The log, shared by every session of a leader.
+#[derive(Debug, Default)]
+pub(crate) struct QueryLog {
+    next: AtomicI64,
+    records: Mutex<VecDeque<Arc<QueryRecord>>>,
+}
+
+/// One finished query.
+#[derive(Debug)]
+pub(crate) struct QueryRecord {
+    pub query: i64,
+    pub pid: i32,
+    pub user: String,
+    pub text: String,
+    pub start: NaiveDateTime,
+    pub end: NaiveDateTime,
+    pub aborted: bool,
+    pub steps: Vec<StepRecord>,
+    pub scans: Vec<ScanRecord>,
+}
+
+/// One operator of the query's plan (SVL_QUERY_SUMMARY's step).
+#[derive(Debug)]
+pub(crate) struct StepRecord {
+    pub step: i32,
+    pub label: String,
+    pub rows: i64,
+    pub bytes: Option<i64>,
+    /// Compute time of the slowest and the average partition, in microseconds.
+    pub maxtime: i64,
+    pub avgtime: i64,
+    pub is_rrscan: bool,
+    pub rows_pre_filter: Option<i64>,
+}
+
+/// One slice's part of a table scan (STL_SCAN's row).
+#[derive(Debug)]
+pub(crate) struct ScanRecord {
+    pub step: i32,
+    pub slice: i32,
+    pub tbl: i32,
+    pub table: String,
+    /// Rows the scan step returned: after the query's filters.
+    pub rows: i64,
+    pub rows_pre_filter: i64,
+    pub bytes: i64,
+    pub is_rrscan: bool,
+    pub blocks_read: i64,
+    pub blocks_skipped: i64,
+}
+
+impl QueryLog {
+    /// A new query id.
+    pub(crate) fn next_id(&self) -> i64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn push(&self, record: QueryRecord) {
+        let mut records = self.records.lock();
+        if records.len() == KEEP {
+            records.pop_front();
+        }
+        records.push_back(Arc::new(record));
+    }
+
+    /// The recorded queries, oldest first.
+    pub(crate) fn records(&self) -> Vec<Arc<QueryRecord>> {
+        self.records.lock().iter().cloned().collect()
+    }
+}
+
+/// A query being run: recorded in the log when its stream ends.
+pub(crate) struct QueryRun {
+    pub log: Arc<QueryLog>,
+    pub query: i64,
+    pub pid: i32,
+    pub user: String,
+    pub text: String,
+    pub start: NaiveDateTime,
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// The session's `pg_last_query_id()`, set when the query ends.
+    pub last_query: Arc<AtomicI64>,
+}
+
+impl QueryRun {
+    fn finish(self, aborted: bool) {
+        let mut steps = vec![];
+        let mut scans = vec![];
+        walk(&self.plan, &mut vec![], &mut steps, &mut scans);
+        self.last_query.store(self.query, Ordering::Relaxed);
+        self.log.push(QueryRecord {
+            query: self.query,
+            pid: self.pid,
+            user: self.user,
+            text: self.text,
+            start: self.start,
+            end: Utc::now().naive_utc(),
+            aborted,
+            steps,
+            scans,
+        });
+    }
+}
+
+/// Wraps a query's result stream to record the query when the stream ends.
+pub(crate) fn logged(
+    stream: SendableRecordBatchStream,
+    run: QueryRun,
+) -> SendableRecordBatchStream {
+    Box::pin(LoggedStream {
+        inner: stream,
+        run: Some(run),
+        failed: false,
+    })
+}
+
+struct LoggedStream {
+    inner: SendableRecordBatchStream,
+    run: Option<QueryRun>,
+    failed: bool,
+}
+
+impl Stream for LoggedStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.inner.poll_next_unpin(cx);
+        match &next {
+            Poll::Ready(Some(Err(_))) => self.failed = true,
+            Poll::Ready(None) => {
+                let failed = self.failed;
+                if let Some(run) = self.run.take() {
+                    run.finish(failed);
+                }
+            }
+            _ => {}
+        }
+        next
+    }
+}
+
+impl RecordBatchStream for LoggedStream {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for LoggedStream {
+    fn drop(&mut self) {
+        // Dropped before its end: cancelled, failed, or the client stopped reading.
+        if let Some(run) = self.run.take() {
+            run.finish(true);
+        }
+    }
+}
+
+/// Record `plan` and its children in pre-order: a step per operator, and a scan record per
+/// slice of each table scan.
+fn walk(
+    plan: &Arc<dyn ExecutionPlan>,
+    ancestors: &mut Vec<Arc<dyn ExecutionPlan>>,
+    steps: &mut Vec<StepRecord>,
+    scans: &mut Vec<ScanRecord>,
+) {
+    let step = steps.len() as i32;
+    let metrics = plan.metrics().unwrap_or_default();
+    let times = per_partition(&metrics, |v| match v {
+        MetricValue::ElapsedCompute(t) => Some(t.value() / 1000),
+        _ => None,
+    });
+    let maxtime = times.iter().map(|(_, t)| *t).max().unwrap_or(0) as i64;
+    let avgtime = if times.is_empty() {
+        0
+    } else {
+        (times.iter().map(|(_, t)| *t).sum::<usize>() / times.len()) as i64
+    };
+    let rows = metrics.output_rows().unwrap_or(0) as i64;
+    let named = |name: &str| metrics.sum_by_name(name).map(|v| v.as_usize() as i64);
+    match plan.downcast_ref::<SliceScanExec>() {
+        Some(scan) => {
+            let table = scan.table();
+            steps.push(StepRecord {
+                step,
+                label: format!("scan   tbl={} name={}", table.id.0, table.name),
+                rows,
+                bytes: named("bytes_scanned"),
+                maxtime,
+                avgtime,
+                is_rrscan: scan.is_range_restricted(),
+                rows_pre_filter: named("rows_pre_filter"),
+            });
+            // The rows a scan step returns are those its filter keeps: per slice when the
+            // filter reads the scan's partitions, in total when it reads a redistribution
+            // of a one-slice scan; otherwise the rows the scan produced.
+            let partitions = scan.properties().partitioning.partition_count();
+            let filter_metrics = match ancestors.last() {
+                Some(p) if p.downcast_ref::<FilterExec>().is_some() => p.metrics(),
+                Some(p) if p.downcast_ref::<RepartitionExec>().is_some() && partitions == 1 => {
+                    ancestors
+                        .iter()
+                        .rev()
+                        .nth(1)
+                        .filter(|f| f.downcast_ref::<FilterExec>().is_some())
+                        .and_then(|f| f.metrics())
+                        .map(|m| m.aggregate_by_name())
+                }
+                _ => None,
+            };
+            let filtered = filter_metrics;
+            let per = |set: &MetricsSet, name: &str| {
+                per_partition(set, |v| match v {
+                    MetricValue::Count { name: n, count } if n == name => Some(count.value()),
+                    MetricValue::OutputRows(c) if name == "output_rows" => Some(c.value()),
+                    _ => None,
+                })
+            };
+            let out_rows = per(filtered.as_ref().unwrap_or(&metrics), "output_rows");
+            let pre = per(&metrics, "rows_pre_filter");
+            let bytes = per(&metrics, "bytes_scanned");
+            let read = per(&metrics, "blocks_read");
+            let skipped = per(&metrics, "blocks_skipped");
+            let at = |v: &[(usize, usize)], p: usize| {
+                v.iter()
+                    .filter(|(q, _)| *q == p)
+                    .map(|(_, n)| *n)
+                    .sum::<usize>() as i64
+            };
+            for p in 0..partitions {
+                let Some(slice) = scan.slice_of(p) else {
+                    continue;
+                };
+                scans.push(ScanRecord {
+                    step,
+                    slice: slice.0 as i32,
+                    tbl: table.id.0 as i32,
+                    table: table.name.clone(),
+                    rows: at(&out_rows, p),
+                    rows_pre_filter: at(&pre, p),
+                    bytes: at(&bytes, p),
+                    is_rrscan: scan.is_range_restricted(),
+                    blocks_read: at(&read, p),
+                    blocks_skipped: at(&skipped, p),
+                });
+            }
+        }
+        None => steps.push(StepRecord {
+            step,
+            label: label(plan.name()),
+            rows,
+            bytes: metrics
+                .sum(|m| matches!(m.value(), MetricValue::OutputBytes(_)))
+                .map(|v| v.as_usize() as i64),
+            maxtime,
+            avgtime,
+            is_rrscan: false,
+            rows_pre_filter: None,
+        }),
+    }
+    ancestors.push(plan.clone());
+    for child in plan.children() {
+        walk(child, ancestors, steps, scans);
+    }
+    ancestors.pop();
+}
+
+/// The values a metric kind takes, by partition.
+fn per_partition(
+    metrics: &MetricsSet,
+    value: impl Fn(&MetricValue) -> Option<usize>,
+) -> Vec<(usize, usize)> {
+    metrics
+        .iter()
+        .filter_map(|m| Some((m.partition().unwrap_or(0), value(m.value())?)))
+        .collect()
+}
+
+/// Redshift's step label for a DataFusion operator; other operators keep their own name.
+fn label(operator: &str) -> String {
+    let redshift = match operator {
+        "HashJoinExec" => "hjoin",
+        "SortMergeJoinExec" => "mjoin",
+        "NestedLoopJoinExec" | "CrossJoinExec" => "nloop",
+        "AggregateExec" => "aggr",
+        "SortExec" => "sort",
+        "SortPreservingMergeExec" | "CoalescePartitionsExec" => "merge",
+        "RepartitionExec" => "dist",
+        "ProjectionExec" => "project",
+        "FilterExec" => "filter",
+        "GlobalLimitExec" | "LocalLimitExec" => "limit",
+        "UnionExec" | "InterleaveExec" => "append",
+        "WindowAggExec" | "BoundedWindowAggExec" => "window",
+        "AnalyzeExec" => "analyze",
+        other => return other.to_string(),
+    };
+    redshift.to_string()
+}
+
+fn timestamp(t: NaiveDateTime) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(t.and_utc().timestamp_micros()), None)
+}
+
+fn ts_field(name: &str) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)
+}
+
+pub(crate) fn stl_query_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("xid", DataType::Int64, true),
+        Field::new("pid", DataType::Int32, true),
+        Field::new("database", DataType::Utf8, true),
+        Field::new("querytxt", DataType::Utf8, true),
+        ts_field("starttime"),
+        ts_field("endtime"),
+        Field::new("aborted", DataType::Int32, true),
+        Field::new("insert_pristine", DataType::Int32, true),
+        Field::new("concurrency_scaling_status", DataType::Int32, true),
+    ]))
+}
+
+/// `userid`: a user's `usesysid`.
+pub(crate) fn stl_query(
+    log: &QueryLog,
+    database: &str,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let rows = log
+        .records()
+        .iter()
+        .map(|q| {
+            vec![
+                ScalarValue::Int32(userid(&q.user)),
+                ScalarValue::Int32(Some(q.query as i32)),
+                ScalarValue::from("default"),
+                ScalarValue::Int64(None),
+                ScalarValue::Int32(Some(q.pid)),
+                ScalarValue::from(database),
+                ScalarValue::from(q.text.as_str()),
+                timestamp(q.start),
+                timestamp(q.end),
+                ScalarValue::Int32(Some(q.aborted as i32)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int32(Some(0)),
+            ]
+        })
+        .collect();
+    batch(stl_query_schema(), rows)
+}
+
+pub(crate) fn stl_scan_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("slice", DataType::Int32, true),
+        Field::new("segment", DataType::Int32, true),
+        Field::new("step", DataType::Int32, true),
+        ts_field("starttime"),
+        ts_field("endtime"),
+        Field::new("tasknum", DataType::Int32, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("bytes", DataType::Int64, true),
+        Field::new("fetches", DataType::Int64, true),
+        Field::new("type", DataType::Int32, true),
+        Field::new("tbl", DataType::Int32, true),
+        Field::new("is_rrscan", DataType::Utf8, true),
+        Field::new("is_delayed_scan", DataType::Utf8, true),
+        Field::new("rows_pre_filter", DataType::Int64, true),
+        Field::new("rows_pre_user_filter", DataType::Int64, true),
+        Field::new("perm_table_name", DataType::Utf8, true),
+        // BasaltDB's own: blocks (row groups with zone maps) read and skipped.
+        Field::new("blocks_read", DataType::Int64, true),
+        Field::new("blocks_skipped", DataType::Int64, true),
+    ]))
+}
+
+/// Redshift's STL_SCAN `type` for a scan of a permanent user table.
+const SCAN_TYPE_PERMANENT: i32 = 2;
+
+pub(crate) fn stl_scan(
+    log: &QueryLog,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let mut rows = vec![];
+    for q in log.records() {
+        for s in &q.scans {
+            rows.push(vec![
+                ScalarValue::Int32(userid(&q.user)),
+                ScalarValue::Int32(Some(q.query as i32)),
+                ScalarValue::Int32(Some(s.slice)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int32(Some(s.step)),
+                timestamp(q.start),
+                timestamp(q.end),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int64(Some(s.rows)),
+                ScalarValue::Int64(Some(s.bytes)),
+                ScalarValue::Int64(Some(0)),
+                ScalarValue::Int32(Some(SCAN_TYPE_PERMANENT)),
+                ScalarValue::Int32(Some(s.tbl)),
+                ScalarValue::from(if s.is_rrscan { "t" } else { "f" }),
+                ScalarValue::from("f"),
+                ScalarValue::Int64(Some(s.rows_pre_filter)),
+                ScalarValue::Int64(Some(s.rows_pre_filter)),
+                ScalarValue::from(s.table.as_str()),
+                ScalarValue::Int64(Some(s.blocks_read)),
+                ScalarValue::Int64(Some(s.blocks_skipped)),
+            ]);
+        }
+    }
+    batch(stl_scan_schema(), rows)
+}
+
+pub(crate) fn svl_query_summary_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("stm", DataType::Int32, true),
+        Field::new("seg", DataType::Int32, true),
+        Field::new("step", DataType::Int32, true),
+        Field::new("maxtime", DataType::Int64, true),
+        Field::new("avgtime", DataType::Int64, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("bytes", DataType::Int64, true),
+        Field::new("rate_row", DataType::Float64, true),
+        Field::new("rate_byte", DataType::Float64, true),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("is_diskbased", DataType::Utf8, true),
+        Field::new("workmem", DataType::Int64, true),
+        Field::new("is_rrscan", DataType::Utf8, true),
+        Field::new("is_delayed_scan", DataType::Utf8, true),
+        Field::new("rows_pre_filter", DataType::Int64, true),
+    ]))
+}
+
+pub(crate) fn svl_query_summary(
+    log: &QueryLog,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let mut rows = vec![];
+    for q in log.records() {
+        for s in &q.steps {
+            let rate = |n: i64| (s.maxtime > 0).then(|| n as f64 / (s.maxtime as f64 / 1e6));
+            rows.push(vec![
+                ScalarValue::Int32(userid(&q.user)),
+                ScalarValue::Int32(Some(q.query as i32)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int32(Some(s.step)),
+                ScalarValue::Int64(Some(s.maxtime)),
+                ScalarValue::Int64(Some(s.avgtime)),
+                ScalarValue::Int64(Some(s.rows)),
+                ScalarValue::Int64(s.bytes),
+                ScalarValue::Float64(rate(s.rows)),
+                ScalarValue::Float64(s.bytes.and_then(rate)),
+                ScalarValue::from(s.label.as_str()),
+                ScalarValue::from("f"),
+                ScalarValue::Int64(Some(0)),
+                ScalarValue::from(if s.is_rrscan { "t" } else { "f" }),
+                ScalarValue::from("f"),
+                ScalarValue::Int64(s.rows_pre_filter),
+            ]);
+        }
+    }
+    batch(svl_query_summary_schema(), rows)
+}
