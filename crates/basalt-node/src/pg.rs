@@ -105,6 +105,7 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
         leader.compute().topology,
         leader.query_log().clone(),
         leader.vacuum_activity().clone(),
+        leader.compute().clone(),
     );
     catalog
         .register_schema("pg_catalog", Arc::new(overlay))

@@ -56,6 +56,8 @@ pub(crate) struct PgCatalogOverlay {
     query_log: Arc<crate::querylog::QueryLog>,
     /// Running and recent VACUUMs (SVV_VACUUM_PROGRESS, SYS_VACUUM_HISTORY).
     vacuum: Arc<crate::vacuum::VacuumActivity>,
+    /// The compute nodes (STV_BLOCKLIST reads segment footers).
+    compute: Arc<basalt_storage::ComputeCluster>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,8 @@ enum Kind {
     SvlQuerySummary,
     SvvVacuumProgress,
     SysVacuumHistory,
+    StvBlocklist,
+    SvvDiskusage,
 }
 
 /// Relations only the overlay has (clients name them without `pg_catalog.`).
@@ -97,6 +101,8 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "svl_query_summary",
     "svv_vacuum_progress",
     "sys_vacuum_history",
+    "stv_blocklist",
+    "svv_diskusage",
 ];
 
 impl Kind {
@@ -121,6 +127,8 @@ impl Kind {
             "svl_query_summary" => Kind::SvlQuerySummary,
             "svv_vacuum_progress" => Kind::SvvVacuumProgress,
             "sys_vacuum_history" => Kind::SysVacuumHistory,
+            "stv_blocklist" => Kind::StvBlocklist,
+            "svv_diskusage" => Kind::SvvDiskusage,
             _ => return None,
         })
     }
@@ -134,6 +142,7 @@ impl PgCatalogOverlay {
         topology: basalt_catalog::Topology,
         query_log: Arc<crate::querylog::QueryLog>,
         vacuum: Arc<crate::vacuum::VacuumActivity>,
+        compute: Arc<basalt_storage::ComputeCluster>,
     ) -> Self {
         users.sort();
         PgCatalogOverlay {
@@ -143,6 +152,7 @@ impl PgCatalogOverlay {
             topology,
             query_log,
             vacuum,
+            compute,
         }
     }
 
@@ -266,11 +276,27 @@ impl PgCatalogOverlay {
             Kind::StlQuery => crate::querylog::stl_query(&self.query_log, &self.database(), |u| {
                 Some(self.usesysid(u))
             }),
-            Kind::StlScan => crate::querylog::stl_scan(&self.query_log, |u| Some(self.usesysid(u))),
-            Kind::SvlQuerySummary => {
-                crate::querylog::svl_query_summary(&self.query_log, |u| Some(self.usesysid(u)))
+            Kind::StlScan | Kind::SvlQuerySummary => {
+                let oids: HashMap<u64, i32> = self
+                    .tables_with_oids(state)
+                    .await?
+                    .iter()
+                    .map(|(oid, t)| (t.id.0, *oid))
+                    .collect();
+                let oid = |id: u64| oids.get(&id).copied().unwrap_or(id as i32);
+                let userid = |u: &str| Some(self.usesysid(u));
+                if kind == Kind::StlScan {
+                    crate::querylog::stl_scan(&self.query_log, userid, oid)
+                } else {
+                    crate::querylog::svl_query_summary(&self.query_log, userid, oid)
+                }
             }
             Kind::SvvVacuumProgress => crate::system_tables::svv_vacuum_progress(&self.vacuum),
+            Kind::StvBlocklist | Kind::SvvDiskusage => crate::system_tables::blocklist(
+                &self.compute,
+                &self.tables_with_oids(state).await?,
+                kind == Kind::SvvDiskusage,
+            ),
             Kind::SysVacuumHistory => {
                 crate::system_tables::sys_vacuum_history(&self.vacuum, &self.database(), |u| {
                     self.usesysid(u)
@@ -608,6 +634,8 @@ impl PgCatalogOverlay {
                 return Ok(crate::system_tables::svv_vacuum_progress_schema());
             }
             Kind::SysVacuumHistory => return Ok(crate::system_tables::sys_vacuum_history_schema()),
+            Kind::StvBlocklist => return Ok(crate::system_tables::stv_blocklist_schema()),
+            Kind::SvvDiskusage => return Ok(crate::system_tables::svv_diskusage_schema()),
             Kind::SvvTables => {
                 return Ok(utf8_schema(&[
                     "table_catalog",
@@ -724,6 +752,7 @@ impl SchemaProvider for PgCatalogOverlay {
                 topology: self.topology,
                 query_log: self.query_log.clone(),
                 vacuum: self.vacuum.clone(),
+                compute: self.compute.clone(),
             }),
         })))
     }

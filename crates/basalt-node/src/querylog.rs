@@ -55,7 +55,11 @@ pub(crate) struct QueryRecord {
 #[derive(Debug)]
 pub(crate) struct StepRecord {
     pub step: i32,
+    /// The operator's label; a scan's gets its table (`scan   tbl=<oid> name=<name>`) when
+    /// shown, from `scan_of`.
     pub label: String,
+    /// For a table scan: the table's catalog id and name.
+    pub scan_of: Option<(u64, String)>,
     pub rows: i64,
     pub bytes: Option<i64>,
     /// Compute time of the slowest and the average partition, in microseconds.
@@ -70,7 +74,8 @@ pub(crate) struct StepRecord {
 pub(crate) struct ScanRecord {
     pub step: i32,
     pub slice: i32,
-    pub tbl: i32,
+    /// The table's catalog id (shown as its pg_class oid).
+    pub tbl: u64,
     pub table: String,
     /// Rows the scan step returned: after the query's filters.
     pub rows: i64,
@@ -213,7 +218,8 @@ fn walk(
             let table = scan.table();
             steps.push(StepRecord {
                 step,
-                label: format!("scan   tbl={} name={}", table.id.0, table.name),
+                label: "scan".into(),
+                scan_of: Some((table.id.0, table.name.clone())),
                 rows,
                 bytes: named("bytes_scanned"),
                 maxtime,
@@ -264,7 +270,7 @@ fn walk(
                 scans.push(ScanRecord {
                     step,
                     slice: slice.0 as i32,
-                    tbl: table.id.0 as i32,
+                    tbl: table.id.0,
                     table: table.name.clone(),
                     rows: at(&out_rows, p),
                     rows_pre_filter: at(&pre, p),
@@ -278,6 +284,7 @@ fn walk(
         None => steps.push(StepRecord {
             step,
             label: label(plan.name()),
+            scan_of: None,
             rows,
             bytes: metrics
                 .sum(|m| matches!(m.value(), MetricValue::OutputBytes(_)))
@@ -410,9 +417,11 @@ pub(crate) fn stl_scan_schema() -> SchemaRef {
 /// Redshift's STL_SCAN `type` for a scan of a permanent user table.
 const SCAN_TYPE_PERMANENT: i32 = 2;
 
+/// `oid`: the pg_class oid of a table by catalog id (a dropped table keeps its id).
 pub(crate) fn stl_scan(
     log: &QueryLog,
     userid: impl Fn(&str) -> Option<i32>,
+    oid: impl Fn(u64) -> i32,
 ) -> Result<RecordBatch> {
     let mut rows = vec![];
     for q in log.records() {
@@ -430,7 +439,7 @@ pub(crate) fn stl_scan(
                 ScalarValue::Int64(Some(s.bytes)),
                 ScalarValue::Int64(Some(0)),
                 ScalarValue::Int32(Some(SCAN_TYPE_PERMANENT)),
-                ScalarValue::Int32(Some(s.tbl)),
+                ScalarValue::Int32(Some(oid(s.tbl))),
                 ScalarValue::from(if s.is_rrscan { "t" } else { "f" }),
                 ScalarValue::from("f"),
                 ScalarValue::Int64(Some(s.rows_pre_filter)),
@@ -469,6 +478,7 @@ pub(crate) fn svl_query_summary_schema() -> SchemaRef {
 pub(crate) fn svl_query_summary(
     log: &QueryLog,
     userid: impl Fn(&str) -> Option<i32>,
+    oid: impl Fn(u64) -> i32,
 ) -> Result<RecordBatch> {
     let mut rows = vec![];
     for q in log.records() {
@@ -486,7 +496,10 @@ pub(crate) fn svl_query_summary(
                 ScalarValue::Int64(s.bytes),
                 ScalarValue::Float64(rate(s.rows)),
                 ScalarValue::Float64(s.bytes.and_then(rate)),
-                ScalarValue::from(s.label.as_str()),
+                ScalarValue::from(match &s.scan_of {
+                    Some((id, name)) => format!("scan   tbl={} name={name}", oid(*id)),
+                    None => s.label.clone(),
+                }),
                 ScalarValue::from("f"),
                 ScalarValue::Int64(Some(0)),
                 ScalarValue::from(if s.is_rrscan { "t" } else { "f" }),

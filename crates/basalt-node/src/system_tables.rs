@@ -296,3 +296,125 @@ pub(crate) fn sys_vacuum_history(
         .collect();
     batch(sys_vacuum_history_schema(), rows)
 }
+
+/// STV_BLOCKLIST's columns; SVV_DISKUSAGE has the same after `db_id` and `name`, without
+/// `extended_limits` and the last four.
+fn blocklist_fields(diskusage: bool) -> Vec<Field> {
+    let int = |n: &str| Field::new(n, DataType::Int32, true);
+    let big = |n: &str| Field::new(n, DataType::Int64, true);
+    let mut f = vec![];
+    if diskusage {
+        f.push(int("db_id"));
+        f.push(Field::new("name", DataType::Utf8, true));
+    }
+    f.extend([
+        int("slice"),
+        int("col"),
+        int("tbl"),
+        int("blocknum"),
+        int("num_values"),
+    ]);
+    if !diskusage {
+        f.push(int("extended_limits"));
+    }
+    f.extend([
+        big("minvalue"),
+        big("maxvalue"),
+        int("sb_pos"),
+        int("pinned"),
+        int("on_disk"),
+        int("modified"),
+        int("hdr_modified"),
+        int("unsorted"),
+        int("tombstone"),
+        int("preferred_diskno"),
+        int("temporary"),
+        Field::new("newblock", DataType::Int32, true),
+    ]);
+    if !diskusage {
+        f.extend([
+            int("num_readers"),
+            big("id"),
+            int("flags"),
+            // BasaltDB's own: the column chunk's compressed size.
+            big("bytes"),
+        ]);
+    }
+    f
+}
+
+pub(crate) fn stv_blocklist_schema() -> SchemaRef {
+    Arc::new(Schema::new(blocklist_fields(false)))
+}
+
+pub(crate) fn svv_diskusage_schema() -> SchemaRef {
+    Arc::new(Schema::new(blocklist_fields(true)))
+}
+
+/// One row per column per block of every table the session sees (`tables`: (oid, table)):
+/// STV_BLOCKLIST, or with `diskusage` SVV_DISKUSAGE.
+pub(crate) fn blocklist(
+    compute: &basalt_storage::ComputeCluster,
+    tables: &[(i32, Arc<TableMeta>)],
+    diskusage: bool,
+) -> Result<RecordBatch> {
+    let mut rows = vec![];
+    let mut id: i64 = 0;
+    for (oid, t) in tables {
+        for (slice, segments) in &t.data.slices {
+            let node = compute
+                .node_for(*slice)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            let blocks = node
+                .blocks(t, *slice, segments)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            for b in blocks {
+                let mut row = vec![];
+                if diskusage {
+                    row.push(ScalarValue::Int32(Some(1)));
+                    row.push(ScalarValue::from(t.name.as_str()));
+                }
+                row.extend([
+                    ScalarValue::Int32(Some(slice.0 as i32)),
+                    ScalarValue::Int32(Some(b.column as i32)),
+                    ScalarValue::Int32(Some(*oid)),
+                    ScalarValue::Int32(Some(b.block as i32)),
+                    ScalarValue::Int32(Some(b.rows as i32)),
+                ]);
+                if !diskusage {
+                    row.push(ScalarValue::Int32(Some(0)));
+                }
+                row.extend([
+                    ScalarValue::Int64(b.min),
+                    ScalarValue::Int64(b.max),
+                    ScalarValue::Int32(Some(0)),
+                    ScalarValue::Int32(Some(0)),
+                    ScalarValue::Int32(Some(1)),
+                    ScalarValue::Int32(Some(0)),
+                    ScalarValue::Int32(Some(0)),
+                    ScalarValue::Int32(Some(b.unsorted as i32)),
+                    ScalarValue::Int32(Some(0)),
+                    ScalarValue::Int32(Some(0)),
+                    ScalarValue::Int32(Some(t.temporary as i32)),
+                    ScalarValue::Int32(Some(0)),
+                ]);
+                if !diskusage {
+                    id += 1;
+                    row.extend([
+                        ScalarValue::Int32(Some(0)),
+                        ScalarValue::Int64(Some(id)),
+                        ScalarValue::Int32(Some(0)),
+                        ScalarValue::Int64(Some(b.bytes as i64)),
+                    ]);
+                }
+                rows.push(row);
+            }
+        }
+    }
+    let schema = if diskusage {
+        svv_diskusage_schema()
+    } else {
+        stv_blocklist_schema()
+    };
+    batch(schema, rows)
+}

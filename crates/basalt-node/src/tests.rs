@@ -1094,6 +1094,37 @@ async fn scans_are_logged_with_blocks_read_and_skipped() {
     .await;
     assert!(counts.contains("| 8 | 0 |"), "{counts}");
 
+    // STL_SCAN's tbl is the table's oid, as in SVV_TABLE_INFO and STV_BLOCKLIST.
+    let joined = query(
+        &mut s,
+        &format!(
+            "select count(*) as n from stl_scan s join svv_table_info i on s.tbl = i.table_id \
+             where s.query = {q} and i.\"table\" = 'zu'"
+        ),
+    )
+    .await;
+    assert!(joined.contains("| 4 |"), "{joined}");
+    // The blocks and their zone maps: 2 per slice and column, column a spanning 1..524288.
+    let blocks = query(
+        &mut s,
+        "select count(*) as n, sum(num_values) as v, min(minvalue) as lo, max(maxvalue) as hi, \
+         max(blocknum) as last from stv_blocklist b join svv_table_info i on b.tbl = i.table_id \
+         where i.\"table\" = 'zs' and col = 0",
+    )
+    .await;
+    assert!(
+        blocks.contains("| 8 | 524288 | 1  | 524288 | 1    |"),
+        "{blocks}"
+    );
+    assert_eq!(
+        scalar(
+            &mut s,
+            "select count(*) from svv_diskusage where name = 'zs'"
+        )
+        .await,
+        "16"
+    );
+
     let plan = query(&mut s, &format!("explain analyze {scan}")).await;
     assert!(
         plan.contains("blocks_read=4") && plan.contains("blocks_skipped=4"),
@@ -1171,5 +1202,50 @@ async fn automatic_vacuum_delete_and_vacuum_history() {
     assert!(
         last.contains("| FULL        | false        | 601        |"),
         "{last}"
+    );
+}
+
+/// A disk that fills up during a write aborts that statement with 53100: the table keeps its
+/// committed rows, no partial or orphan segment file is left, and the session goes on.
+#[tokio::test]
+async fn disk_full_aborts_the_write_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table full_t (a int, t varchar(64)) diststyle even",
+    )
+    .await;
+    exec(
+        &mut s,
+        "insert into full_t select value, md5(value::varchar) from generate_series(1, 1000)",
+    )
+    .await;
+    let id = leader
+        .catalog()
+        .snapshot()
+        .table_by_name("public", "full_t")
+        .unwrap()
+        .id;
+    let files = segment_files(dir.path(), id);
+    leader.compute().limit_writes(Some(20_000));
+    let big =
+        "insert into full_t select value, md5(value::varchar) from generate_series(1, 200000)";
+    assert_eq!(err(&mut s, big).await, "53100");
+    leader.compute().limit_writes(Some(100));
+    assert_eq!(err(&mut s, "update full_t set a = a + 1").await, "53100");
+    leader.compute().limit_writes(None);
+    assert_eq!(scalar(&mut s, "select count(*) from full_t").await, "1000");
+    assert_eq!(scalar(&mut s, "select sum(a) from full_t").await, "500500");
+    assert_eq!(
+        segment_files(dir.path(), id),
+        files,
+        "partial files left behind"
+    );
+    exec(&mut s, big).await;
+    assert_eq!(
+        scalar(&mut s, "select count(*) from full_t").await,
+        "201000"
     );
 }

@@ -521,6 +521,17 @@ impl ComputeCluster {
         &self.nodes
     }
 
+    /// Let each slice's segment writes use only `bytes` more bytes (`None`: no limit); past
+    /// that they fail as on a full disk. For testing disk-full handling.
+    #[doc(hidden)]
+    pub fn limit_writes(&self, bytes: Option<u64>) {
+        for node in &self.nodes {
+            for store in node.slices.values() {
+                store.budget.set(bytes);
+            }
+        }
+    }
+
     /// Remove every file the committed catalog does not reference, on every node.
     pub fn collect_garbage(
         &self,

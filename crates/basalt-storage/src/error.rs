@@ -44,8 +44,23 @@ impl StorageError {
                 "53100"
             }
             StorageError::Io { .. } => "58030",
+            StorageError::Parquet { source, .. } if is_disk_full(source) => "53100",
             StorageError::Corrupt { .. } => "XX001",
             _ => "XX000",
         }
     }
+}
+
+/// Whether a Parquet write failed because the disk is full.
+fn is_disk_full(e: &parquet::errors::ParquetError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::StorageFull
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }

@@ -15,6 +15,8 @@
 //! Files are made visible only by the leader's catalog commit; a file no committed version
 //! references is garbage, removed by [`SliceStore::collect_garbage`] at start-up.
 
+mod blocks;
+mod budget;
 mod compute;
 mod deletes;
 mod encoding;
@@ -22,6 +24,7 @@ mod error;
 mod placement;
 mod segment;
 
+pub use blocks::BlockInfo;
 pub use compute::{
     ComputeCluster, ComputeNode, ROW_ID_COLUMNS, ScanCounters, ScanRequest, WriteRequest,
     row_id_fields,

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use basalt_catalog::{SegmentMeta, SliceId, TableId, TableMeta};
 use datafusion::arrow::array::RecordBatch;
@@ -10,6 +11,7 @@ use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_bat
 use parquet::arrow::ArrowWriter;
 use tracing::{debug, info};
 
+use crate::budget::{Budgeted, WriteBudget};
 use crate::{StorageError, writer_properties};
 
 /// Version of the segment layout (Parquet with `c<id>` columns, zone maps in row-group and page
@@ -21,6 +23,8 @@ pub const SEGMENT_FORMAT_VERSION: u32 = 1;
 pub struct SliceStore {
     pub slice: SliceId,
     root: PathBuf,
+    /// Bytes segment writes may still use (unlimited unless a test sets it).
+    pub(crate) budget: Arc<WriteBudget>,
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
@@ -40,7 +44,11 @@ pub(crate) fn publish(tmp: &Path, path: &Path, dir: &Path) -> Result<(), Storage
 impl SliceStore {
     pub fn open(slice: SliceId, root: PathBuf) -> Result<Self, StorageError> {
         fs::create_dir_all(&root).map_err(io(&root))?;
-        Ok(SliceStore { slice, root })
+        Ok(SliceStore {
+            slice,
+            root,
+            budget: Default::default(),
+        })
     }
 
     pub fn table_dir(&self, table: TableId) -> PathBuf {
@@ -78,24 +86,12 @@ impl SliceStore {
         let file = format!("{}.parquet", uuid::Uuid::new_v4().simple());
         let path = dir.join(&file);
         let tmp = dir.join(format!("{file}.tmp"));
-        let f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        let pq = |source| StorageError::Parquet {
-            path: tmp.clone(),
-            source,
-        };
-        let mut writer = ArrowWriter::try_new(
-            f.try_clone().map_err(io(&tmp))?,
-            physical.schema(),
-            Some(writer_properties(table)),
-        )
-        .map_err(pq)?;
-        writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
-            "basalt.segment_format_version".into(),
-            SEGMENT_FORMAT_VERSION.to_string(),
-        ));
-        writer.write(&physical).map_err(pq)?;
-        writer.close().map_err(pq)?;
-        f.sync_all().map_err(io(&tmp))?;
+        let written = self.write_file(table, &physical, &tmp);
+        if let Err(e) = written {
+            // A failed write (a full disk, most likely) leaves nothing behind.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         publish(&tmp, &path, &dir)?;
         let bytes = fs::metadata(&path).map_err(io(&path))?.len();
         debug!(slice = %self.slice, table = %table.id, file, rows = physical.num_rows(), bytes, "segment written");
@@ -107,6 +103,34 @@ impl SliceStore {
             sorted_region: false,
             deleted: None,
         })
+    }
+
+    /// Write `physical` as a Parquet file at `tmp` and fsync it.
+    fn write_file(
+        &self,
+        table: &TableMeta,
+        physical: &RecordBatch,
+        tmp: &Path,
+    ) -> Result<(), StorageError> {
+        let f = fs::File::create(tmp).map_err(io(tmp))?;
+        let pq = |source| StorageError::Parquet {
+            path: tmp.to_path_buf(),
+            source,
+        };
+        let out = Budgeted {
+            inner: f.try_clone().map_err(io(tmp))?,
+            budget: self.budget.clone(),
+        };
+        let mut writer =
+            ArrowWriter::try_new(out, physical.schema(), Some(writer_properties(table)))
+                .map_err(pq)?;
+        writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+            "basalt.segment_format_version".into(),
+            SEGMENT_FORMAT_VERSION.to_string(),
+        ));
+        writer.write(physical).map_err(pq)?;
+        writer.close().map_err(pq)?;
+        f.sync_all().map_err(io(tmp))
     }
 
     /// Delete segment files (after a rollback, or once no version references them).
