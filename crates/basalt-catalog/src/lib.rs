@@ -65,5 +65,6 @@ impl std::fmt::Display for NodeId {
 
 /// Format version of the persisted catalog file. Bump on any change to the persisted structs;
 /// `tests::frozen_format` fails when the serialized shape changes without a bump.
-/// Version 2 added views; version 1 files are still read.
-pub const CATALOG_FORMAT_VERSION: u32 = 3;
+/// Version 2 added views, 3 delete vectors, 4 segment checksums (`SegmentMeta::crc32`);
+/// files of versions 1 to 3 are still read.
+pub const CATALOG_FORMAT_VERSION: u32 = 4;

@@ -86,6 +86,10 @@ pub struct SegmentMeta {
     /// beside the segment); the segment itself never changes.
     #[serde(default)]
     pub deleted: Option<DeleteVectorMeta>,
+    /// CRC-32 of the whole file, taken as it was written; scans check it before a segment's
+    /// first read in a process. Absent for segments written before catalog format 4.
+    #[serde(default)]
+    pub crc32: Option<u32>,
 }
 
 impl SegmentMeta {

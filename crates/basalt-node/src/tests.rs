@@ -964,6 +964,28 @@ async fn corrupt_segment_is_a_clear_error() {
     assert_eq!(e.sqlstate(), "XX001", "{msg}");
     assert!(msg.contains(&segs[0].file) && msg.contains("cs"), "{msg}");
     assert_eq!(scalar(&mut s, "select 1").await, "1");
+
+    // One flipped bit that leaves the file readable is caught by the segment's checksum,
+    // checked before the first read after a restart.
+    let mut flipped = bytes.clone();
+    let at = flipped.len() / 3;
+    flipped[at] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    drop(s);
+    drop(leader);
+    let leader = open(dir.path(), 1, 1);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    assert_eq!(err(&mut s, "select count(v) from cs").await, "XX001");
+    let mut outs = s.execute("select sum(id) from cs").await;
+    let e = match outs.pop().unwrap() {
+        Err(e) => e,
+        Ok(out) => out.collect().await.unwrap_err(),
+    };
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    assert!(e.to_string().contains(&segs[0].file), "{e}");
+    // The intact file reads again.
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(scalar(&mut s, "select sum(id) from cs").await, "12502500");
 }
 
 /// An ENCODE AUTO table takes each column's encoding from its first load (the sort key's

@@ -35,16 +35,19 @@ impl WriteBudget {
     }
 }
 
-/// A writer that spends `budget` as it writes.
+/// A writer that spends `budget` as it writes and takes the CRC-32 of what it wrote.
 pub(crate) struct Budgeted<W> {
     pub inner: W,
     pub budget: Arc<WriteBudget>,
+    pub crc: crc32fast::Hasher,
 }
 
 impl<W: Write> Write for Budgeted<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.budget.take(buf.len())?;
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -62,6 +65,7 @@ mod tests {
         let mut w = Budgeted {
             inner: Vec::new(),
             budget: budget.clone(),
+            crc: Default::default(),
         };
         w.write_all(&[0; 100]).unwrap();
         budget.set(Some(10));

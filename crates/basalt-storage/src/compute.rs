@@ -426,8 +426,26 @@ impl ComputeNode {
             )
             .map_err(DataFusionError::from)
         });
+        // Segments this process has not read yet have their checksums checked first.
+        let unchecked = store.unverified(&req.segments);
+        if unchecked.is_empty() {
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                out_schema, relabeled,
+            )));
+        }
+        let (store, table) = (store.clone(), req.table.clone());
+        let check = async move {
+            let checked =
+                tokio::task::spawn_blocking(move || store.verify(&table, &unchecked)).await;
+            match checked {
+                Ok(Ok(())) => Ok(relabeled),
+                Ok(Err(e)) => Err(DataFusionError::External(Box::new(e))),
+                Err(e) => Err(DataFusionError::External(Box::new(StorageError::from(e)))),
+            }
+        };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
-            out_schema, relabeled,
+            out_schema,
+            futures::TryStreamExt::try_flatten(futures::stream::once(check)),
         )))
     }
 

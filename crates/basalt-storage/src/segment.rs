@@ -25,6 +25,8 @@ pub struct SliceStore {
     root: PathBuf,
     /// Bytes segment writes may still use (unlimited unless a test sets it).
     pub(crate) budget: Arc<WriteBudget>,
+    /// Segments whose checksum this process has checked (or written).
+    verified: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
@@ -48,6 +50,7 @@ impl SliceStore {
             slice,
             root,
             budget: Default::default(),
+            verified: Default::default(),
         })
     }
 
@@ -86,13 +89,16 @@ impl SliceStore {
         let file = format!("{}.parquet", uuid::Uuid::new_v4().simple());
         let path = dir.join(&file);
         let tmp = dir.join(format!("{file}.tmp"));
-        let written = self.write_file(table, &physical, &tmp);
-        if let Err(e) = written {
-            // A failed write (a full disk, most likely) leaves nothing behind.
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        let crc32 = match self.write_file(table, &physical, &tmp) {
+            Ok(crc) => crc,
+            Err(e) => {
+                // A failed write (a full disk, most likely) leaves nothing behind.
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         publish(&tmp, &path, &dir)?;
+        self.verified.lock().insert(file.clone());
         let bytes = fs::metadata(&path).map_err(io(&path))?.len();
         debug!(slice = %self.slice, table = %table.id, file, rows = physical.num_rows(), bytes, "segment written");
         Ok(SegmentMeta {
@@ -102,16 +108,17 @@ impl SliceStore {
             sorted: !sort_cols.is_empty(),
             sorted_region: false,
             deleted: None,
+            crc32: Some(crc32),
         })
     }
 
-    /// Write `physical` as a Parquet file at `tmp` and fsync it.
+    /// Write `physical` as a Parquet file at `tmp` and fsync it; returns the file's CRC-32.
     fn write_file(
         &self,
         table: &TableMeta,
         physical: &RecordBatch,
         tmp: &Path,
-    ) -> Result<(), StorageError> {
+    ) -> Result<u32, StorageError> {
         let f = fs::File::create(tmp).map_err(io(tmp))?;
         let pq = |source| StorageError::Parquet {
             path: tmp.to_path_buf(),
@@ -120,6 +127,7 @@ impl SliceStore {
         let out = Budgeted {
             inner: f.try_clone().map_err(io(tmp))?,
             budget: self.budget.clone(),
+            crc: crc32fast::Hasher::new(),
         };
         let mut writer =
             ArrowWriter::try_new(out, physical.schema(), Some(writer_properties(table)))
@@ -129,8 +137,66 @@ impl SliceStore {
             SEGMENT_FORMAT_VERSION.to_string(),
         ));
         writer.write(physical).map_err(pq)?;
-        writer.close().map_err(pq)?;
-        f.sync_all().map_err(io(tmp))
+        // finish() writes the footer and flushes, keeping the I/O error (a full disk is
+        // 53100; into_inner() would turn a failed flush into text).
+        writer.finish().map_err(pq)?;
+        let crc = writer.inner().crc.clone().finalize();
+        f.sync_all().map_err(io(tmp))?;
+        Ok(crc)
+    }
+
+    /// The segments among `segments` with a checksum this process has not checked yet (and
+    /// rows to read).
+    pub(crate) fn unverified(&self, segments: &[SegmentMeta]) -> Vec<SegmentMeta> {
+        let verified = self.verified.lock();
+        segments
+            .iter()
+            .filter(|s| s.crc32.is_some() && s.live_rows() > 0 && !verified.contains(&s.file))
+            .cloned()
+            .collect()
+    }
+
+    /// Check the CRC-32 of each segment not checked yet in this process (segments never
+    /// change, so once is enough); a mismatch is [`StorageError::Corrupt`].
+    pub(crate) fn verify(
+        &self,
+        table: &TableMeta,
+        segments: &[SegmentMeta],
+    ) -> Result<(), StorageError> {
+        for seg in segments {
+            let Some(expected) = seg.crc32 else {
+                continue;
+            };
+            if self.verified.lock().contains(&seg.file) {
+                continue;
+            }
+            let path = self.segment_path(table.id, &seg.file);
+            let corrupt = |reason: String| StorageError::Corrupt {
+                table: table.qualified_name(),
+                slice: self.slice,
+                file: seg.file.clone(),
+                reason,
+            };
+            let mut f = fs::File::open(&path).map_err(|e| corrupt(e.to_string()))?;
+            let mut hasher = crc32fast::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n =
+                    std::io::Read::read(&mut f, &mut buf).map_err(|e| corrupt(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            let actual = hasher.finalize();
+            if actual != expected {
+                return Err(corrupt(format!(
+                    "checksum mismatch (CRC-32 {actual:08x}, expected {expected:08x})"
+                )));
+            }
+            self.verified.lock().insert(seg.file.clone());
+        }
+        Ok(())
     }
 
     /// Delete segment files (after a rollback, or once no version references them).
