@@ -7,7 +7,7 @@
 //! The statistics come from one aggregate query over the table (distinct counts are
 //! HyperLogLog estimates where DataFusion has them), and are committed with the table.
 
-use basalt_catalog::{ColumnStats, SqlType, TableMeta, TableStats};
+use basalt_catalog::{ColumnStats, SqlType, TableId, TableMeta, TableStats};
 use basalt_sql::sqlparser::ast::Analyze;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
@@ -52,7 +52,7 @@ impl Session {
         comprows: Option<u64>,
     ) -> Result<StatementOutput, NodeError> {
         use datafusion::arrow::array::{Float64Builder, RecordBatch, StringBuilder};
-        use datafusion::arrow::datatypes::{Field, Schema};
+
         let (tables, only) = self.analyze_targets(a)?;
         let rows = comprows.unwrap_or(DEFAULT_COMPROWS);
         let (mut t_out, mut c_out, mut e_out) = (
@@ -96,12 +96,7 @@ impl Session {
                 pct_out.append_value(reduction);
             }
         }
-        let schema = std::sync::Arc::new(Schema::new(vec![
-            Field::new("Table", DataType::Utf8, false),
-            Field::new("Column", DataType::Utf8, false),
-            Field::new("Encoding", DataType::Utf8, false),
-            Field::new("Est_reduction_pct", DataType::Float64, false),
-        ]));
+        let schema = compression_schema();
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
@@ -185,6 +180,22 @@ impl Session {
         Ok(StatementOutput::command("ANALYZE"))
     }
 
+    /// Statistics for a table a load just filled (CTAS, COPY into an empty table), in the
+    /// load's transaction, as Redshift keeps them without an ANALYZE.
+    pub(crate) async fn analyze_after_load(&mut self, id: TableId) -> Result<(), NodeError> {
+        let table = self.txn_table(id);
+        let stats = self.table_stats(&table, &[]).await?;
+        let t = self
+            .txn_mut()
+            .txn
+            .table_mut(id)
+            .expect("loaded table exists");
+        info!(table = %table.qualified_name(), rows = stats.rows, "analyzed after load");
+        t.stats = Some(stats);
+        t.rows_changed = 0;
+        Ok(())
+    }
+
     /// Measure the table (all columns, or `only` these) with one aggregate query.
     async fn table_stats(
         &mut self,
@@ -260,4 +271,15 @@ impl Session {
         }
         Ok(stats)
     }
+}
+
+/// ANALYZE COMPRESSION's result columns, as Redshift names them.
+pub(crate) fn compression_schema() -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("Table", DataType::Utf8, false),
+        Field::new("Column", DataType::Utf8, false),
+        Field::new("Encoding", DataType::Utf8, false),
+        Field::new("Est_reduction_pct", DataType::Float64, false),
+    ]))
 }

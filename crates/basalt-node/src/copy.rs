@@ -535,6 +535,7 @@ impl Session {
             self.end_copy_failed();
             return Err(e);
         }
+        let (table, was_empty) = (c.writer.table_id(), c.writer.was_empty);
         let rows = match c.writer.finish(self, false).await {
             Ok(n) => n,
             Err(e) => {
@@ -542,6 +543,14 @@ impl Session {
                 return Err(e);
             }
         };
+        // Redshift's COPY updates the statistics of a table it loads from empty.
+        if was_empty
+            && rows > 0
+            && let Err(e) = self.analyze_after_load(table).await
+        {
+            self.end_copy_failed();
+            return Err(e);
+        }
         if self.txn.as_ref().is_some_and(|t| !t.explicit) {
             self.commit_open().await?;
         }

@@ -567,7 +567,8 @@ impl Session {
         t.insert_table(table);
         if let Some(q) = ctas_query {
             let rows = self.insert_query(id, None, Statement::Query(q)).await?;
-            let _ = rows;
+            // Redshift analyzes a table CTAS creates.
+            self.analyze_after_load(id).await?;
             return Ok(StatementOutput::command("SELECT").with_rows_from_ctas(rows));
         }
         Ok(StatementOutput::command("CREATE TABLE"))

@@ -611,17 +611,25 @@ pub(crate) struct TableWriter {
     rr: u64,
     /// An ENCODE AUTO table's first load: pick each column's encoding from the first rows.
     choose_encodings: bool,
+    /// The table held no rows when the write began (a load into it updates its statistics).
+    pub(crate) was_empty: bool,
 }
 
 /// Rows of a first load that ENCODE AUTO weighs encodings on.
 const ENCODE_AUTO_SAMPLE_ROWS: usize = 50_000;
 
 impl TableWriter {
+    pub(crate) fn table_id(&self) -> TableId {
+        self.table.id
+    }
+
     pub(crate) fn new(session: &mut Session, table_id: TableId) -> Self {
         let table = Arc::new(session.txn_table(table_id));
+        let was_empty = table.data.slices.values().all(|s| s.is_empty());
         TableWriter {
             identity: table.identity_next.clone(),
-            choose_encodings: table.encode_auto && table.data.slices.values().all(|s| s.is_empty()),
+            choose_encodings: table.encode_auto && was_empty,
+            was_empty,
             table,
             pending: BTreeMap::new(),
             written: BTreeMap::new(),

@@ -931,6 +931,9 @@ impl Session {
             self.expand_views(&mut expanded.statement)?;
         }
         let stmt = &expanded;
+        if stmt.compression.is_some() {
+            return Ok((vec![], Some(crate::analyze::compression_schema())));
+        }
         match &stmt.statement {
             Statement::ShowVariable { variable } => {
                 let name = variable

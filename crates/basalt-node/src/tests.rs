@@ -1271,3 +1271,37 @@ async fn disk_full_aborts_the_write_cleanly() {
         "201000"
     );
 }
+
+/// CTAS and a COPY into an empty table leave the table analyzed (stats_off 0), as Redshift's
+/// automatic statistics do; an INSERT does not.
+#[tokio::test]
+async fn loads_into_empty_tables_are_analyzed() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table src (a int)").await;
+    exec(
+        &mut s,
+        "insert into src select value from generate_series(1, 100)",
+    )
+    .await;
+    exec(&mut s, "create table made as select a, a * 2 as b from src").await;
+    exec(&mut s, "create table copied (a int)").await;
+    let out = s
+        .execute("copy copied from stdin")
+        .await
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(out, StatementOutput::CopyIn { .. }));
+    s.copy_data(b"1\n2\n3\n").await.unwrap();
+    assert_eq!(s.copy_done().await.unwrap(), 3);
+    let info = query(
+        &mut s,
+        "select \"table\", stats_off from svv_table_info order by \"table\"",
+    )
+    .await;
+    assert!(info.contains("| copied | 0.0       |"), "{info}");
+    assert!(info.contains("| made   | 0.0       |"), "{info}");
+    assert!(info.contains("| src    | 100.0     |"), "{info}");
+}

@@ -626,6 +626,28 @@ async fn concurrent_deletes_snapshot_and_conflict() {
     .await;
 }
 
+/// ANALYZE COMPRESSION through the extended protocol: Describe gives Redshift's columns.
+#[tokio::test]
+async fn analyze_compression_over_the_extended_protocol() {
+    let server = start(|_| {}).await;
+    bounded(async {
+        let c = connect(server.port).await;
+        c.batch_execute(
+            "create table ac (id int, v varchar(20));
+             insert into ac select value, 'x' from generate_series(1, 100)",
+        )
+        .await
+        .expect("setup");
+        let rows = c.query("analyze compression ac", &[]).await.expect("runs");
+        let names: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["Table", "Column", "Encoding", "Est_reduction_pct"]);
+        assert_eq!(rows.len(), 2);
+        let column: &str = rows[1].get(1);
+        assert_eq!(column, "v");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn portal_with_max_rows_suspends_and_resumes() {
     let server = start(|_| {}).await;
