@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::table::TableMeta;
+use crate::table::{TableData, TableMeta};
 use crate::{CATALOG_FORMAT_VERSION, CatalogError, SliceId, TableId};
 
 /// A schema (namespace).
@@ -290,10 +290,22 @@ impl CatalogStore {
         let current = self.snapshot();
         // Write-write conflicts: something this transaction wrote was also changed by a commit
         // made after it began. The first committer wins (Redshift's serializable isolation).
+        let mut rebased: BTreeMap<TableId, TableMeta> = BTreeMap::new();
         for id in &txn.touched {
             let before = txn.base.tables.get(id).map(|t| t.version);
             let now = current.tables.get(id).map(|t| t.version);
             if before != now {
+                // Appending rows (INSERT, COPY) commits on top of what others committed.
+                if let (Some(b), Some(w), Some(n)) = (
+                    txn.base.tables.get(id),
+                    txn.working.tables.get(id),
+                    current.tables.get(id),
+                ) && !txn.ddl
+                    && let Some(merged) = rebase_append(b, w, n)
+                {
+                    rebased.insert(*id, merged);
+                    continue;
+                }
                 let name = txn
                     .working
                     .tables
@@ -353,6 +365,10 @@ impl CatalogStore {
             };
         }
         for id in &txn.touched {
+            if let Some(t) = rebased.remove(id) {
+                next.tables.insert(*id, t);
+                continue;
+            }
             match txn.working.tables.get(id) {
                 Some(t) => {
                     if next
@@ -388,6 +404,51 @@ impl CatalogStore {
         *self.current.write() = next.clone();
         Ok(next)
     }
+}
+
+/// `now` (the committed version of a table) with what a transaction that read `base` and
+/// made `working` appended to it, if appending segments is all it did: no deletes (delete
+/// vectors change existing segments), no DDL, no identity values, no statistics. Concurrent
+/// appends then both commit, as concurrent INSERTs into one Redshift table do (there they
+/// queue on the table's write lock).
+fn rebase_append(base: &TableMeta, working: &TableMeta, now: &TableMeta) -> Option<TableMeta> {
+    let without_data = |t: &TableMeta| TableMeta {
+        data: TableData::default(),
+        version: 0,
+        rows_changed: 0,
+        ..t.clone()
+    };
+    if without_data(base) != without_data(working) {
+        return None;
+    }
+    if base
+        .data
+        .slices
+        .keys()
+        .any(|s| !working.data.slices.contains_key(s))
+    {
+        return None;
+    }
+    let mut merged = now.clone();
+    for (slice, segments) in &working.data.slices {
+        let before = base
+            .data
+            .slices
+            .get(slice)
+            .map_or(&[][..], |v| v.as_slice());
+        let added = segments.strip_prefix(before)?;
+        if !added.is_empty() {
+            merged
+                .data
+                .slices
+                .entry(*slice)
+                .or_default()
+                .extend(added.iter().cloned());
+        }
+    }
+    merged.rows_changed = now.rows_changed + working.rows_changed.saturating_sub(base.rows_changed);
+    merged.version = now.version + 1;
+    Some(merged)
 }
 
 /// A transaction's private view of the catalog. Edits are invisible to others until
@@ -631,13 +692,84 @@ mod tests {
         txn.insert_table(table(id, "t"));
         store.commit(txn).unwrap();
 
+        let seg = |file: &str, deleted: u64| SegmentMeta {
+            file: file.into(),
+            rows: 10,
+            bytes: 100,
+            sorted: false,
+            sorted_region: false,
+            deleted: (deleted > 0).then(|| DeleteVectorMeta {
+                file: format!("{file}.del"),
+                rows: deleted,
+            }),
+            crc32: None,
+        };
+        let mut txn = store.begin();
+        let t = txn.table_mut(id).unwrap();
+        t.data.slices.insert(SliceId(0), vec![seg("s0", 0)]);
+        t.version += 1;
+        store.commit(txn).unwrap();
+
+        // Two DELETEs of the same segment: the second committer loses.
         let mut a = store.begin();
         let mut b = store.begin();
-        a.table_mut(id).unwrap().version += 1;
-        b.table_mut(id).unwrap().version += 1;
+        for (txn, n) in [(&mut a, 1), (&mut b, 2)] {
+            let t = txn.table_mut(id).unwrap();
+            t.data.slices.insert(SliceId(0), vec![seg("s0", n)]);
+            t.version += 1;
+        }
         store.commit(a).unwrap();
         let err = store.commit(b).unwrap_err();
         assert_eq!(err.sqlstate(), "40001");
+
+        // Appends commit on top of a concurrent DELETE and of each other.
+        let mut a = store.begin();
+        let mut b = store.begin();
+        let mut c = store.begin();
+        for (txn, file) in [(&mut a, "a"), (&mut b, "b")] {
+            let t = txn.table_mut(id).unwrap();
+            t.data
+                .slices
+                .get_mut(&SliceId(0))
+                .unwrap()
+                .push(seg(file, 0));
+            t.data
+                .slices
+                .insert(SliceId(1), vec![seg(&format!("{file}1"), 0)]);
+            t.rows_changed += 20;
+            t.version += 1;
+        }
+        let t = c.table_mut(id).unwrap();
+        t.data.slices.insert(SliceId(0), vec![seg("s0", 5)]);
+        t.version += 1;
+        store.commit(c).unwrap();
+        store.commit(a).unwrap();
+        store.commit(b).unwrap();
+        let now = store.snapshot();
+        let t = &now.tables[&id];
+        let files = |s: u32| -> Vec<String> {
+            t.data.slices[&SliceId(s)]
+                .iter()
+                .map(|g| g.file.clone())
+                .collect()
+        };
+        assert_eq!(files(0), ["s0", "a", "b"]);
+        assert_eq!(files(1), ["a1", "b1"]);
+        assert_eq!(
+            t.data.slices[&SliceId(0)][0].deleted.as_ref().unwrap().rows,
+            5
+        );
+        assert_eq!(t.rows_changed, 40);
+
+        // An append that also changed the table's definition conflicts.
+        let mut a = store.begin();
+        let mut b = store.begin();
+        a.table_mut(id).unwrap().version += 1;
+        let t = b.table_mut(id).unwrap();
+        t.identity_next.insert(0, 7);
+        t.version += 1;
+        store.commit(a).unwrap();
+        assert_eq!(store.commit(b).unwrap_err().sqlstate(), "40001");
     }
 
     #[test]

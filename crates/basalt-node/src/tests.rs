@@ -1305,3 +1305,64 @@ async fn loads_into_empty_tables_are_analyzed() {
     assert!(info.contains("| made   | 0.0       |"), "{info}");
     assert!(info.contains("| src    | 100.0     |"), "{info}");
 }
+
+/// Writes that commit while a VACUUM runs are kept: rows inserted meanwhile are added to the
+/// vacuumed version, and a DELETE of rows the VACUUM rewrote makes it start over, not fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_keeps_concurrent_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut a = leader.session("basalt", "dev").unwrap();
+    let mut b = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut a,
+        "create table vc (k int, v int) diststyle even sortkey(k)",
+    )
+    .await;
+    for i in 0..4 {
+        exec(
+            &mut a,
+            &format!(
+                "insert into vc select value, {i} from generate_series({}, {})",
+                i * 50_000 + 1,
+                (i + 1) * 50_000
+            ),
+        )
+        .await;
+    }
+    exec(&mut a, "delete from vc where k % 10 = 0").await;
+    let vacuum = async {
+        exec(&mut a, "vacuum vc to 100 percent").await;
+        a
+    };
+    let writes = async {
+        for i in 0..20 {
+            exec(
+                &mut b,
+                &format!("insert into vc values ({}, 9)", 1_000_000 + i),
+            )
+            .await;
+            if i == 10 {
+                exec(&mut b, "delete from vc where k = 3").await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        b
+    };
+    let (mut a, _b) = tokio::join!(vacuum, writes);
+    assert_eq!(scalar(&mut a, "select count(*) from vc").await, "180019");
+    assert_eq!(
+        scalar(&mut a, "select count(*) from vc where v = 9").await,
+        "20"
+    );
+    assert_eq!(
+        scalar(&mut a, "select count(*) from vc where k = 3").await,
+        "0"
+    );
+    let status = scalar(
+        &mut a,
+        "select status from sys_vacuum_history order by end_time desc limit 1",
+    )
+    .await;
+    assert_eq!(status, "Complete");
+}

@@ -32,6 +32,17 @@ struct Plan {
     automatic: bool,
 }
 
+/// Times a table's VACUUM starts over after losing to a concurrent DELETE or UPDATE.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// What VACUUM did to one slice: `before` (the segments it read) became `after`.
+#[derive(Debug)]
+struct SliceChange {
+    slice: SliceId,
+    before: Vec<SegmentMeta>,
+    after: Vec<SegmentMeta>,
+}
+
 /// VACUUM runs kept for SYS_VACUUM_HISTORY.
 const HISTORY: usize = 1000;
 
@@ -288,31 +299,106 @@ impl Session {
     /// Vacuum `tables` one after the other, each in its own transaction. The caller holds the
     /// leader's VACUUM lock.
     async fn vacuum_tables(&mut self, tables: &[TableId], plan: Plan) -> Result<(), NodeError> {
+        let activity = self.leader.vacuum_activity().clone();
         for &id in tables {
-            let r = self.vacuum_table(id, plan).await;
-            let r = match r {
-                Ok(done) => self.commit_open().await.map(|()| done),
-                Err(e) => {
-                    self.rollback_open();
-                    Err(e)
-                }
-            };
-            let activity = self.leader.vacuum_activity();
-            match r {
-                Ok(done) => activity.finish(done, "Complete"),
-                Err(e) => {
-                    if let Some(done) = activity.take_current() {
-                        activity.finish(done, "Failed");
+            let mut attempt = 1;
+            loop {
+                let (run, changes) = match self.vacuum_table(id, plan).await {
+                    Ok(done) => done,
+                    Err(e) => {
+                        self.rollback_open();
+                        if let Some(run) = activity.take_current() {
+                            activity.finish(run, "Failed");
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
+                };
+                match self.commit_vacuum(id, &changes) {
+                    Ok(()) => {
+                        activity.finish(run, "Complete");
+                        break;
+                    }
+                    // A concurrent DELETE/UPDATE changed segments this VACUUM rewrote: do
+                    // the table again from the new version.
+                    Err(e) if e.sqlstate() == "40001" && attempt < MAX_ATTEMPTS => {
+                        info!(table = %run.table, attempt, "vacuum lost to a concurrent write; again");
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        activity.finish(run, "Failed");
+                        return Err(e);
+                    }
                 }
             }
         }
         Ok(())
     }
 
+    /// Commit a table's VACUUM. When another transaction committed changes to the table
+    /// meanwhile, the VACUUM is rebased onto them: if every segment it rewrote is still there
+    /// unchanged, its new segments replace them and segments added since (INSERT, COPY) stay;
+    /// otherwise it is a serialization conflict (40001).
+    fn commit_vacuum(&mut self, id: TableId, changes: &[SliceChange]) -> Result<(), NodeError> {
+        let Some(open) = self.txn.take() else {
+            return Ok(());
+        };
+        let written = open.written.clone();
+        let catalog = self.leader.catalog();
+        let old = catalog.snapshot();
+        let conflict = match catalog.commit(open.txn) {
+            Ok(new) => {
+                self.leader.retire(&old, &new);
+                return Ok(());
+            }
+            Err(e @ basalt_catalog::CatalogError::SerializationConflict { .. }) => e,
+            Err(e) => {
+                self.leader.delete_files(&written);
+                return Err(e.into());
+            }
+        };
+        let mut txn = catalog.begin();
+        let rebased = txn.table_mut(id).is_some_and(|t| {
+            for change in changes {
+                let now = t
+                    .data
+                    .slices
+                    .get(&change.slice)
+                    .cloned()
+                    .unwrap_or_default();
+                if !change.before.iter().all(|s| now.contains(s)) {
+                    return false;
+                }
+                let added = now.into_iter().filter(|s| !change.before.contains(s));
+                let merged = change.after.iter().cloned().chain(added).collect();
+                t.data.slices.insert(change.slice, merged);
+            }
+            t.version += 1;
+            true
+        });
+        if !rebased {
+            self.leader.delete_files(&written);
+            return Err(conflict.into());
+        }
+        let old = catalog.snapshot();
+        match catalog.commit(txn) {
+            Ok(new) => {
+                info!(table = id.0, "vacuum rebased onto concurrent writes");
+                self.leader.retire(&old, &new);
+                Ok(())
+            }
+            Err(e) => {
+                self.leader.delete_files(&written);
+                Err(e.into())
+            }
+        }
+    }
+
     /// Vacuum every slice of one table inside the session's (implicit) transaction.
-    async fn vacuum_table(&mut self, id: TableId, plan: Plan) -> Result<VacuumRun, NodeError> {
+    async fn vacuum_table(
+        &mut self,
+        id: TableId,
+        plan: Plan,
+    ) -> Result<(VacuumRun, Vec<SliceChange>), NodeError> {
         let table = Arc::new(self.txn_table(id));
         let span = info_span!("vacuum", table = %table.qualified_name(), ?plan);
         async {
@@ -344,6 +430,7 @@ impl Session {
                 sorted_after: None,
             });
             let mut changed = false;
+            let mut changes = vec![];
             for (done, (slice, segments)) in slices.into_iter().enumerate() {
                 let rows = SliceRows::of(&table, &segments);
                 let sort = plan.sort
@@ -392,7 +479,12 @@ impl Session {
                 activity.update(|r| r.rows_done += rows.stored);
                 let open = self.txn_mut();
                 let t = open.txn.table_mut(id).expect("table exists");
-                t.data.slices.insert(slice, new_segments);
+                t.data.slices.insert(slice, new_segments.clone());
+                changes.push(SliceChange {
+                    slice,
+                    before: segments,
+                    after: new_segments,
+                });
                 changed = true;
             }
             if changed {
@@ -410,7 +502,7 @@ impl Session {
             let mut run = activity.take_current().expect("started above");
             run.rows_after = Some(after.iter().map(|r| r.stored).sum());
             run.sorted_after = Some(after.iter().map(|r| r.live - r.unsorted).sum());
-            Ok(run)
+            Ok((run, changes))
         }
         .instrument(span)
         .await
