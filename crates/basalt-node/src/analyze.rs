@@ -143,7 +143,11 @@ impl Session {
         Ok((tables, columns))
     }
 
-    pub(crate) async fn analyze(&mut self, a: &Analyze) -> Result<StatementOutput, NodeError> {
+    pub(crate) async fn analyze(
+        &mut self,
+        a: &Analyze,
+        predicate_columns: bool,
+    ) -> Result<StatementOutput, NodeError> {
         let threshold = match self.settings.get("analyze_threshold_percent") {
             None => DEFAULT_THRESHOLD_PERCENT,
             Some(v) => v.trim().parse::<f64>().map_err(|_| {
@@ -163,6 +167,11 @@ impl Session {
                 info!(table = %table.qualified_name(), changed_percent, "analyze skipped: few rows changed");
                 continue;
             }
+            let columns = if predicate_columns && columns.is_empty() {
+                self.leader.predicate_columns(&table)
+            } else {
+                columns.clone()
+            };
             let stats = self.table_stats(&table, &columns).await?;
             let t = self
                 .txn_mut()
@@ -282,4 +291,73 @@ pub(crate) fn compression_schema() -> datafusion::arrow::datatypes::SchemaRef {
         Field::new("Encoding", DataType::Utf8, false),
         Field::new("Est_reduction_pct", DataType::Float64, false),
     ]))
+}
+
+/// Columns of tables a query uses in filters, join conditions and GROUP BY: Redshift's
+/// predicate columns, which `ANALYZE PREDICATE COLUMNS` measures. Read from the query's
+/// unoptimized plan; a column is named by its table's reference as written.
+pub(crate) fn predicate_columns(
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Vec<(datafusion::common::TableReference, String)> {
+    use std::collections::HashMap;
+
+    use datafusion::common::TableReference;
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::{Expr, LogicalPlan};
+
+    /// The table a plan reads when it is a chain of single-input nodes over one scan.
+    fn base_table(plan: &LogicalPlan) -> Option<TableReference> {
+        match plan {
+            LogicalPlan::TableScan(ts) => Some(ts.table_name.clone()),
+            p => match p.inputs().as_slice() {
+                [one] => base_table(one),
+                _ => None,
+            },
+        }
+    }
+    let mut aliases: HashMap<String, TableReference> = HashMap::new();
+    let mut scans: Vec<TableReference> = vec![];
+    let mut exprs: Vec<Expr> = vec![];
+    let _ = plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::TableScan(ts) => scans.push(ts.table_name.clone()),
+            LogicalPlan::SubqueryAlias(sa) => {
+                if let Some(t) = base_table(&sa.input) {
+                    aliases.insert(sa.alias.table().to_string(), t);
+                }
+            }
+            LogicalPlan::Filter(f) => exprs.push(f.predicate.clone()),
+            LogicalPlan::Join(j) => {
+                for (l, r) in &j.on {
+                    exprs.push(l.clone());
+                    exprs.push(r.clone());
+                }
+                exprs.extend(j.filter.clone());
+            }
+            LogicalPlan::Aggregate(a) => exprs.extend(a.group_expr.iter().cloned()),
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let mut out = vec![];
+    for e in &exprs {
+        for c in e.column_refs() {
+            let Some(r) = &c.relation else {
+                continue;
+            };
+            let table = match (r.schema(), aliases.get(r.table())) {
+                (None, Some(t)) => Some(t.clone()),
+                _ => scans
+                    .iter()
+                    .find(|s| {
+                        s.table() == r.table() && (r.schema().is_none() || s.schema() == r.schema())
+                    })
+                    .cloned(),
+            };
+            if let Some(t) = table {
+                out.push((t, c.name.clone()));
+            }
+        }
+    }
+    out
 }

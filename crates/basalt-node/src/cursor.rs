@@ -206,6 +206,7 @@ impl Session {
             statement: stmt,
             table_attributes: None,
             compression: None,
+            predicate_columns: false,
         }))
         .await
     }

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use basalt_catalog::{CatalogError, CatalogState, CatalogStore, SliceId, TableId, Topology};
+use basalt_catalog::{
+    CatalogError, CatalogState, CatalogStore, SliceId, TableId, TableMeta, Topology,
+};
 use basalt_storage::ComputeCluster;
 use parking_lot::Mutex;
 use tracing::info;
@@ -39,6 +41,10 @@ pub struct Leader {
     query_log: Arc<crate::querylog::QueryLog>,
     /// The running and recent VACUUMs (SVV_VACUUM_PROGRESS, SYS_VACUUM_HISTORY).
     vacuum_activity: Arc<crate::vacuum::VacuumActivity>,
+    /// Per table, the columns queries used in filters, joins and GROUP BY since the start
+    /// (ANALYZE PREDICATE COLUMNS).
+    predicate_columns:
+        Mutex<std::collections::HashMap<TableId, std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -100,6 +106,7 @@ impl Leader {
             vacuum: Arc::new(tokio::sync::Mutex::new(())),
             query_log: Default::default(),
             vacuum_activity: Default::default(),
+            predicate_columns: Default::default(),
         });
         // The background VACUUM DELETE, where there is a runtime to run it (the server and
         // the embedding API; a leader opened outside one has none).
@@ -206,6 +213,37 @@ impl Leader {
     /// The VACUUM lock if no VACUUM holds it.
     pub(crate) fn try_vacuum_lock(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         self.vacuum.clone().try_lock_owned().ok()
+    }
+
+    /// Note that queries used these columns of `table` as predicates.
+    pub(crate) fn record_predicate_columns(
+        &self,
+        table: TableId,
+        columns: impl IntoIterator<Item = String>,
+    ) {
+        self.predicate_columns
+            .lock()
+            .entry(table)
+            .or_default()
+            .extend(columns);
+    }
+
+    /// The columns `ANALYZE PREDICATE COLUMNS` measures on `table`: those queries used as
+    /// predicates, and the distribution and sort keys; empty (every column, as in Redshift)
+    /// when no query has used any yet.
+    pub(crate) fn predicate_columns(&self, table: &TableMeta) -> Vec<String> {
+        let used = self.predicate_columns.lock().get(&table.id).cloned();
+        let Some(mut used) = used.filter(|u| !u.is_empty()) else {
+            return vec![];
+        };
+        used.extend(table.distkey.clone());
+        used.extend(table.sortkey.iter().flat_map(|k| k.columns.clone()));
+        table
+            .columns
+            .iter()
+            .filter(|c| used.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     pub(crate) fn vacuum_activity(&self) -> &Arc<crate::vacuum::VacuumActivity> {

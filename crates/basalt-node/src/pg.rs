@@ -928,6 +928,7 @@ pub(crate) fn parse_fallback(sql: &str) -> Option<Vec<ParsedStatement>> {
                 statement,
                 table_attributes: None,
                 compression: None,
+                predicate_columns: false,
             })
             .collect(),
     )

@@ -680,7 +680,7 @@ impl Session {
             Statement::Copy { .. } => self.copy(&ps.statement).await,
             Statement::Analyze(a) => match &ps.compression {
                 Some(c) => self.analyze_compression(a, c.comprows).await,
-                None => self.analyze(a).await,
+                None => self.analyze(a, ps.predicate_columns).await,
             },
             Statement::Vacuum(v) => self.vacuum(v).await,
             other => Err(NodeError::unsupported(statement_kind(other))),
@@ -882,8 +882,9 @@ impl Session {
 
     /// Plan and start a query; rows stream from the slices.
     pub(crate) async fn query(&mut self, stmt: Statement) -> Result<StatementOutput, NodeError> {
-        let (_state, pin) = self.refresh_view();
+        let (state, pin) = self.refresh_view();
         let plan = plan_statement(&self.ctx.state(), stmt).await?;
+        self.record_predicate_columns(&state, &plan);
         let df = self.ctx.execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
         let physical = df.create_physical_plan().await?;
@@ -917,6 +918,29 @@ impl Session {
             schema: schema.clone(),
             stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
         })
+    }
+
+    /// Remember the columns `plan` uses as predicates, per table (ANALYZE PREDICATE COLUMNS).
+    fn record_predicate_columns(
+        &self,
+        state: &CatalogState,
+        plan: &datafusion::logical_expr::LogicalPlan,
+    ) {
+        let mut by_table: std::collections::BTreeMap<TableId, Vec<String>> = Default::default();
+        for (table, column) in crate::analyze::predicate_columns(plan) {
+            let found = match table.schema() {
+                Some(s) => state.table_by_name(s, table.table()),
+                None => state
+                    .table_by_name(&self.temp_schema(), table.table())
+                    .or_else(|| state.table_by_name("public", table.table())),
+            };
+            if let Some(t) = found {
+                by_table.entry(t.id).or_default().push(column);
+            }
+        }
+        for (id, columns) in by_table {
+            self.leader.record_predicate_columns(id, columns);
+        }
     }
 
     /// Parameter types and result columns of a statement, without running it.

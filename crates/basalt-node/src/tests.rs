@@ -1366,3 +1366,51 @@ async fn vacuum_keeps_concurrent_writes() {
     .await;
     assert_eq!(status, "Complete");
 }
+
+/// ANALYZE PREDICATE COLUMNS measures the columns queries used in WHERE, JOIN and GROUP BY,
+/// plus the sort key; before any such query, every column.
+#[tokio::test]
+async fn analyze_predicate_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table pc (a int, b int, c int, d int, e int) sortkey(d)",
+    )
+    .await;
+    exec(&mut s, "create table other (x int)").await;
+    exec(
+        &mut s,
+        "insert into pc select value, value % 3, value % 5, value + 0, value + 1 from generate_series(1, 100)",
+    )
+    .await;
+    exec(&mut s, "insert into other values (1), (2)").await;
+    let analyzed = |leader: &Leader| -> Vec<String> {
+        let state = leader.catalog().snapshot();
+        let t = state.table_by_name("public", "pc").unwrap();
+        let stats = t.stats.as_ref().expect("analyzed");
+        t.columns
+            .iter()
+            .filter(|c| stats.columns.contains_key(&c.id))
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    exec(&mut s, "analyze pc predicate columns").await;
+    assert_eq!(analyzed(&leader), ["a", "b", "c", "d", "e"]);
+    exec(&mut s, "drop table pc").await;
+    exec(
+        &mut s,
+        "create table pc (a int, b int, c int, d int, e int) sortkey(d)",
+    )
+    .await;
+    exec(&mut s, "insert into pc select value, value + 1, value + 2, value + 3, value + 4 from generate_series(1, 10)").await;
+    query(&mut s, "select count(*) from pc where b > 3").await;
+    query(
+        &mut s,
+        "select p.c, count(*) from pc p join other o on p.a = o.x group by p.c",
+    )
+    .await;
+    exec(&mut s, "analyze pc predicate columns").await;
+    assert_eq!(analyzed(&leader), ["a", "b", "c", "d"]);
+}

@@ -84,6 +84,8 @@ pub struct ParsedStatement {
     pub table_attributes: Option<TableAttributes>,
     /// `ANALYZE COMPRESSION ...`: the statement is the ANALYZE of its table and columns.
     pub compression: Option<CompressionAnalysis>,
+    /// `ANALYZE ... PREDICATE COLUMNS`.
+    pub predicate_columns: bool,
 }
 
 /// `ANALYZE COMPRESSION [t [(cols)]] [COMPROWS n]`.
@@ -110,7 +112,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
         let text = statement_text(sql, &stmt_tokens);
         drop_approximate(&mut stmt_tokens);
         let no_schema_binding = lift_no_schema_binding(&mut stmt_tokens);
-        let compression = lift_analyze_options(&mut stmt_tokens)?;
+        let (compression, predicate_columns) = lift_analyze_options(&mut stmt_tokens)?;
         let table_attributes = lift_table_attributes(&mut stmt_tokens)?;
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(stmt_tokens);
         let statement = parser
@@ -145,6 +147,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             statement,
             table_attributes,
             compression,
+            predicate_columns,
         });
     }
     Ok(out)
@@ -252,14 +255,14 @@ fn drop_approximate(tokens: &mut [TokenWithSpan]) {
 }
 
 /// Redshift's `ANALYZE [VERBOSE] [t [(cols)]] [PREDICATE COLUMNS | ALL COLUMNS]`: sqlparser
-/// reads the Postgres form only. VERBOSE changes nothing here, and every column is analyzed
-/// either way (Redshift also analyzes all columns when it knows no predicate columns).
+/// reads the Postgres form only. VERBOSE changes nothing here. Returns ANALYZE COMPRESSION's
+/// options, and whether PREDICATE COLUMNS was asked for.
 fn lift_analyze_options(
     tokens: &mut [TokenWithSpan],
-) -> Result<Option<CompressionAnalysis>, SqlError> {
+) -> Result<(Option<CompressionAnalysis>, bool), SqlError> {
     let idx = significant_indices(tokens);
     if idx.is_empty() || !word_is(&tokens[idx[0]].token, "ANALYZE") {
-        return Ok(None);
+        return Ok((None, false));
     }
     let blank = |t: &mut TokenWithSpan| {
         t.token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
@@ -282,21 +285,23 @@ fn lift_analyze_options(
             blank(&mut tokens[idx[n - 2]]);
             blank(&mut tokens[idx[n - 1]]);
         }
-        return Ok(Some(c));
+        return Ok((Some(c), false));
     }
     if idx.len() > 1 && word_is(&tokens[idx[1]].token, "VERBOSE") {
         blank(&mut tokens[idx[1]]);
     }
     let n = idx.len();
+    let mut predicate = false;
     if n >= 3
         && (word_is(&tokens[idx[n - 2]].token, "PREDICATE")
             || word_is(&tokens[idx[n - 2]].token, "ALL"))
         && word_is(&tokens[idx[n - 1]].token, "COLUMNS")
     {
+        predicate = word_is(&tokens[idx[n - 2]].token, "PREDICATE");
         blank(&mut tokens[idx[n - 2]]);
         blank(&mut tokens[idx[n - 1]]);
     }
-    Ok(None)
+    Ok((None, predicate))
 }
 
 /// Redshift's late-binding views end with `WITH NO SCHEMA BINDING`, which sqlparser accepts
