@@ -240,8 +240,10 @@ impl Session {
     /// Plan `source` and stream its rows.
     async fn source_stream(
         &mut self,
-        source: Statement,
+        mut source: Statement,
     ) -> Result<SendableRecordBatchStream, NodeError> {
+        // Rows go in by position: let the query repeat an expression (`SELECT v, v`).
+        crate::pg::postgres_column_names(&mut source);
         let (_state, pin) = self.refresh_view();
         let plan = self
             .ctx
