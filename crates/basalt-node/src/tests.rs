@@ -1059,10 +1059,10 @@ async fn scans_are_logged_with_blocks_read_and_skipped() {
     )
     .await;
     exec(&mut s, "create table zu (a int, b int) diststyle even").await;
-    // 4 slices x 131,072 rows: 2 blocks per slice.
+    // 4 slices x 32,768 rows: 2 blocks per slice.
     exec(
         &mut s,
-        "insert into zs select value, value % 7 from generate_series(1, 524288)",
+        "insert into zs select value, value % 7 from generate_series(1, 131072)",
     )
     .await;
     exec(&mut s, "insert into zu select a, b from zs order by b, a").await;
@@ -1085,7 +1085,7 @@ async fn scans_are_logged_with_blocks_read_and_skipped() {
         ),
     )
     .await;
-    // Each slice holds an even share of 1..524288, sorted: only the blocks holding
+    // Each slice holds an even share of 1..131072, sorted: only the blocks holding
     // 1000..2000 are read.
     assert!(
         counts.contains("| 4      | 1001 | 4 | 4 | t  | zs |"),
@@ -1126,7 +1126,7 @@ async fn scans_are_logged_with_blocks_read_and_skipped() {
     )
     .await;
     assert!(joined.contains("| 4 |"), "{joined}");
-    // The blocks and their zone maps: 2 per slice and column, column a spanning 1..524288.
+    // The blocks and their zone maps: 2 per slice and column, column a spanning 1..131072.
     let blocks = query(
         &mut s,
         "select count(*) as n, sum(num_values) as v, min(minvalue) as lo, max(maxvalue) as hi, \
@@ -1135,7 +1135,7 @@ async fn scans_are_logged_with_blocks_read_and_skipped() {
     )
     .await;
     assert!(
-        blocks.contains("| 8 | 524288 | 1  | 524288 | 1    |"),
+        blocks.contains("| 8 | 131072 | 1  | 131072 | 1    |"),
         "{blocks}"
     );
     assert_eq!(
