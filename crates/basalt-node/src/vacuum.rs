@@ -268,8 +268,11 @@ impl Session {
             "FULL"
         };
         let plan = Plan {
-            // RECLUSTER sorts (our sort merges the whole slice); REINDEX is FULL with the
-            // interleaved order computed over each slice's rows.
+            // RECLUSTER sorts (our sort merges the whole slice). REINDEX is FULL: the sort
+            // phase z-orders an interleaved key with ranks computed over all of a slice's rows
+            // (`ComputeNode::rewrite`), which is REINDEX's re-analysis of the key distribution;
+            // new segments are z-ordered from their own rows only. REINDEX re-sorts an
+            // interleaved table's slices even when they are all in the sorted region.
             sort: !v.delete_only,
             reclaim: !v.sort_only && !v.recluster,
             threshold,
@@ -433,9 +436,16 @@ impl Session {
             let mut changes = vec![];
             for (done, (slice, segments)) in slices.into_iter().enumerate() {
                 let rows = SliceRows::of(&table, &segments);
+                let reindex = plan.kind == "REINDEX"
+                    && rows.live > 0
+                    && table
+                        .sortkey
+                        .as_ref()
+                        .is_some_and(|k| k.kind == basalt_catalog::SortKeyKind::Interleaved);
                 let sort = plan.sort
-                    && rows.unsorted > 0
-                    && (rows.sorted_percent() < plan.threshold || plan.threshold == 100);
+                    && (reindex
+                        || rows.unsorted > 0
+                            && (rows.sorted_percent() < plan.threshold || plan.threshold == 100));
                 let reclaim = plan.reclaim
                     && rows.live < rows.stored
                     && (rows.live_percent() < plan.threshold || plan.threshold == 100);

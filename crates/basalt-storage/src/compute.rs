@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableId, TableMeta, Topology};
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::{
-    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
-};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
@@ -242,8 +240,9 @@ impl ComputeNode {
 
     /// VACUUM's rewrite of some of a slice's segments: read their live rows and write them
     /// again as new segments of up to [`MAX_SEGMENT_ROWS`] rows, without the deleted rows. With
-    /// `sort`, the rows are merged into one sort-key order across the segments first and the
-    /// new segments form the slice's sorted region. Returns the new segments in order; the
+    /// `sort`, the rows are merged into one sort-key order across the segments first (for an
+    /// interleaved key, the z-order ranked over all of the slice's rows, as REINDEX does) and
+    /// the new segments form the slice's sorted region. Returns the new segments in order; the
     /// inputs stay until no version references them.
     ///
     /// The rows of the segments are held in memory while sorting (bounded by the slice's part
@@ -275,17 +274,11 @@ impl ComputeNode {
             let schema = table.arrow_schema();
             let all = concat_batches(&schema, batches.iter())?;
             drop(batches);
-            let sort_cols = table.sortkey_indices();
-            let all = if sort && !sort_cols.is_empty() && all.num_rows() > 1 {
-                let cols: Vec<SortColumn> = sort_cols
-                    .iter()
-                    .map(|&i| SortColumn {
-                        values: all.column(i).clone(),
-                        options: None,
-                    })
-                    .collect();
-                let idx = lexsort_to_indices(&cols, None)?;
-                take_record_batch(&all, &idx)?
+            // The order is computed over the whole slice (for an interleaved key, the ranks
+            // of all its rows: REINDEX) and the segments written keep it.
+            let sorted = sort && !table.sortkey_indices().is_empty();
+            let all = if sorted {
+                crate::sort::sort_batch(&table, &all)?
             } else {
                 all
             };
@@ -293,8 +286,13 @@ impl ComputeNode {
             let mut at = 0;
             while at < all.num_rows() {
                 let len = MAX_SEGMENT_ROWS.min(all.num_rows() - at);
-                let mut seg = store.write_segment(&table, &all.slice(at, len))?;
-                seg.sorted_region = sort && !sort_cols.is_empty();
+                let rows = all.slice(at, len);
+                let mut seg = if sorted {
+                    store.write_ordered_segment(&table, &rows)?
+                } else {
+                    store.write_segment(&table, &rows)?
+                };
+                seg.sorted_region = sorted;
                 out.push(seg);
                 at += len;
             }

@@ -2,9 +2,9 @@
 //!
 //! Stage on the query path: **compute-side storage**. A compute node holds a fixed set of
 //! slices; on each slice a table is a set of immutable **segments**: Parquet files whose
-//! columns are named `c<column id>`, written in sort-key order, compressed per column `ENCODE`,
-//! with row-group and page statistics (min, max, null count) acting as **zone maps** that
-//! scans use to skip blocks.
+//! columns are named `c<column id>`, written in sort-key order (z-order for an INTERLEAVED
+//! key, see `sort.rs`), compressed per column `ENCODE`, with row-group and page statistics
+//! (min, max, null count) acting as **zone maps** that scans use to skip blocks.
 //!
 //! ```text
 //!  INSERT batch ─▶ placement::split_by_slice (KEY hash / EVEN round robin / ALL copies)
@@ -23,6 +23,7 @@ mod encoding;
 mod error;
 mod placement;
 mod segment;
+mod sort;
 
 pub use blocks::BlockInfo;
 pub use compute::{

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use basalt_catalog::{SegmentMeta, SliceId, TableId, TableMeta};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 use parquet::arrow::ArrowWriter;
 use tracing::{debug, info};
 
@@ -62,27 +61,26 @@ impl SliceStore {
         self.table_dir(table).join(file)
     }
 
-    /// Sort `batch` (logical column order) by the table's sort key and write it durably as a
-    /// new segment. The file is invisible until a catalog commit references it.
+    /// Sort `batch` (logical column order) by the table's sort key (compound, or z-order for
+    /// an interleaved key, ranked over `batch`'s rows) and write it durably as a new segment.
+    /// The file is invisible until a catalog commit references it.
     pub fn write_segment(
         &self,
         table: &TableMeta,
         batch: &RecordBatch,
     ) -> Result<SegmentMeta, StorageError> {
-        let sort_cols = table.sortkey_indices();
-        let batch = if sort_cols.is_empty() || batch.num_rows() < 2 {
-            batch.clone()
-        } else {
-            let cols: Vec<SortColumn> = sort_cols
-                .iter()
-                .map(|&i| SortColumn {
-                    values: batch.column(i).clone(),
-                    options: None,
-                })
-                .collect();
-            let idx = lexsort_to_indices(&cols, None)?;
-            take_record_batch(batch, &idx)?
-        };
+        let sorted = crate::sort::sort_batch(table, batch)?;
+        self.write_ordered_segment(table, &sorted)
+    }
+
+    /// Write `batch` as a new segment in the order given: its rows are already in sort-key
+    /// order, part of a larger run (VACUUM's slice-wide order, which sorting each segment on its
+    /// own would undo for an interleaved key).
+    pub(crate) fn write_ordered_segment(
+        &self,
+        table: &TableMeta,
+        batch: &RecordBatch,
+    ) -> Result<SegmentMeta, StorageError> {
         let physical = RecordBatch::try_new(table.physical_schema(), batch.columns().to_vec())?;
         let dir = self.table_dir(table.id);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -105,7 +103,7 @@ impl SliceStore {
             file,
             rows: physical.num_rows() as u64,
             bytes,
-            sorted: !sort_cols.is_empty(),
+            sorted: !table.sortkey_indices().is_empty(),
             sorted_region: false,
             deleted: None,
             crc32: Some(crc32),
