@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use basalt_planner::SliceScanExec;
 use chrono::{NaiveDateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::filter::FilterExec;
@@ -25,7 +25,7 @@ use datafusion::physical_plan::{ExecutionPlan, RecordBatchStream};
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 
-use crate::system_tables::batch;
+use crate::system_tables::{batch, timestamp, ts_field};
 
 /// Queries the log keeps.
 pub(crate) const KEEP: usize = 10_000;
@@ -332,14 +332,6 @@ fn label(operator: &str) -> String {
         other => return other.to_string(),
     };
     redshift.to_string()
-}
-
-fn timestamp(t: NaiveDateTime) -> ScalarValue {
-    ScalarValue::TimestampMicrosecond(Some(t.and_utc().timestamp_micros()), None)
-}
-
-fn ts_field(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)
 }
 
 pub(crate) fn stl_query_schema() -> SchemaRef {

@@ -205,11 +205,12 @@ pub(crate) fn batch(schema: SchemaRef, rows: Vec<Vec<ScalarValue>>) -> Result<Re
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-fn timestamp(t: chrono::NaiveDateTime) -> ScalarValue {
+/// A timestamp without time zone, as Redshift's system tables show times.
+pub(crate) fn timestamp(t: chrono::NaiveDateTime) -> ScalarValue {
     ScalarValue::TimestampMicrosecond(Some(t.and_utc().timestamp_micros()), None)
 }
 
-fn ts_field(name: &str) -> Field {
+pub(crate) fn ts_field(name: &str) -> Field {
     Field::new(
         name,
         DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
