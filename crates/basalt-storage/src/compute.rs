@@ -15,12 +15,16 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetRowSelection,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::utils::conjunction;
@@ -160,7 +164,15 @@ impl Drop for CountedScan {
 pub struct ComputeNode {
     pub id: NodeId,
     slices: BTreeMap<SliceId, SliceStore>,
+    /// Parsed segment footers and page indexes, shared by every scan on this node.
+    /// Segments are immutable and their file names are never reused, so an entry can
+    /// only go stale by its file being removed, which drops it (see [`Self::remove`]).
+    footers: Arc<FileMetadataCache>,
 }
+
+/// Memory the footer cache may hold per node. SF1 lineitem's footers and page
+/// indexes take about 6 MB with 16K-row blocks.
+pub const FOOTER_CACHE_BYTES: usize = 64 << 20;
 
 impl ComputeNode {
     /// Open the node's slices under `data_dir/node-<id>/slice-<n>`.
@@ -172,7 +184,13 @@ impl ComputeNode {
                 .join(format!("slice-{}", s.0));
             map.insert(*s, SliceStore::open(*s, root)?);
         }
-        Ok(ComputeNode { id, slices: map })
+        let footers: Arc<FileMetadataCache> =
+            Arc::new(DefaultCache::new(FOOTER_CACHE_BYTES).with_name("basalt segment footers"));
+        Ok(ComputeNode {
+            id,
+            slices: map,
+            footers,
+        })
     }
 
     pub fn slice(&self, slice: SliceId) -> Result<&SliceStore, StorageError> {
@@ -382,7 +400,13 @@ impl ComputeNode {
         } else {
             TableSchema::builder(physical.clone()).build()
         };
-        let mut source = ParquetSource::new(table_schema);
+        let object_store = ctx
+            .runtime_env()
+            .object_store(ObjectStoreUrl::local_filesystem())?;
+        let mut source =
+            ParquetSource::new(table_schema).with_parquet_file_reader_factory(Arc::new(
+                CachedParquetFileReaderFactory::new(object_store, self.footers.clone()),
+            ));
         if let Some(pred) = physical_predicate(table, &physical, &req.filters) {
             source = source.with_predicate(pred);
         }
@@ -449,8 +473,19 @@ impl ComputeNode {
 
     pub fn remove(&self, slice: SliceId, table: TableId, files: &[String]) {
         if let Ok(s) = self.slice(slice) {
+            for f in files {
+                self.forget_footer(&s.segment_path(table, f));
+            }
             s.remove(table, files)
         }
+    }
+
+    fn forget_footer(&self, path: &Path) {
+        let p = path.to_string_lossy();
+        self.footers
+            .remove(&datafusion::object_store::path::Path::from(
+                p.trim_start_matches('/'),
+            ));
     }
 
     /// Remove files on this node's slices that the committed catalog does not reference.
