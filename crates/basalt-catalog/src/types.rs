@@ -242,6 +242,30 @@ impl Encoding {
         })
     }
 
+    /// Can a column of type `ty` be declared with this encoding? Redshift's type matrix
+    /// ("Compression encodings" in its developer guide); AUTO and RAW take every type.
+    pub fn accepts(&self, ty: &SqlType) -> bool {
+        use SqlType as T;
+        let int = matches!(ty, T::SmallInt | T::Integer | T::BigInt | T::Decimal { .. });
+        let datetime = matches!(ty, T::Date | T::Timestamp | T::TimestampTz);
+        let text = matches!(ty, T::Char(_) | T::Varchar(_));
+        let float = matches!(ty, T::Real | T::Double);
+        match self {
+            Encoding::Raw | Encoding::Auto | Encoding::Zstd | Encoding::Runlength => true,
+            Encoding::Az64 => int || datetime || matches!(ty, T::Time),
+            Encoding::Bytedict => int || datetime || text || float,
+            Encoding::Lzo => int || datetime || text,
+            Encoding::Delta => int || matches!(ty, T::Date | T::Timestamp),
+            Encoding::Delta32k => {
+                (int && *ty != T::SmallInt) || matches!(ty, T::Date | T::Timestamp)
+            }
+            Encoding::Mostly8 => int,
+            Encoding::Mostly16 => int && *ty != T::SmallInt,
+            Encoding::Mostly32 => matches!(ty, T::BigInt | T::Decimal { .. }),
+            Encoding::Text255 | Encoding::Text32k => matches!(ty, T::Varchar(_)),
+        }
+    }
+
     /// Every encoding, in the order of [`Encoding::code`].
     pub const ALL: [Encoding; 14] = [
         Encoding::Raw,

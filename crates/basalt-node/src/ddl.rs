@@ -634,6 +634,16 @@ impl Session {
                         col.encoding = Encoding::parse(&e).ok_or_else(|| {
                             NodeError::invalid("42704", format!("invalid encoding type \"{e}\""))
                         })?;
+                        if !col.encoding.accepts(&col.ty) {
+                            return Err(NodeError::invalid(
+                                "0A000",
+                                format!(
+                                    "encoding {} is not supported for column \"{name}\" of type {}",
+                                    e.to_ascii_uppercase(),
+                                    col.ty.display_name()
+                                ),
+                            ));
+                        }
                         *explicit_encoding = true;
                     }
                     Some(ColumnAttribute::DistKey) => *distkey = Some(name.clone()),

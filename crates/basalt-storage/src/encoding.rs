@@ -93,14 +93,26 @@ pub fn writer_properties(table: &TableMeta) -> WriterProperties {
 /// first being the one preferred on a tie (Redshift's choice for the type).
 pub fn candidate_encodings(ty: &SqlType) -> &'static [Encoding] {
     match ty {
+        SqlType::TimestampTz => &[
+            Encoding::Az64,
+            Encoding::Zstd,
+            Encoding::Bytedict,
+            Encoding::Runlength,
+            Encoding::Lzo,
+            Encoding::Raw,
+        ],
+        SqlType::Time => &[
+            Encoding::Az64,
+            Encoding::Zstd,
+            Encoding::Runlength,
+            Encoding::Raw,
+        ],
         SqlType::SmallInt
         | SqlType::Integer
         | SqlType::BigInt
         | SqlType::Decimal { .. }
         | SqlType::Date
-        | SqlType::Timestamp
-        | SqlType::TimestampTz
-        | SqlType::Time => &[
+        | SqlType::Timestamp => &[
             Encoding::Az64,
             Encoding::Zstd,
             Encoding::Bytedict,
@@ -109,7 +121,7 @@ pub fn candidate_encodings(ty: &SqlType) -> &'static [Encoding] {
             Encoding::Lzo,
             Encoding::Raw,
         ],
-        SqlType::Char(_) | SqlType::Varchar(_) => &[
+        SqlType::Varchar(_) => &[
             Encoding::Lzo,
             Encoding::Zstd,
             Encoding::Bytedict,
@@ -117,13 +129,20 @@ pub fn candidate_encodings(ty: &SqlType) -> &'static [Encoding] {
             Encoding::Runlength,
             Encoding::Raw,
         ],
-        SqlType::Boolean | SqlType::Real | SqlType::Double => &[
+        SqlType::Char(_) => &[
+            Encoding::Lzo,
+            Encoding::Zstd,
+            Encoding::Bytedict,
+            Encoding::Runlength,
+            Encoding::Raw,
+        ],
+        SqlType::Real | SqlType::Double => &[
             Encoding::Raw,
             Encoding::Zstd,
             Encoding::Runlength,
             Encoding::Bytedict,
-            Encoding::Lzo,
         ],
+        SqlType::Boolean => &[Encoding::Raw, Encoding::Zstd, Encoding::Runlength],
     }
 }
 
@@ -163,4 +182,38 @@ pub fn encoded_sizes(
         out.push((enc, buf.len() as u64));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_encodings_the_type_accepts() {
+        let types = [
+            SqlType::SmallInt,
+            SqlType::Integer,
+            SqlType::BigInt,
+            SqlType::Decimal {
+                precision: 12,
+                scale: 2,
+            },
+            SqlType::Real,
+            SqlType::Double,
+            SqlType::Boolean,
+            SqlType::Char(4),
+            SqlType::Varchar(8),
+            SqlType::Date,
+            SqlType::Timestamp,
+            SqlType::TimestampTz,
+            SqlType::Time,
+        ];
+        for ty in types {
+            let candidates = candidate_encodings(&ty);
+            assert_eq!(candidates[0], ty.default_encoding(), "{ty:?}");
+            for enc in candidates {
+                assert!(enc.accepts(&ty), "{enc:?} on {ty:?}");
+            }
+        }
+    }
 }
