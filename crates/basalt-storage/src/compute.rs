@@ -15,9 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::{
-    CachedParquetFileReaderFactory, ParquetRowSelection,
-};
+use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -37,6 +35,7 @@ use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
 use tracing::instrument;
 
+use crate::footers::SegmentReaderFactory;
 use crate::{SliceStore, StorageError};
 
 /// Rows per segment file when a write is large.
@@ -405,7 +404,7 @@ impl ComputeNode {
             .object_store(ObjectStoreUrl::local_filesystem())?;
         let mut source =
             ParquetSource::new(table_schema).with_parquet_file_reader_factory(Arc::new(
-                CachedParquetFileReaderFactory::new(object_store, self.footers.clone()),
+                SegmentReaderFactory::new(object_store, self.footers.clone()),
             ));
         if let Some(pred) = physical_predicate(table, &physical, &req.filters) {
             source = source.with_predicate(pred);
@@ -481,11 +480,19 @@ impl ComputeNode {
     }
 
     fn forget_footer(&self, path: &Path) {
-        let p = path.to_string_lossy();
-        self.footers
-            .remove(&datafusion::object_store::path::Path::from(
-                p.trim_start_matches('/'),
-            ));
+        self.footers.remove(&footer_key(path));
+    }
+
+    /// Whether this node's footer cache holds a segment's metadata: `Some(true)` with its
+    /// page index, `Some(false)` without it.
+    #[cfg(test)]
+    pub(crate) fn cached_footer(&self, slice: SliceId, table: TableId, file: &str) -> Option<bool> {
+        use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+        let path = self.slice(slice).ok()?.segment_path(table, file);
+        let entry = self.footers.get(&footer_key(&path))?;
+        let cached = entry.file_metadata.as_any();
+        let meta = cached.downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+        Some(meta.column_index().is_some() && meta.offset_index().is_some())
     }
 
     /// Remove files on this node's slices that the committed catalog does not reference.
@@ -594,4 +601,10 @@ impl ComputeCluster {
         }
         Ok(n)
     }
+}
+
+/// The footer cache's key for a segment file: its path as the scan's object store names it.
+fn footer_key(path: &Path) -> datafusion::object_store::path::Path {
+    let p = path.to_string_lossy();
+    datafusion::object_store::path::Path::from(p.trim_start_matches('/'))
 }

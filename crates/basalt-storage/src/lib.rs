@@ -21,6 +21,7 @@ mod compute;
 mod deletes;
 mod encoding;
 mod error;
+mod footers;
 mod placement;
 mod segment;
 mod sort;

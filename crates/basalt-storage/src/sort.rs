@@ -561,4 +561,40 @@ mod tests {
         assert_eq!(read, rows);
         assert_ne!(read, sorted(&t, &rows));
     }
+
+    #[tokio::test]
+    async fn footers_and_page_indexes_are_read_once_per_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = ComputeNode::open(NodeId(0), dir.path(), &[SliceId(0)]).unwrap();
+        let t = grid_table(SortKeyKind::Compound);
+        let seg = node
+            .slice(SliceId(0))
+            .unwrap()
+            .write_segment(&t, &grid(&t, 256))
+            .unwrap();
+        let filter = || Some(col("a").eq(lit(7)));
+        let segs = std::slice::from_ref(&seg);
+        let cached = || node.cached_footer(SliceId(0), t.id, &seg.file);
+        assert_eq!(cached(), None);
+        let (first_rows, first) = scan(&node, &t, segs, filter()).await;
+        // The first scan parsed the footer and the page index, and cached both: later scans
+        // find the page index there rather than reading it from the file again.
+        assert_eq!(cached(), Some(true));
+        let (again_rows, again) = scan(&node, &t, segs, filter()).await;
+        assert_eq!(first_rows, again_rows);
+        let sevens = first_rows
+            .column(0)
+            .as_primitive::<Int32Type>()
+            .iter()
+            .filter(|a| *a == Some(7))
+            .count();
+        assert_eq!(sevens, 256);
+        assert_eq!(first.bytes.value(), again.bytes.value());
+        assert_eq!(first.blocks_read.value(), 1);
+        // The page index skips inside the one block read: only the page of 8,192 rows that
+        // holds a = 7 is decoded, not the block's 16,384.
+        assert_eq!(again.rows_pre_filter.value(), 8192);
+        node.remove(SliceId(0), t.id, std::slice::from_ref(&seg.file));
+        assert_eq!(cached(), None);
+    }
 }
