@@ -7,7 +7,9 @@
 #   benches/storage.sh BINARY [PORT] [-- storage.py options]
 #   e.g. benches/storage.sh target/release/basalt 55450 -- --runs 5 --json-out /tmp/storage.json
 # Env: TPCH_DATA (default /tmp/bench/tpch-sf1, with csv/ and parquet/), SLICES (default 2),
-#      STORAGE_TIMEOUT (whole run, seconds; default 1800).
+#      STORAGE_TIMEOUT (whole run, seconds; default 1800),
+#      BENCH=storage (default: pruning, scan, VACUUM) or encodings (per-encoding ratios,
+#      benches/encodings.py).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${1:?usage: benches/storage.sh BINARY [PORT] [-- storage.py options]}
@@ -40,12 +42,14 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 set +e
-timeout "${STORAGE_TIMEOUT:-1800}" python3 "$HERE/storage.py" --port "$PORT" --data-dir "$DIR" \
+SCRIPT=$HERE/${BENCH:-storage}.py
+[ -f "$SCRIPT" ] || { echo "storage.sh: no benchmark $SCRIPT" >&2; exit 2; }
+timeout "${STORAGE_TIMEOUT:-1800}" python3 "$SCRIPT" --port "$PORT" --data-dir "$DIR" \
   --server-pid "$PID" --cores "$SLICES" --tpch "$DATA" "$@"
 RC=$?
 set -e
 if [ $RC -ne 0 ]; then
-  echo "storage.sh: storage.py failed ($RC); server log $LOG:" >&2
+  echo "storage.sh: $(basename "$SCRIPT") failed ($RC); server log $LOG:" >&2
   tail -20 "$LOG" >&2
 else
   rm -f "$LOG"

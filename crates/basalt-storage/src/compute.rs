@@ -23,13 +23,17 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::cache::default_cache::DefaultCache;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, col};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_expr::execution_props::ExecutionProps;
-use datafusion::physical_plan::metrics::{Count, MetricValue};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricValue,
+};
+use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
@@ -260,10 +264,14 @@ impl ComputeNode {
     /// `sort`, the rows are merged into one sort-key order across the segments first (for an
     /// interleaved key, the z-order ranked over all of the slice's rows, as REINDEX does) and
     /// the new segments form the slice's sorted region. Returns the new segments in order; the
-    /// inputs stay until no version references them.
+    /// inputs stay until no version references them. On an error, the segments written so
+    /// far are removed.
     ///
-    /// The rows of the segments are held in memory while sorting (bounded by the slice's part
-    /// of the table).
+    /// Rows stream through: every segment is already in the table's key order, so for a
+    /// compound key (or an interleaved key of one column) the segments are merged as sorted
+    /// streams, holding a batch per segment and the segment being written in memory. An
+    /// interleaved key of several columns holds the slice's rows in memory, because its
+    /// z-order ranks each key value among all of them.
     #[instrument(skip_all, fields(node = %self.id, slice = %slice, table = %table.id, segments = segments.len(), sort))]
     pub async fn rewrite(
         &self,
@@ -272,50 +280,67 @@ impl ComputeNode {
         segments: Vec<SegmentMeta>,
         sort: bool,
     ) -> Result<Vec<SegmentMeta>, StorageError> {
-        let stream = self.scan(
-            ScanRequest {
-                table: table.clone(),
-                slice,
-                segments,
-                projection: None,
-                filters: vec![],
-                limit: None,
-                row_ids: false,
-                counters: None,
-            },
-            Arc::new(TaskContext::default()),
-        )?;
-        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream).await?;
-        let store = self.slice(slice)?.clone();
-        tokio::task::spawn_blocking(move || {
-            let schema = table.arrow_schema();
-            let all = concat_batches(&schema, batches.iter())?;
-            drop(batches);
-            // The order is computed over the whole slice (for an interleaved key, the ranks
-            // of all its rows: REINDEX) and the segments written keep it.
-            let sorted = sort && !table.sortkey_indices().is_empty();
-            let all = if sorted {
-                crate::sort::sort_batch(&table, &all)?
-            } else {
-                all
-            };
-            let mut out = vec![];
-            let mut at = 0;
-            while at < all.num_rows() {
-                let len = MAX_SEGMENT_ROWS.min(all.num_rows() - at);
-                let rows = all.slice(at, len);
-                let mut seg = if sorted {
-                    store.write_ordered_segment(&table, &rows)?
-                } else {
-                    store.write_segment(&table, &rows)?
-                };
-                seg.sorted_region = sorted;
-                out.push(seg);
-                at += len;
+        let ctx = Arc::new(TaskContext::default());
+        let scan = |segments: Vec<SegmentMeta>| {
+            self.scan(
+                ScanRequest {
+                    table: table.clone(),
+                    slice,
+                    segments,
+                    projection: None,
+                    filters: vec![],
+                    limit: None,
+                    row_ids: false,
+                    counters: None,
+                },
+                ctx.clone(),
+            )
+        };
+        let keyed = sort && !table.sortkey_indices().is_empty();
+        // A single input keeps its order: its rows are a subset of one segment's.
+        let in_order = keyed || segments.len() == 1;
+        let stream = match (keyed, crate::sort::merge_ordering(&table)) {
+            (true, Some(ordering)) if segments.len() > 1 => {
+                let streams = segments
+                    .iter()
+                    .map(|s| scan(vec![s.clone()]))
+                    .collect::<Result<Vec<_>, _>>()?;
+                StreamingMergeBuilder::new()
+                    .with_streams(streams)
+                    .with_schema(table.arrow_schema())
+                    .with_expressions(&ordering)
+                    .with_metrics(BaselineMetrics::new(&ExecutionPlanMetricsSet::new(), 0))
+                    .with_batch_size(ctx.session_config().batch_size())
+                    .with_reservation(
+                        MemoryConsumer::new("vacuum merge").register(ctx.memory_pool()),
+                    )
+                    .build()?
             }
-            Ok(out)
-        })
-        .await?
+            (true, None) => {
+                let batches: Vec<RecordBatch> =
+                    futures::TryStreamExt::try_collect(scan(segments)?).await?;
+                let t = table.clone();
+                let sorted = tokio::task::spawn_blocking(move || {
+                    let all = concat_batches(&t.arrow_schema(), batches.iter())?;
+                    drop(batches);
+                    crate::sort::sort_batch(&t, &all)
+                })
+                .await??;
+                Box::pin(RecordBatchStreamAdapter::new(
+                    table.arrow_schema(),
+                    futures::stream::once(async { Ok(sorted) }),
+                ))
+            }
+            _ => scan(segments)?,
+        };
+        let store = self.slice(slice)?.clone();
+        let mut written = vec![];
+        let result = write_stream(&store, &table, stream, in_order, keyed, &mut written).await;
+        if result.is_err() {
+            let files: Vec<String> = written.iter().map(|s| s.file.clone()).collect();
+            self.remove(slice, table.id, &files);
+        }
+        result.map(|()| written)
     }
 
     /// Start a scan of one table version on one slice; batches come back in the table's
@@ -491,7 +516,9 @@ impl ComputeNode {
         let path = self.slice(slice).ok()?.segment_path(table, file);
         let entry = self.footers.get(&footer_key(&path))?;
         let cached = entry.file_metadata.as_any();
-        let meta = cached.downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+        let meta = cached
+            .downcast_ref::<CachedParquetMetaData>()?
+            .parquet_metadata();
         Some(meta.column_index().is_some() && meta.offset_index().is_some())
     }
 
@@ -607,4 +634,50 @@ impl ComputeCluster {
 fn footer_key(path: &Path) -> datafusion::object_store::path::Path {
     let p = path.to_string_lossy();
     datafusion::object_store::path::Path::from(p.trim_start_matches('/'))
+}
+
+/// Write `stream`'s rows as segments of [`MAX_SEGMENT_ROWS`] rows, in the stream's order
+/// (`in_order`) or each sorted by the table's key; `sorted_region` marks them as VACUUM's
+/// sorted region. Each segment is pushed to `written` once it is durable.
+async fn write_stream(
+    store: &SliceStore,
+    table: &Arc<TableMeta>,
+    mut stream: SendableRecordBatchStream,
+    in_order: bool,
+    sorted_region: bool,
+    written: &mut Vec<SegmentMeta>,
+) -> Result<(), StorageError> {
+    let write = |rows: Vec<RecordBatch>| {
+        let (store, table) = (store.clone(), table.clone());
+        tokio::task::spawn_blocking(move || {
+            let rows = concat_batches(&table.arrow_schema(), rows.iter())?;
+            let mut seg = if in_order {
+                store.write_ordered_segment(&table, &rows)?
+            } else {
+                store.write_segment(&table, &rows)?
+            };
+            seg.sorted_region = sorted_region;
+            Ok::<_, StorageError>(seg)
+        })
+    };
+    let mut pending: Vec<RecordBatch> = vec![];
+    let mut pending_rows = 0;
+    while let Some(batch) = stream.next().await {
+        let mut batch = batch?;
+        while pending_rows + batch.num_rows() >= MAX_SEGMENT_ROWS {
+            let take = MAX_SEGMENT_ROWS - pending_rows;
+            pending.push(batch.slice(0, take));
+            batch = batch.slice(take, batch.num_rows() - take);
+            written.push(write(std::mem::take(&mut pending)).await??);
+            pending_rows = 0;
+        }
+        if batch.num_rows() > 0 {
+            pending_rows += batch.num_rows();
+            pending.push(batch);
+        }
+    }
+    if !pending.is_empty() {
+        written.push(write(pending).await??);
+    }
+    Ok(())
 }

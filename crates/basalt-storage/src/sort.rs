@@ -31,6 +31,8 @@ use datafusion::arrow::compute::{
     SortColumn, SortOptions, lexsort_to_indices, sort_to_indices, take_record_batch,
 };
 use datafusion::arrow::error::ArrowError;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 
 use crate::StorageError;
 
@@ -67,6 +69,26 @@ pub(crate) fn sort_indices(
         compound_indices(None, &columns)?
     };
     Ok(Some(indices))
+}
+
+/// The table's sort-key order as a DataFusion ordering over its logical columns, when that
+/// order is lexicographic (a compound key, or an interleaved key of one column): segments in
+/// that order can be merged as streams. `None` without a sort key, and for an interleaved key
+/// of several columns, whose z-order ranks each value among all the rows sorted together.
+pub(crate) fn merge_ordering(table: &TableMeta) -> Option<LexOrdering> {
+    let key = table.sortkey_indices();
+    let interleaved = table
+        .sortkey
+        .as_ref()
+        .is_some_and(|s| s.kind == SortKeyKind::Interleaved);
+    if interleaved && key.len() > 1 {
+        return None;
+    }
+    let schema = table.arrow_schema();
+    LexOrdering::new(key.into_iter().map(|i| {
+        let name = schema.field(i).name();
+        PhysicalSortExpr::new(Arc::new(Column::new(name, i)), KEY_ORDER)
+    }))
 }
 
 /// `batch` in the table's sort-key order.
@@ -542,6 +564,40 @@ mod tests {
             .await
             .unwrap();
         assert!(out.iter().all(|s| s.sorted && s.sorted_region));
+        let (rows, _) = scan(&node, &t, &out, None).await;
+        assert_eq!(rows, sorted(&t, &all));
+    }
+
+    #[tokio::test]
+    async fn vacuum_sort_merges_compound_segments_into_one_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = ComputeNode::open(NodeId(0), dir.path(), &[SliceId(0)]).unwrap();
+        let t = table(
+            &[("s", SqlType::Varchar(8)), ("a", SqlType::Integer)],
+            SortKeyKind::Compound,
+            &["s", "a"],
+        );
+        // Unique (s, a) pairs, NULL strings among them, in a scrambled order.
+        let n = 3000;
+        let cell = |i: i32| i * 1237 % n;
+        let s: StringArray = (0..n)
+            .map(|i| (cell(i) % 7 != 0).then(|| format!("k{:02}", cell(i) % 13)))
+            .collect();
+        let a: Int32Array = (0..n).map(cell).collect();
+        let all = RecordBatch::try_new(t.arrow_schema(), vec![Arc::new(s), Arc::new(a)]).unwrap();
+        let store = node.slice(SliceId(0)).unwrap();
+        let segments = vec![
+            store.write_segment(&t, &all.slice(0, 1000)).unwrap(),
+            store.write_segment(&t, &all.slice(1000, 1500)).unwrap(),
+            store.write_segment(&t, &all.slice(2500, 500)).unwrap(),
+        ];
+        assert!(merge_ordering(&t).is_some());
+        let out = node
+            .rewrite(Arc::new(t.clone()), SliceId(0), segments, true)
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].sorted && out[0].sorted_region);
         let (rows, _) = scan(&node, &t, &out, None).await;
         assert_eq!(rows, sorted(&t, &all));
     }
