@@ -221,6 +221,7 @@ impl Cluster {
         }
         // The listener has ended its connections' sessions; these are embedded ones.
         let dropped = self.leader.drop_temporary_tables()?;
+        self.leader.stop_compute().await;
         tracing::debug!(temp_tables_dropped = dropped, "cluster stopped");
         Ok(())
     }

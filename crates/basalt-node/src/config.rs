@@ -30,6 +30,9 @@ pub struct LeaderConfig {
     /// How often the background VACUUM DELETE looks for tables whose deleted rows passed the
     /// threshold; `None` turns it off.
     pub auto_vacuum_interval: Option<std::time::Duration>,
+    /// The secret every internal request between the leader and the compute nodes carries.
+    /// An in-process cluster makes one up when none is given.
+    pub cluster_secret: Option<String>,
 }
 
 impl LeaderConfig {
@@ -43,6 +46,7 @@ impl LeaderConfig {
             password: None,
             auth: AuthMethod::Trust,
             auto_vacuum_interval: Some(DEFAULT_AUTO_VACUUM_INTERVAL),
+            cluster_secret: None,
         }
     }
 }

@@ -45,6 +45,11 @@ pub struct Leader {
     /// (ANALYZE PREDICATE COLUMNS).
     predicate_columns:
         Mutex<std::collections::HashMap<TableId, std::collections::BTreeSet<String>>>,
+    /// The compute nodes' fragment servers, when queries run distributed (more than one node,
+    /// and a runtime to serve them on).
+    mpp: Option<basalt_mpp::Mpp>,
+    /// Fragment servers this process runs for an in-process cluster.
+    servers: Mutex<Vec<basalt_mpp::ComputeServer>>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -97,10 +102,13 @@ impl Leader {
             &config.data_dir.join("data"),
             topology,
         )?);
+        let (mpp, servers) = start_fragment_servers(&config, &compute)?;
         let leader = Arc::new(Leader {
             config,
             catalog,
             compute,
+            mpp,
+            servers: Mutex::new(servers),
             next_session: AtomicU32::new(1),
             reclaimer: Mutex::new(Reclaimer::default()),
             vacuum: Arc::new(tokio::sync::Mutex::new(())),
@@ -195,6 +203,19 @@ impl Leader {
 
     pub fn config(&self) -> &LeaderConfig {
         &self.config
+    }
+
+    /// How queries reach the compute nodes' fragment servers, when they run distributed.
+    pub(crate) fn mpp(&self) -> Option<&basalt_mpp::Mpp> {
+        self.mpp.as_ref()
+    }
+
+    /// Stop the fragment servers of an in-process cluster.
+    pub async fn stop_compute(&self) {
+        let servers = std::mem::take(&mut *self.servers.lock());
+        for s in servers {
+            s.stop().await;
+        }
     }
 
     pub fn catalog(&self) -> &CatalogStore {
@@ -356,4 +377,36 @@ impl Leader {
             }
         }
     }
+}
+
+/// An in-process cluster of several nodes serves each node's fragments on a loopback port of
+/// its own, so queries run distributed through the same servers and channels as a cluster
+/// of processes. One node (or no runtime to serve on) plans every query locally.
+fn start_fragment_servers(
+    config: &LeaderConfig,
+    compute: &Arc<ComputeCluster>,
+) -> Result<(Option<basalt_mpp::Mpp>, Vec<basalt_mpp::ComputeServer>), NodeError> {
+    if compute.topology.nodes < 2 || tokio::runtime::Handle::try_current().is_err() {
+        return Ok((None, vec![]));
+    }
+    let secret = config.cluster_secret.clone().unwrap_or_else(random_secret);
+    let (mpp, servers) = basalt_mpp::start_in_process(compute, &secret)
+        .map_err(|e| NodeError::invalid("58030", format!("starting the compute nodes: {e}")))?;
+    info!(
+        nodes = servers.len(),
+        "compute nodes serving fragments on loopback"
+    );
+    Ok((Some(mpp), servers))
+}
+
+/// 128 random bits as hex, from the standard library's per-process random hasher keys.
+fn random_secret() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    (0..2)
+        .map(|i| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            format!("{:016x}", h.finish())
+        })
+        .collect()
 }

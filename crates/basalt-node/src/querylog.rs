@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll};
 
-use basalt_planner::SliceScanExec;
 use chrono::{NaiveDateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -22,7 +21,7 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, RecordBatchStream};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use parking_lot::Mutex;
 
 use crate::system_tables::{batch, timestamp, ts_field};
@@ -148,6 +147,7 @@ pub(crate) fn logged(
         inner: stream,
         run: Some(run),
         failed: false,
+        recording: None,
     })
 }
 
@@ -155,19 +155,47 @@ struct LoggedStream {
     inner: SendableRecordBatchStream,
     run: Option<QueryRun>,
     failed: bool,
+    /// Recording a distributed query: the metrics its tasks report are gathered first, so
+    /// the log holds them by the time the client sees the end of the rows.
+    recording: Option<futures::future::BoxFuture<'static, ()>>,
 }
+
+/// How long the end of a distributed query's rows may wait for its tasks' metrics.
+const TASK_METRICS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Stream for LoggedStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(recording) = &mut self.recording {
+            return match recording.poll_unpin(cx) {
+                Poll::Ready(()) => {
+                    self.recording = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
         let next = self.inner.poll_next_unpin(cx);
         match &next {
             Poll::Ready(Some(Err(_))) => self.failed = true,
             Poll::Ready(None) => {
                 let failed = self.failed;
-                if let Some(run) = self.run.take() {
-                    run.finish(failed);
+                if let Some(mut run) = self.run.take() {
+                    if failed || !basalt_mpp::is_distributed(run.plan.as_ref()) {
+                        run.finish(failed);
+                    } else {
+                        let mut recording = Box::pin(async move {
+                            run.plan =
+                                basalt_mpp::with_task_metrics(run.plan.clone(), TASK_METRICS_WAIT)
+                                    .await;
+                            run.finish(false);
+                        });
+                        if recording.poll_unpin(cx).is_pending() {
+                            self.recording = Some(recording);
+                            return Poll::Pending;
+                        }
+                    }
                 }
             }
             _ => {}
@@ -213,8 +241,8 @@ fn walk(
     };
     let rows = metrics.output_rows().unwrap_or(0) as i64;
     let named = |name: &str| metrics.sum_by_name(name).map(|v| v.as_usize() as i64);
-    match plan.downcast_ref::<SliceScanExec>() {
-        Some(scan) => {
+    match basalt_mpp::slice_scan(plan.as_ref()) {
+        Some((scan, variants)) => {
             let table = scan.table();
             steps.push(StepRecord {
                 step,
@@ -231,7 +259,7 @@ fn walk(
             // filter reads the scan's partitions, in total when it reads a redistribution
             // of a one-slice scan; otherwise the rows the scan produced.
             let partitions = scan.properties().partitioning.partition_count();
-            let filter_metrics = match ancestors.last() {
+            let filtered = match ancestors.last() {
                 Some(p) if p.downcast_ref::<FilterExec>().is_some() => p.metrics(),
                 Some(p) if p.downcast_ref::<RepartitionExec>().is_some() && partitions == 1 => {
                     ancestors
@@ -244,7 +272,24 @@ fn walk(
                 }
                 _ => None,
             };
-            let filtered = filter_metrics;
+            // The slices partition p of a task read: the task's own variant of the scan
+            // when it ran on the compute nodes.
+            let slices_of = |task: usize, p: usize| match variants.get(task) {
+                Some(v) => v.slices_of(p),
+                None if variants.is_empty() => scan.slices_of(p),
+                None => vec![],
+            };
+            // A filter's partition that read one slice tells that slice's rows.
+            let mut kept: std::collections::BTreeMap<basalt_catalog::SliceId, i64> =
+                Default::default();
+            for m in filtered.iter().flat_map(|f| f.iter()) {
+                if let MetricValue::OutputRows(c) = m.value()
+                    && let [slice] =
+                        slices_of(basalt_mpp::task_of(m), m.partition().unwrap_or(0)).as_slice()
+                {
+                    *kept.entry(*slice).or_default() += c.value() as i64;
+                }
+            }
             let per = |set: &MetricsSet, name: &str| {
                 per_partition(set, |v| match v {
                     MetricValue::Count { name: n, count } if n == name => Some(count.value()),
@@ -252,7 +297,8 @@ fn walk(
                     _ => None,
                 })
             };
-            let out_rows = per(filtered.as_ref().unwrap_or(&metrics), "output_rows");
+            // The scan's own metrics are kept per slice (their partition is the slice).
+            let own_rows = per(&metrics, "output_rows");
             let pre = per(&metrics, "rows_pre_filter");
             let bytes = per(&metrics, "bytes_scanned");
             let read = per(&metrics, "blocks_read");
@@ -263,21 +309,23 @@ fn walk(
                     .map(|(_, n)| *n)
                     .sum::<usize>() as i64
             };
-            for p in 0..partitions {
-                let Some(slice) = scan.slice_of(p) else {
-                    continue;
-                };
+            for slice in scan.slices() {
+                let s = slice.0 as usize;
                 scans.push(ScanRecord {
                     step,
                     slice: slice.0 as i32,
                     tbl: table.id.0,
                     table: table.name.clone(),
-                    rows: at(&out_rows, p),
-                    rows_pre_filter: at(&pre, p),
-                    bytes: at(&bytes, p),
+                    rows: match kept.get(&slice) {
+                        Some(n) => *n,
+                        None if filtered.is_some() && !kept.is_empty() => 0,
+                        None => at(&own_rows, s),
+                    },
+                    rows_pre_filter: at(&pre, s),
+                    bytes: at(&bytes, s),
                     is_rrscan: scan.is_range_restricted(),
-                    blocks_read: at(&read, p),
-                    blocks_skipped: at(&skipped, p),
+                    blocks_read: at(&read, s),
+                    blocks_skipped: at(&skipped, s),
                 });
             }
         }

@@ -13,6 +13,7 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -227,14 +228,29 @@ impl Session {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(&db, "public")
             .with_information_schema(true)
-            .with_target_partitions(leader.topology().slice_count().max(2) as usize);
+            // Each node runs a task with one partition per slice it holds; a KEY table's
+            // scan is hash-partitioned over exactly that many partitions.
+            .with_target_partitions(leader.topology().slices_per_node.max(2) as usize);
         {
             let opts = config.options_mut();
             opts.sql_parser.parse_float_as_decimal = true;
             opts.sql_parser.map_string_types_to_utf8view = false;
             opts.execution.time_zone = Some("+00:00".into());
         }
-        let ctx = SessionContext::new_with_config(config);
+        let mut builder = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(
+                basalt_planner::distribution::CoLocatedJoinRule,
+            ));
+        if let Some(mpp) = leader.mpp() {
+            builder = mpp
+                .configure(builder, leader.compute().clone())
+                .map_err(|e| NodeError::Internal {
+                    message: e.to_string(),
+                })?;
+        }
+        let ctx = SessionContext::new_with_state(builder.build());
         let view = Arc::new(CatalogView::new(leader.catalog().snapshot()));
         view.set_temp_schema(Some(temp_schema(id)));
         ctx.register_catalog(
@@ -245,6 +261,11 @@ impl Session {
         crate::pg::setup_user(&ctx, &user, &leader.config().superuser);
         basalt_planner::redshift::register(&ctx);
         basalt_planner::pg_semantics::register(&ctx)?;
+        if leader.mpp().is_some() {
+            // Distributed plans turn scalar subqueries into joins, which would not check
+            // that the subquery returns one row.
+            ctx.add_analyzer_rule(Arc::new(basalt_planner::subquery::SingleRowSubqueries));
+        }
         let last_query = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         ctx.register_udf(crate::pg::last_query_id_udf(last_query.clone()));
         Ok(Session {
@@ -885,6 +906,12 @@ impl Session {
         let (state, pin) = self.refresh_view();
         let plan = plan_statement(&self.ctx.state(), stmt).await?;
         self.record_predicate_columns(&state, &plan);
+        if let datafusion::logical_expr::LogicalPlan::Explain(explain) = &plan
+            && !explain.verbose
+            && self.leader.mpp().is_some()
+        {
+            return self.explain_distributed(&explain.plan).await;
+        }
         let df = self.ctx.execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
         let physical = df.create_physical_plan().await?;
@@ -918,6 +945,24 @@ impl Session {
             schema: schema.clone(),
             stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
         })
+    }
+
+    /// EXPLAIN on a cluster of several nodes: the distributed plan, stage by stage, a row
+    /// per line (Redshift's single `QUERY PLAN` column).
+    async fn explain_distributed(
+        &self,
+        plan: &datafusion::logical_expr::LogicalPlan,
+    ) -> Result<StatementOutput, NodeError> {
+        let physical = self.ctx.state().create_physical_plan(plan).await?;
+        let text = basalt_mpp::display_plan(physical.as_ref());
+        let lines: Vec<&str> = text.lines().collect();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "QUERY PLAN",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(lines))])?;
+        Ok(rows_output(schema, vec![batch]))
     }
 
     /// Remember the columns `plan` uses as predicates, per table (ANALYZE PREDICATE COLUMNS).

@@ -1475,3 +1475,57 @@ async fn interleaved_keys_prune_on_every_column() {
     let il_b = blocks(&mut s, "select count(*) from il where b = 7").await;
     assert!(il_b.contains("| 2 | 2 |"), "{il_b}");
 }
+
+/// On a cluster of several nodes, queries run as fragments on the compute nodes' servers:
+/// a join on both tables' distkey reads each node's slices where they are, with no shuffle;
+/// a join with an EVEN table moves it; the answers are those of a one-node cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_queries_match_one_node() {
+    let setup = [
+        "create table f (k int, v int) distkey(k)",
+        "create table d (k int, w int) distkey(k)",
+        "create table e (x int, k2 int) diststyle even",
+        "create table a (k int, name varchar(8)) diststyle all",
+        "insert into f select value % 97, value from generate_series(1, 3000)",
+        "insert into d select value, value * 10 from generate_series(0, 96)",
+        "insert into e select value, value % 50 from generate_series(1, 500)",
+        "insert into a select value, 'n' || value from generate_series(0, 9)",
+    ];
+    let queries = [
+        "select count(*), sum(f.v + d.w) from f join d on f.k = d.k",
+        "select count(*), sum(f.v * e.x) from f join e on f.k = e.k2",
+        "select k, count(*), sum(v) from f group by k order by k limit 5",
+        "select k2, count(*) from e group by k2 order by 2 desc, 1 limit 3",
+        "select a.name, count(*) from f join a on f.k = a.k group by a.name order by 1",
+        "select count(*) from f full join e on f.k = e.k2 and f.v < e.x",
+        "select v from f order by v desc limit 3",
+        "select count(distinct k), min(v), max(v) from f",
+    ];
+    let mut answers = vec![];
+    for nodes in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = open(dir.path(), nodes, 2);
+        let mut s = leader.session("basalt", "dev").unwrap();
+        for sql in setup {
+            exec(&mut s, sql).await;
+        }
+        let mut got = vec![];
+        for sql in queries {
+            got.push(query(&mut s, sql).await);
+        }
+        if nodes > 1 {
+            let colocated = query(&mut s, &format!("explain {}", queries[0])).await;
+            assert!(colocated.contains("DistributedExec"), "{colocated}");
+            assert!(!colocated.contains("NetworkShuffleExec"), "{colocated}");
+            let moved = query(&mut s, &format!("explain {}", queries[1])).await;
+            assert!(
+                moved.contains("NetworkShuffleExec") || moved.contains("NetworkBroadcastExec"),
+                "{moved}"
+            );
+        }
+        answers.push(got);
+        leader.stop_compute().await;
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0][0].contains("3000"), "{}", answers[0][0]);
+}

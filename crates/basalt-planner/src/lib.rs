@@ -7,9 +7,11 @@
 //! DataFusion plans.
 
 mod catalog;
+pub mod distribution;
 pub mod pg_semantics;
 mod provider;
 pub mod redshift;
+pub mod subquery;
 
 pub use catalog::{BasaltCatalog, CatalogView, ROW_IDS_SUFFIX};
-pub use provider::{BasaltTable, SliceScanExec, ViewStub};
+pub use provider::{BasaltTable, SliceScanExec, SliceScanParts, ViewStub};

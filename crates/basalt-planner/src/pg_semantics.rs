@@ -43,6 +43,30 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     state.register_function_rewrite(Arc::new(NumericTypes))
 }
 
+/// The functions this module's rewrites put into plans, which a compute node decoding a plan
+/// fragment looks up by name.
+pub fn plan_udfs() -> Vec<ScalarUDF> {
+    let mut out = vec![
+        checked_arithmetic(Operator::Plus),
+        checked_arithmetic(Operator::Minus),
+        checked_arithmetic(Operator::Multiply),
+        checked_arithmetic(Operator::Divide),
+        lenient_datetime_cast(DataType::Date32),
+        timestamp_text(),
+        rint(),
+        interval_times(),
+    ];
+    for unit in [
+        TimeUnit::Second,
+        TimeUnit::Millisecond,
+        TimeUnit::Microsecond,
+        TimeUnit::Nanosecond,
+    ] {
+        out.push(lenient_datetime_cast(DataType::Timestamp(unit, None)));
+    }
+    out
+}
+
 /// Runs before type coercion, so the types it picks flow into every schema above:
 /// `sum(bigint)` sums numeric(38,0), and numeric division gets a wider dividend scale.
 #[derive(Debug)]
@@ -452,10 +476,14 @@ fn lenient_datetime_cast(target: DataType) -> ScalarUDF {
             columnar(out, scalar)
         }
     }
-    let name = if target == DataType::Date32 {
-        "basalt_text_to_date"
-    } else {
-        "basalt_text_to_timestamp"
+    // One name per target type: a plan fragment names the function, and a compute node
+    // finds it by that name.
+    let name = match &target {
+        DataType::Timestamp(TimeUnit::Second, _) => "basalt_text_to_timestamp_s",
+        DataType::Timestamp(TimeUnit::Millisecond, _) => "basalt_text_to_timestamp_ms",
+        DataType::Timestamp(TimeUnit::Microsecond, _) => "basalt_text_to_timestamp",
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => "basalt_text_to_timestamp_ns",
+        _ => "basalt_text_to_date",
     };
     ScalarUDF::new_from_impl(Lenient {
         name,

@@ -1,11 +1,14 @@
 //! Table provider and slice scan.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use basalt_catalog::{SegmentMeta, SliceId, TableMeta};
+
+use basalt_catalog::{DistStyle, NodeId, SegmentMeta, SliceId, TableMeta};
 use basalt_storage::{ComputeCluster, ScanCounters, ScanRequest, target_slices};
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
@@ -15,15 +18,18 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricValue, MetricsSet,
 };
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
+use futures::StreamExt;
 
 /// A view as the catalog lists it (pg_class, information_schema): its columns and its
 /// definition. Statements never scan it: the session expands views into their queries
@@ -231,28 +237,76 @@ fn logical_rows(meta: &TableMeta, compute: &ComputeCluster) -> u64 {
 fn scan_slices(meta: &TableMeta, compute: &ComputeCluster) -> Vec<SliceId> {
     let targets = target_slices(meta, &compute.topology);
     match meta.effective_diststyle() {
-        basalt_catalog::DistStyle::All | basalt_catalog::DistStyle::Auto => {
-            targets.into_iter().take(1).collect()
-        }
+        DistStyle::All | DistStyle::Auto => targets.into_iter().take(1).collect(),
         _ => targets,
     }
 }
 
-/// Reads one table version: partition i scans the i-th slice holding the table, on the compute
-/// node that owns that slice.
+/// The slices each output partition of a scan reads in the plan the leader builds.
+///
+/// With P slices per node, partition p reads every slice s with `s % P == p`. A KEY table's
+/// row lives on slice `hash % N`, and P divides N, so partition p holds exactly the rows with
+/// `hash % P == p`: what DataFusion's hash repartitioning into P partitions would produce. A
+/// per-task variant (see [`SliceScanExec::for_task`]) keeps that property.
+///
+/// A stage on several nodes must never see a single-partition scan: DataFusion would then plan
+/// single-partition operators (a final aggregate, a limit) right on top of it, and each task
+/// would apply them to its own slices only. So with one slice per node the scan gets a second,
+/// empty partition.
+fn partition_slices(slices: &[SliceId], per_node: usize) -> Vec<Vec<SliceId>> {
+    if slices.len() <= 1 {
+        return vec![slices.to_vec()];
+    }
+    let mut out: Vec<Vec<SliceId>> = (0..per_node)
+        .map(|p| {
+            slices
+                .iter()
+                .copied()
+                .filter(|s| s.0 as usize % per_node == p)
+                .collect()
+        })
+        .collect();
+    if out.len() == 1 {
+        out.push(vec![]);
+    }
+    out
+}
+
+/// What a [`SliceScanExec`] reads, without the cluster handle it reads through: what a plan
+/// fragment carries to the compute node that runs it.
+#[derive(Debug, Clone)]
+pub struct SliceScanParts {
+    pub table: Arc<TableMeta>,
+    /// Indices into the table's columns (then its row ids, with `row_ids`).
+    pub projection: Option<Vec<usize>>,
+    /// Filters over the table's column names, for zone maps (inexact).
+    pub filters: Vec<Expr>,
+    pub limit: Option<usize>,
+    pub row_ids: bool,
+    /// Output partition p reads the slices `partitions[p]`, with the segments of the version
+    /// the statement reads.
+    pub partitions: Vec<Vec<(SliceId, Vec<SegmentMeta>)>>,
+    /// The compute node holding every slice this task's variant reads; `None` in the plan the
+    /// leader builds (which reads all of them).
+    pub node: Option<NodeId>,
+}
+
+/// Reads one table version: output partition p reads the slices of `partitions[p]`, each on the
+/// compute node that owns it.
+///
+/// The scan declares `Hash(distkey)` partitioning for a KEY table whose rows were placed with
+/// the running build's hash (see [`basalt_storage::hash_fingerprint`]), so DataFusion plans
+/// co-located joins and aggregates on the distkey without a repartition; otherwise its
+/// partitioning is unknown and joins redistribute (always correct).
 #[derive(Debug)]
 pub struct SliceScanExec {
-    meta: Arc<TableMeta>,
+    parts: SliceScanParts,
     compute: Arc<ComputeCluster>,
-    projection: Option<Vec<usize>>,
-    filters: Vec<Expr>,
-    limit: Option<usize>,
-    row_ids: bool,
-    tasks: Vec<(SliceId, Vec<SegmentMeta>)>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
-    /// Per partition (slice): output rows, and the storage's [`ScanCounters`] as
-    /// `blocks_read`, `blocks_skipped`, `rows_pre_filter` and `bytes_scanned`.
+    /// Per slice (the metric's partition is the slice id): output rows, and the storage's
+    /// [`ScanCounters`] as `blocks_read`, `blocks_skipped`, `rows_pre_filter` and
+    /// `bytes_scanned`.
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -265,56 +319,154 @@ impl SliceScanExec {
         limit: Option<usize>,
         row_ids: bool,
     ) -> Result<Self> {
-        let full = table_schema(&meta, row_ids);
-        let schema = match &projection {
+        let slices = scan_slices(&meta, &compute);
+        let per_node = compute.topology.slices_per_node as usize;
+        let partitions = partition_slices(&slices, per_node)
+            .into_iter()
+            .map(|group| {
+                group
+                    .into_iter()
+                    .map(|s| (s, meta.data.slices.get(&s).cloned().unwrap_or_default()))
+                    .collect()
+            })
+            .collect();
+        Self::from_parts(
+            SliceScanParts {
+                table: meta,
+                projection,
+                filters,
+                limit,
+                row_ids,
+                partitions,
+                node: None,
+            },
+            compute,
+        )
+    }
+
+    /// The scan described by `parts`, reading through `compute` (a compute node decoding a
+    /// fragment gives its own view of the cluster).
+    pub fn from_parts(parts: SliceScanParts, compute: Arc<ComputeCluster>) -> Result<Self> {
+        let full = table_schema(&parts.table, parts.row_ids);
+        let schema = match &parts.projection {
             Some(p) => Arc::new(full.project(p)?),
             None => full,
         };
-        let tasks: Vec<(SliceId, Vec<SegmentMeta>)> = scan_slices(&meta, &compute)
-            .into_iter()
-            .map(|s| (s, meta.data.slices.get(&s).cloned().unwrap_or_default()))
-            .collect();
-        let partitions = tasks.len().max(1);
+        let partitions = parts.partitions.len().max(1);
+        // Partition p holds the rows with hash % P == p only when there are P partitions.
+        let hashed = partitions == compute.topology.slices_per_node as usize;
+        let partitioning = match distkey_column(&parts, &schema).filter(|_| hashed) {
+            Some(key) => Partitioning::Hash(vec![key], partitions),
+            None => Partitioning::UnknownPartitioning(partitions),
+        };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(partitions),
+            partitioning,
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
         Ok(SliceScanExec {
-            meta,
+            parts,
             compute,
-            projection,
-            filters,
-            limit,
-            row_ids,
-            tasks,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
-    pub fn table(&self) -> &Arc<TableMeta> {
-        &self.meta
+    pub fn parts(&self) -> &SliceScanParts {
+        &self.parts
     }
 
-    /// The slice partition `partition` reads, if any.
-    pub fn slice_of(&self, partition: usize) -> Option<SliceId> {
-        self.tasks.get(partition).map(|(s, _)| *s)
+    pub fn table(&self) -> &Arc<TableMeta> {
+        &self.parts.table
+    }
+
+    /// The shape of the cluster the scan reads.
+    pub fn topology(&self) -> basalt_catalog::Topology {
+        self.compute.topology
+    }
+
+    /// Whether a scan reads a single copy of a replicated (ALL) table: it then runs as one task.
+    pub fn is_replicated(&self) -> bool {
+        matches!(
+            self.parts.table.effective_diststyle(),
+            DistStyle::All | DistStyle::Auto
+        )
+    }
+
+    /// The variant of this scan that task `task` of `tasks` runs. Task j reads the slices of
+    /// the nodes i with `i % tasks == j`, keeping P partitions with partition p reading slice
+    /// `i * P + p` of each: when `tasks` divides the node count this is the layout a hash
+    /// shuffle into `P * tasks` buckets gives consumer task j (bucket `j * P + p`), so the
+    /// scan stays co-located with redistributed inputs. With one task per node, task i reads
+    /// exactly node i's slices, and is routed there.
+    pub fn for_task(&self, task: usize, tasks: usize) -> Result<Self> {
+        let topology = self.compute.topology;
+        let nodes = topology.nodes as usize;
+        if tasks == 0 || !nodes.is_multiple_of(tasks) {
+            return internal_err!(
+                "a scan of {} cannot run on {tasks} task(s) of a {nodes}-node cluster",
+                self.parts.table.qualified_name()
+            );
+        }
+        let mine = |s: &SliceId| topology.node_of(*s) as usize % tasks == task;
+        let partitions: Vec<Vec<(SliceId, Vec<SegmentMeta>)>> = self
+            .parts
+            .partitions
+            .iter()
+            .map(|group| group.iter().filter(|(s, _)| mine(s)).cloned().collect())
+            .collect();
+        let owners: BTreeSet<u32> = partitions
+            .iter()
+            .flatten()
+            .map(|(s, _)| topology.node_of(*s))
+            .collect();
+        let node = match (owners.len(), tasks == nodes) {
+            (1, _) => owners.first().map(|n| NodeId(*n)),
+            (0, true) => Some(NodeId(task as u32)),
+            _ => None,
+        };
+        Self::from_parts(
+            SliceScanParts {
+                partitions,
+                node,
+                ..self.parts.clone()
+            },
+            self.compute.clone(),
+        )
+    }
+
+    /// Every slice the scan reads, in partition order.
+    pub fn slices(&self) -> Vec<SliceId> {
+        self.parts
+            .partitions
+            .iter()
+            .flatten()
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// The slices output partition `partition` reads.
+    pub fn slices_of(&self, partition: usize) -> Vec<SliceId> {
+        self.parts
+            .partitions
+            .get(partition)
+            .map(|g| g.iter().map(|(s, _)| *s).collect())
+            .unwrap_or_default()
     }
 
     /// Whether zone maps restrict the scan (Redshift's `is_rrscan`).
     pub fn is_range_restricted(&self) -> bool {
-        !self.filters.is_empty()
+        !self.parts.filters.is_empty()
     }
 
-    /// Counters registered in this plan's metrics for `partition`.
-    fn counters(&self, partition: usize) -> ScanCounters {
+    /// Counters registered in this plan's metrics for `slice`.
+    fn counters(&self, slice: SliceId) -> ScanCounters {
         let count = |name: &'static str| {
             let c = Count::new();
             MetricBuilder::new(&self.metrics)
-                .with_partition(partition)
+                .with_partition(slice.0 as usize)
                 .build(MetricValue::Count {
                     name: name.into(),
                     count: c.clone(),
@@ -328,23 +480,112 @@ impl SliceScanExec {
             bytes: count("bytes_scanned"),
         }
     }
+
+    /// Start reading one slice.
+    fn scan_slice(
+        &self,
+        slice: SliceId,
+        segments: Vec<SegmentMeta>,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let node = self
+            .compute
+            .node_for(slice)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // With row ids, the node returns the table columns asked for, then all three ids;
+        // pick the columns in the order the plan asked for them.
+        let columns = self.parts.table.columns.len();
+        let (table_projection, pick) = match (&self.parts.projection, self.parts.row_ids) {
+            (Some(p), true) => {
+                let table: Vec<usize> = p.iter().copied().filter(|&i| i < columns).collect();
+                let pick: Vec<usize> = p
+                    .iter()
+                    .map(|&i| match table.iter().position(|&t| t == i) {
+                        Some(at) => at,
+                        None => table.len() + (i - columns),
+                    })
+                    .collect();
+                (Some(table), Some(pick))
+            }
+            (p, _) => (p.clone(), None),
+        };
+        let stream = node
+            .scan(
+                ScanRequest {
+                    table: self.parts.table.clone(),
+                    slice,
+                    segments,
+                    projection: table_projection,
+                    filters: self.parts.filters.clone(),
+                    limit: self.parts.limit,
+                    row_ids: self.parts.row_ids,
+                    counters: Some(self.counters(slice)),
+                },
+                context,
+            )
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(slice.0 as usize);
+        let schema = self.schema.clone();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream.map(move |b| {
+                let b = b?;
+                let rows = b.num_rows();
+                output_rows.add(rows);
+                let Some(pick) = &pick else {
+                    return Ok(b);
+                };
+                Ok(RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    b.project(pick)?.columns().to_vec(),
+                    &RecordBatchOptions::new().with_row_count(Some(rows)),
+                )?)
+            }),
+        )))
+    }
+}
+
+/// The distkey as a column of the scan's output, when the scan may declare itself
+/// hash-partitioned on it: a KEY table whose rows were placed with this build's hash.
+fn distkey_column(parts: &SliceScanParts, schema: &SchemaRef) -> Option<Arc<dyn PhysicalExpr>> {
+    let table = &parts.table;
+    if table.effective_diststyle() != DistStyle::Key
+        || table.hash_fingerprint != basalt_storage::hash_fingerprint()
+    {
+        return None;
+    }
+    let key = table.distkey_index()?;
+    let at = match &parts.projection {
+        Some(p) => p.iter().position(|&i| i == key)?,
+        None => key,
+    };
+    Some(Arc::new(Column::new(schema.field(at).name(), at)))
 }
 
 impl DisplayAs for SliceScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let parts = &self.parts;
         write!(
             f,
             "SliceScanExec: table={} diststyle={} slices={} segments={}",
-            self.meta.qualified_name(),
-            self.meta.diststyle_text(),
-            self.tasks.len(),
-            self.tasks.iter().map(|(_, s)| s.len()).sum::<usize>()
+            parts.table.qualified_name(),
+            parts.table.diststyle_text(),
+            parts.partitions.iter().map(|g| g.len()).sum::<usize>(),
+            parts
+                .partitions
+                .iter()
+                .flatten()
+                .map(|(_, s)| s.len())
+                .sum::<usize>()
         )?;
-        if !self.filters.is_empty() {
-            let f2: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
+        if let Some(node) = parts.node {
+            write!(f, " node={}", node.0)?;
+        }
+        if !parts.filters.is_empty() {
+            let f2: Vec<String> = parts.filters.iter().map(|e| e.to_string()).collect();
             write!(f, " zone_map_filters=[{}]", f2.join(", "))?;
         }
-        if let Some(l) = self.limit {
+        if let Some(l) = parts.limit {
             write!(f, " limit={l}")?;
         }
         Ok(())
@@ -387,71 +628,21 @@ impl ExecutionPlan for SliceScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let Some((slice, segments)) = self.tasks.get(partition).cloned() else {
-            return Ok(Box::pin(
-                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                    self.schema.clone(),
-                    futures::stream::empty(),
-                ),
-            ));
-        };
-        let node = self
-            .compute
-            .node_for(slice)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        // With row ids, the node returns the table columns asked for, then all three ids;
-        // pick the columns in the order the plan asked for them.
-        let columns = self.meta.columns.len();
-        let (table_projection, pick) = match (&self.projection, self.row_ids) {
-            (Some(p), true) => {
-                let table: Vec<usize> = p.iter().copied().filter(|&i| i < columns).collect();
-                let pick: Vec<usize> = p
-                    .iter()
-                    .map(|&i| match table.iter().position(|&t| t == i) {
-                        Some(at) => at,
-                        None => table.len() + (i - columns),
-                    })
-                    .collect();
-                (Some(table), Some(pick))
-            }
-            (p, _) => (p.clone(), None),
-        };
-        let stream = node
-            .scan(
-                ScanRequest {
-                    table: self.meta.clone(),
-                    slice,
-                    segments,
-                    projection: table_projection,
-                    filters: self.filters.clone(),
-                    limit: self.limit,
-                    row_ids: self.row_ids,
-                    counters: Some(self.counters(partition)),
-                },
-                context,
-            )
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let schema = self.schema.clone();
-        let picked = futures::StreamExt::map(stream, move |b| {
-            let b = b?;
-            let rows = b.num_rows();
-            output_rows.add(rows);
-            let Some(pick) = &pick else {
-                return Ok(b);
-            };
-            Ok(datafusion::arrow::array::RecordBatch::try_new_with_options(
-                schema.clone(),
-                b.project(pick)?.columns().to_vec(),
-                &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
-            )?)
-        });
-        Ok(Box::pin(
-            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                self.schema.clone(),
-                picked,
-            ),
-        ))
+        let group = self
+            .parts
+            .partitions
+            .get(partition)
+            .cloned()
+            .unwrap_or_default();
+        // The partition's slices are read one after another.
+        let streams = group
+            .into_iter()
+            .map(|(slice, segments)| self.scan_slice(slice, segments, context.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(streams).flatten(),
+        )))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -461,25 +652,23 @@ impl ExecutionPlan for SliceScanExec {
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
         let mut s = Statistics::new_unknown(&self.schema);
         if partition.is_none() {
-            let all = column_statistics(&self.meta, self.row_ids);
-            s.column_statistics = match &self.projection {
+            let all = column_statistics(&self.parts.table, self.parts.row_ids);
+            s.column_statistics = match &self.parts.projection {
                 Some(p) => p.iter().map(|&i| all[i].clone()).collect(),
                 None => all,
             };
         }
-        let rows: u64 = match partition {
-            Some(p) => self
-                .tasks
-                .get(p)
-                .map(|(_, segs)| segs.iter().map(|g| g.live_rows()).sum())
-                .unwrap_or(0),
-            None => self
-                .tasks
+        let live = |group: &Vec<(SliceId, Vec<SegmentMeta>)>| -> u64 {
+            group
                 .iter()
                 .flat_map(|(_, segs)| segs.iter().map(|g| g.live_rows()))
-                .sum(),
+                .sum()
         };
-        s.num_rows = match self.limit {
+        let rows: u64 = match partition {
+            Some(p) => self.parts.partitions.get(p).map(live).unwrap_or(0),
+            None => self.parts.partitions.iter().map(live).sum(),
+        };
+        s.num_rows = match self.parts.limit {
             Some(l) => Precision::Inexact((rows as usize).min(l)),
             None => Precision::Exact(rows as usize),
         };

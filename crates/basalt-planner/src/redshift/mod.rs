@@ -94,24 +94,33 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 use sqlparser::ast::Statement;
 
-/// Register Redshift's scalar and aggregate functions on a session context.
-pub fn register(ctx: &SessionContext) {
-    for udf in datetime::udfs()
+/// Redshift's scalar functions (and aliases of DataFusion's under Redshift's names).
+pub fn udfs() -> Vec<ScalarUDF> {
+    let mut out: Vec<ScalarUDF> = datetime::udfs()
         .into_iter()
         .chain(formatting::udfs())
         .chain(strings::udfs())
         .chain(json::udfs())
-    {
-        ctx.register_udf(udf);
-    }
+        .collect();
     // NVL takes any number of arguments in Redshift: it is COALESCE.
-    ctx.register_udf(
-        ScalarUDF::clone(&datafusion::functions::core::coalesce()).with_aliases(["nvl"]),
-    );
-    ctx.register_udf(
+    out.push(ScalarUDF::clone(&datafusion::functions::core::coalesce()).with_aliases(["nvl"]));
+    out.push(
         ScalarUDF::clone(&datafusion::functions::unicode::character_length()).with_aliases(["len"]),
     );
-    for udaf in aggregates::udafs() {
+    out
+}
+
+/// Redshift's aggregate functions.
+pub fn udafs() -> Vec<datafusion::logical_expr::AggregateUDF> {
+    aggregates::udafs()
+}
+
+/// Register Redshift's scalar and aggregate functions on a session context.
+pub fn register(ctx: &SessionContext) {
+    for udf in udfs() {
+        ctx.register_udf(udf);
+    }
+    for udaf in udafs() {
         ctx.register_udaf(udaf);
     }
 }

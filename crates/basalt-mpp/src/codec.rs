@@ -1,0 +1,179 @@
+//! How our plan nodes travel inside plan fragments.
+//!
+//! datafusion-distributed ships each fragment as datafusion-proto bytes; DataFusion's own nodes
+//! encode themselves, ours go through [`BasaltCodec`]. A slice scan carries its table definition
+//! (without the segment lists of other slices), the slices and segments each output partition
+//! reads, and its zone-map filters as datafusion-proto logical expressions.
+
+use std::sync::Arc;
+
+use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableMeta};
+use basalt_planner::{SliceScanExec, SliceScanParts};
+use basalt_storage::ComputeCluster;
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::DefaultLogicalExtensionCodec;
+use datafusion_proto::logical_plan::from_proto::parse_expr;
+use datafusion_proto::logical_plan::to_proto::serialize_expr;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::protobuf::{LogicalExprNode, proto_error};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+/// Version of our plan-node encoding. A compute node refuses a fragment of another version
+/// (nodes of one cluster run one build; registration checks the protocol version first).
+pub const PLAN_NODE_VERSION: u32 = 1;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct BasaltPlanNode {
+    #[prost(uint32, tag = "1")]
+    version: u32,
+    #[prost(oneof = "Node", tags = "2")]
+    node: Option<Node>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum Node {
+    #[prost(message, tag = "2")]
+    SliceScan(SliceScanNode),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SliceScanNode {
+    /// [`ScanDescription`] as JSON: the catalog's own serde types.
+    #[prost(bytes = "vec", tag = "1")]
+    description: Vec<u8>,
+    /// Zone-map filters, each a datafusion-proto `LogicalExprNode`.
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    filters: Vec<Vec<u8>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ScanDescription {
+    table: TableMeta,
+    projection: Option<Vec<usize>>,
+    limit: Option<usize>,
+    row_ids: bool,
+    partitions: Vec<Vec<(SliceId, Vec<SegmentMeta>)>>,
+    node: Option<NodeId>,
+}
+
+/// Encodes and decodes BasaltDB's plan nodes. A compute node decodes scans that read through
+/// its own view of the cluster (`compute`): local slices from its disk, others over the network.
+#[derive(Debug, Clone)]
+pub struct BasaltCodec {
+    compute: Arc<ComputeCluster>,
+}
+
+impl BasaltCodec {
+    pub fn new(compute: Arc<ComputeCluster>) -> Self {
+        BasaltCodec { compute }
+    }
+}
+
+impl PhysicalExtensionCodec for BasaltCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        _inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        _converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let node = BasaltPlanNode::decode(buf).map_err(|e| proto_error(e.to_string()))?;
+        if node.version != PLAN_NODE_VERSION {
+            return internal_err!(
+                "plan fragment encoded with plan-node version {}, this node reads version {PLAN_NODE_VERSION}",
+                node.version
+            );
+        }
+        match node.node {
+            Some(Node::SliceScan(scan)) => {
+                let d: ScanDescription = serde_json::from_slice(&scan.description)
+                    .map_err(|e| proto_error(format!("slice scan: {e}")))?;
+                let parts = SliceScanParts {
+                    table: Arc::new(d.table),
+                    projection: d.projection,
+                    filters: decode_filters(&scan.filters, ctx),
+                    limit: d.limit,
+                    row_ids: d.row_ids,
+                    partitions: d.partitions,
+                    node: d.node,
+                };
+                Ok(Arc::new(SliceScanExec::from_parts(
+                    parts,
+                    self.compute.clone(),
+                )?))
+            }
+            None => Err(proto_error("empty BasaltDB plan node")),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let Some(scan) = node.downcast_ref::<SliceScanExec>() else {
+            return internal_err!("BasaltCodec cannot encode {}", node.name());
+        };
+        let parts = scan.parts();
+        // The segment lists come with the partitions; the table's own copy of them (every
+        // slice's) would only make the fragment bigger.
+        let mut table = parts.table.as_ref().clone();
+        table.data = Default::default();
+        let description = ScanDescription {
+            table,
+            projection: parts.projection.clone(),
+            limit: parts.limit,
+            row_ids: parts.row_ids,
+            partitions: parts.partitions.clone(),
+            node: parts.node,
+        };
+        let message = BasaltPlanNode {
+            version: PLAN_NODE_VERSION,
+            node: Some(Node::SliceScan(SliceScanNode {
+                description: serde_json::to_vec(&description)
+                    .map_err(|e| proto_error(format!("slice scan: {e}")))?,
+                filters: encode_filters(&parts.filters),
+            })),
+        };
+        message.encode(buf).map_err(|e| proto_error(e.to_string()))
+    }
+}
+
+/// Filters only prune blocks (the plan applies them again), so one that cannot travel is
+/// left out rather than failing the query.
+fn encode_filters(filters: &[Expr]) -> Vec<Vec<u8>> {
+    let codec = DefaultLogicalExtensionCodec {};
+    filters
+        .iter()
+        .filter_map(|f| match serialize_expr(f, &codec) {
+            Ok(node) => Some(node.encode_to_vec()),
+            Err(e) => {
+                debug!(filter = %f, error = %e, "zone-map filter not shipped");
+                None
+            }
+        })
+        .collect()
+}
+
+fn decode_filters(filters: &[Vec<u8>], ctx: &TaskContext) -> Vec<Expr> {
+    let codec = DefaultLogicalExtensionCodec {};
+    filters
+        .iter()
+        .filter_map(|bytes| {
+            let node = LogicalExprNode::decode(bytes.as_slice()).ok()?;
+            match parse_expr(&node, ctx, &codec) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    debug!(error = %e, "zone-map filter not decoded");
+                    None
+                }
+            }
+        })
+        .collect()
+}

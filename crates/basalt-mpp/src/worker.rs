@@ -1,0 +1,143 @@
+//! The compute side: a node's gRPC server running the fragments the leader sends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use basalt_storage::ComputeCluster;
+use datafusion::common::DataFusionError;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext, WorkerSessionBuilder};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+
+use crate::codec::BasaltCodec;
+use crate::network::{NodeChannels, SecretCheck};
+use crate::{MppError, PROTOCOL_VERSION};
+
+/// The functions a fragment may call besides DataFusion's own: Redshift's, and those the
+/// Postgres-semantics rewrites insert.
+fn plan_functions() -> (Vec<Arc<ScalarUDF>>, Vec<Arc<AggregateUDF>>) {
+    let scalars = basalt_planner::redshift::udfs()
+        .into_iter()
+        .chain(basalt_planner::pg_semantics::plan_udfs())
+        .map(Arc::new)
+        .collect();
+    let aggregates = basalt_planner::redshift::udafs()
+        .into_iter()
+        .chain([basalt_planner::subquery::single_row_value()])
+        .map(Arc::new)
+        .collect();
+    (scalars, aggregates)
+}
+
+/// Builds the DataFusion session a fragment runs in on a compute node.
+struct FragmentSessions {
+    compute: Arc<ComputeCluster>,
+    channels: NodeChannels,
+    scalars: Vec<Arc<ScalarUDF>>,
+    aggregates: Vec<Arc<AggregateUDF>>,
+}
+
+#[async_trait]
+impl WorkerSessionBuilder for FragmentSessions {
+    async fn build_session_state(
+        &self,
+        ctx: WorkerQueryContext,
+    ) -> Result<SessionState, DataFusionError> {
+        let mut builder = ctx
+            .builder
+            .with_distributed_user_codec(BasaltCodec::new(self.compute.clone()))
+            .with_distributed_channel_resolver(self.channels.clone());
+        builder
+            .scalar_functions()
+            .get_or_insert_default()
+            .extend(self.scalars.iter().cloned());
+        builder
+            .aggregate_functions()
+            .get_or_insert_default()
+            .extend(self.aggregates.iter().cloned());
+        Ok(builder.build())
+    }
+}
+
+/// A compute node's fragment server, listening on an address of its own.
+pub struct ComputeServer {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ComputeServer {
+    /// Serve fragments on `listener`, reading slices through `compute` (this node's view of
+    /// the cluster), accepting only requests that carry `secret`.
+    pub fn start(
+        listener: std::net::TcpListener,
+        compute: Arc<ComputeCluster>,
+        secret: &str,
+    ) -> Result<Self, MppError> {
+        let addr = listener.local_addr().map_err(MppError::Listen)?;
+        listener.set_nonblocking(true).map_err(MppError::Listen)?;
+        let (scalars, aggregates) = plan_functions();
+        let worker = Worker::from_session_builder(FragmentSessions {
+            compute,
+            channels: NodeChannels::new(secret),
+            scalars,
+            aggregates,
+        })
+        .with_version(PROTOCOL_VERSION.to_string());
+        let service = tonic::service::interceptor::InterceptedService::new(
+            worker.into_worker_server(),
+            SecretCheck::new(secret),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let listener = match TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!(%addr, error = %e, "compute node could not listen");
+                    return;
+                }
+            };
+            info!(%addr, "compute node serving fragments");
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                warn!(%addr, error = %e, "compute node server stopped");
+            }
+        });
+        Ok(ComputeServer {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting fragments and wait for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for ComputeServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
