@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// Seconds between the background VACUUM DELETE's checks for tables whose deleted rows
     /// passed the threshold; 0 turns it off.
     pub auto_vacuum_seconds: u32,
+    /// `basalt leader`: where compute nodes register (the leader's internal server).
+    pub internal_listen: String,
+    /// The secret every internal request carries (`basalt leader` and `basalt compute`).
+    pub cluster_secret: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +53,8 @@ impl Default for ServerConfig {
             auth: None,
             log: "info".into(),
             auto_vacuum_seconds: 60,
+            internal_listen: "127.0.0.1:5440".into(),
+            cluster_secret: None,
         }
     }
 }
@@ -96,6 +102,12 @@ impl ServerConfig {
         if let Some(v) = env("BASALT_LOG") {
             self.log = v;
         }
+        if let Some(v) = env("BASALT_INTERNAL_LISTEN") {
+            self.internal_listen = v;
+        }
+        if let Some(v) = env("BASALT_CLUSTER_SECRET") {
+            self.cluster_secret = Some(v);
+        }
         if let Some(v) = env("BASALT_AUTO_VACUUM_SECONDS") {
             self.auto_vacuum_seconds = parse_u("BASALT_AUTO_VACUUM_SECONDS", v)?;
         }
@@ -137,6 +149,7 @@ impl ServerConfig {
         };
         c.auto_vacuum_interval = (self.auto_vacuum_seconds > 0)
             .then(|| std::time::Duration::from_secs(self.auto_vacuum_seconds.into()));
+        c.cluster_secret = self.cluster_secret.clone();
         c
     }
 }

@@ -25,6 +25,50 @@ enum Command {
     ///
     /// Settings come from defaults < --config TOML file < BASALT_* environment < flags.
     Serve(ServeArgs),
+    /// Start a leader whose compute nodes are separate `basalt compute` processes: clients
+    /// connect here; the catalog and every commit live here. The cluster's shape (--nodes,
+    /// --slices) is fixed when its data directory is created.
+    Leader(LeaderArgs),
+    /// Start a compute node: it registers with the leader, holds its slices under
+    /// --data-dir and runs the query fragments the leader sends it.
+    Compute(ComputeArgs),
+}
+
+#[derive(clap::Args)]
+struct LeaderArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Where compute nodes register and the leader's internal requests are served
+    /// [default: 127.0.0.1:5440].
+    #[arg(long)]
+    internal_listen: Option<String>,
+    /// Secret every internal request carries; the same for the leader and its compute nodes
+    /// (prefer BASALT_CLUSTER_SECRET).
+    #[arg(long)]
+    cluster_secret: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ComputeArgs {
+    /// The leader's internal address, HOST:PORT.
+    #[arg(long, env = "BASALT_LEADER")]
+    leader: String,
+    /// Directory for this node's slices [default: ./basalt-compute-data].
+    #[arg(long, env = "BASALT_DATA_DIR", default_value = "basalt-compute-data")]
+    data_dir: PathBuf,
+    /// Address of this node's internal server (fragments, exchanges, the leader's
+    /// requests); loopback unless told otherwise.
+    #[arg(long, env = "BASALT_LISTEN", default_value = "127.0.0.1:0")]
+    listen: String,
+    /// The address the leader and the other nodes reach this node at, when not --listen's.
+    #[arg(long, env = "BASALT_ADVERTISE")]
+    advertise: Option<String>,
+    /// The cluster secret (prefer BASALT_CLUSTER_SECRET).
+    #[arg(long, env = "BASALT_CLUSTER_SECRET")]
+    cluster_secret: Option<String>,
+    /// Log filter [default: info].
+    #[arg(long, env = "BASALT_LOG", default_value = "info")]
+    log: String,
 }
 
 #[derive(clap::Args)]
@@ -116,15 +160,65 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), basaltdb::Error> {
-    let config = load_config(&args)?;
+fn init_logging(filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .init();
-    let leader = basaltdb::Leader::open(config.leader_config())?;
+}
+
+/// `basalt leader`: `basalt serve`'s settings, with the compute nodes elsewhere.
+async fn lead(args: LeaderArgs) -> Result<(), basaltdb::Error> {
+    let mut config = load_config(&args.serve)?;
+    if let Some(v) = args.internal_listen {
+        config.internal_listen = v;
+    }
+    if let Some(v) = args.cluster_secret {
+        config.cluster_secret = Some(v);
+    }
+    let mut leader = config.leader_config();
+    leader.internal_listen = Some(config.internal_listen.clone());
+    serve_with(config, leader).await
+}
+
+/// `basalt compute`.
+async fn compute(args: ComputeArgs) -> Result<(), basaltdb::Error> {
+    init_logging(&args.log);
+    let secret = args.cluster_secret.ok_or_else(|| {
+        basaltdb::Error::Config(
+            "a compute node needs the cluster secret (--cluster-secret or BASALT_CLUSTER_SECRET)"
+                .into(),
+        )
+    })?;
+    basalt_node::run_compute(
+        basalt_node::ComputeConfig {
+            data_dir: args.data_dir,
+            leader: args.leader,
+            listen: args.listen,
+            advertise: args.advertise,
+            cluster_secret: secret,
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    info!("compute node shut down");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), basaltdb::Error> {
+    let config = load_config(&args)?;
+    let leader = config.leader_config();
+    serve_with(config, leader).await
+}
+
+async fn serve_with(
+    config: ServerConfig,
+    leader_config: basaltdb::LeaderConfig,
+) -> Result<(), basaltdb::Error> {
+    init_logging(&config.log);
+    let leader = basaltdb::Leader::open(leader_config)?;
     let addr = format!("{}:{}", config.host, config.port);
     let server = basalt_pgwire::PgServer::bind(leader.clone(), &addr)
         .await
@@ -160,7 +254,11 @@ fn main() -> ExitCode {
     // SQL planning (DataFusion's statement planner, our nested async session calls) needs
     // more than tokio's default 2 MiB per worker in debug builds; a stack overflow would abort
     // the whole server, so leave ample room.
+    // Query fragments keep runtime threads busy; more threads than cores leave room for the
+    // control plane (a node's answers to the leader's health checks, cancel requests).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((2 * cores).max(4))
         .enable_all()
         .thread_stack_size(WORKER_STACK_BYTES)
         .build()
@@ -173,6 +271,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => rt.block_on(serve(args)),
+        Command::Leader(args) => rt.block_on(lead(args)),
+        Command::Compute(args) => rt.block_on(compute(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

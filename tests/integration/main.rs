@@ -1,7 +1,9 @@
 //! BasaltDB integration tests: everything through the paths users take (the Postgres wire
-//! protocol against in-process clusters of several shapes, a real psql, the `basalt` binary).
+//! protocol against in-process clusters of several shapes and clusters of `basalt leader` /
+//! `basalt compute` processes, a real psql, the `basalt` binary).
 
 mod crash;
 mod durability;
+mod processes;
 mod psql;
 mod slt;

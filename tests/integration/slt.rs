@@ -283,10 +283,7 @@ async fn sqllogictest_on_every_shape() {
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
         return;
     }
-    let known = known_failures();
-    let filtered = std::env::var("BASALT_SLT_FILTER").is_ok();
-    let mut failures = vec![];
-    let mut still_known = std::collections::BTreeSet::new();
+    let mut results = vec![];
     for &(nodes, slices) in SHAPES {
         let cluster = basaltdb::Cluster::builder()
             .nodes(nodes)
@@ -299,19 +296,60 @@ async fn sqllogictest_on_every_shape() {
             cluster.pg_addr().ip(),
             cluster.pg_addr().port()
         );
-        for f in &files {
-            if let Err(e) = run_file(url.clone(), "basalt", f, false).await {
-                for entry in e.split("\n\u{1}") {
-                    let (key, msg) = entry.split_once('\t').unwrap_or((entry, ""));
-                    if known.contains(key) {
-                        still_known.insert(key.to_string());
-                    } else {
-                        failures.push(format!("[shape {nodes}x{slices}] {key}\n{msg}"));
-                    }
-                }
+        results.push((format!("{nodes}x{slices}"), run_files(&url, &files).await));
+        cluster.shutdown().await.expect("clean shutdown");
+    }
+    check(results);
+}
+
+/// The same files on clusters whose leader and compute nodes are separate `basalt`
+/// processes on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest_on_separate_processes() {
+    if std::env::var("BASALT_SLT_PG_URL").is_ok() {
+        return;
+    }
+    let files = slt_files();
+    let mut results = vec![];
+    for &(nodes, slices) in SHAPES {
+        let cluster = crate::processes::ProcessCluster::start(nodes, slices).await;
+        let url = format!("postgresql://basalt@127.0.0.1:{}/dev", cluster.pg_port);
+        results.push((
+            format!("processes {nodes}x{slices}"),
+            run_files(&url, &files).await,
+        ));
+    }
+    check(results);
+}
+
+/// Failing records of every file: `file:line` → message.
+async fn run_files(url: &str, files: &[PathBuf]) -> Vec<(String, String)> {
+    let mut failed = vec![];
+    for f in files {
+        if let Err(e) = run_file(url.to_string(), "basalt", f, false).await {
+            for entry in e.split("\n\u{1}") {
+                let (key, msg) = entry.split_once('\t').unwrap_or((entry, ""));
+                failed.push((key.to_string(), msg.to_string()));
             }
         }
-        cluster.shutdown().await.expect("clean shutdown");
+    }
+    failed
+}
+
+/// Every shape's failures must be known ones, and every known failure must still fail.
+fn check(results: Vec<(String, Vec<(String, String)>)>) {
+    let known = known_failures();
+    let filtered = std::env::var("BASALT_SLT_FILTER").is_ok();
+    let mut failures = vec![];
+    let mut still_known = std::collections::BTreeSet::new();
+    for (shape, failed) in results {
+        for (key, msg) in failed {
+            if known.contains(&key) {
+                still_known.insert(key);
+            } else {
+                failures.push(format!("[shape {shape}] {key}\n{msg}"));
+            }
+        }
     }
     if !filtered {
         for k in known.difference(&still_known) {

@@ -147,7 +147,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
 
 /// Filters only prune blocks (the plan applies them again), so one that cannot travel is
 /// left out rather than failing the query.
-fn encode_filters(filters: &[Expr]) -> Vec<Vec<u8>> {
+pub(crate) fn encode_filters(filters: &[Expr]) -> Vec<Vec<u8>> {
     let codec = DefaultLogicalExtensionCodec {};
     filters
         .iter()
@@ -161,7 +161,7 @@ fn encode_filters(filters: &[Expr]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn decode_filters(filters: &[Vec<u8>], ctx: &TaskContext) -> Vec<Expr> {
+pub(crate) fn decode_filters(filters: &[Vec<u8>], ctx: &TaskContext) -> Vec<Expr> {
     let codec = DefaultLogicalExtensionCodec {};
     filters
         .iter()

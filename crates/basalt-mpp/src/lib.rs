@@ -24,6 +24,7 @@ mod codec;
 mod error;
 mod hooks;
 mod network;
+mod rpc;
 mod worker;
 
 use std::sync::Arc;
@@ -35,8 +36,12 @@ use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 pub use codec::{BasaltCodec, PLAN_NODE_VERSION};
 pub use error::MppError;
 pub use network::{Membership, NodeChannels, SECRET_HEADER};
+pub use rpc::{
+    InternalService, PingReply, Pinged, RegisterReply, RegisterRequest, Registrar, RemoteNode,
+    register,
+};
 pub use url::Url;
-pub use worker::ComputeServer;
+pub use worker::{ComputeServer, functions_context};
 
 /// Version of the internal protocol (fragments, exchanges, node RPCs). Nodes of one cluster
 /// must agree on it.
@@ -166,9 +171,11 @@ pub fn start_in_process(
 ) -> Result<(Mpp, Vec<ComputeServer>), MppError> {
     let mut servers = vec![];
     let mut urls = vec![];
-    for _ in compute.nodes() {
+    let ctx = functions_context();
+    for node in compute.local_nodes() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MppError::Listen)?;
-        let server = ComputeServer::start(listener, compute.clone(), secret)?;
+        let internal = InternalService::compute(node.clone(), Membership::default(), ctx.clone());
+        let server = ComputeServer::start(listener, compute.clone(), secret, internal)?;
         urls.push(
             Url::parse(&format!("http://{}", server.addr()))
                 .map_err(|e| MppError::Address(e.to_string()))?,

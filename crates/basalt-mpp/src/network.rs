@@ -27,28 +27,101 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The compute nodes' internal addresses, in node order: task i of a slice stage goes to
-/// `urls[i]`.
+/// The compute nodes' internal addresses, in node order (task i of a slice stage goes to
+/// node i), and whether the leader last found each one up.
 #[derive(Debug, Clone, Default)]
 pub struct Membership {
-    urls: Arc<RwLock<Vec<Url>>>,
+    nodes: Arc<RwLock<Vec<Member>>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Member {
+    url: Option<Url>,
+    up: bool,
 }
 
 impl Membership {
+    /// Nodes at known addresses, all up (an in-process cluster).
     pub fn new(urls: Vec<Url>) -> Self {
         Membership {
-            urls: Arc::new(RwLock::new(urls)),
+            nodes: Arc::new(RwLock::new(
+                urls.into_iter()
+                    .map(|u| Member {
+                        url: Some(u),
+                        up: true,
+                    })
+                    .collect(),
+            )),
         }
     }
 
-    pub fn urls(&self) -> Vec<Url> {
-        self.urls.read().clone()
+    /// `nodes` nodes, none registered yet.
+    pub fn unregistered(nodes: usize) -> Self {
+        Membership {
+            nodes: Arc::new(RwLock::new(vec![Member::default(); nodes])),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where node `node` listens, once it registered.
+    pub fn url(&self, node: usize) -> Option<Url> {
+        self.nodes.read().get(node).and_then(|m| m.url.clone())
+    }
+
+    /// Every node's address, as the leader last told (unknown ones `None`).
+    pub fn urls(&self) -> Vec<Option<Url>> {
+        self.nodes.read().iter().map(|m| m.url.clone()).collect()
+    }
+
+    /// Record a node's address (and it being up or not).
+    pub fn set(&self, node: usize, url: Option<Url>, up: bool) {
+        let mut nodes = self.nodes.write();
+        if node >= nodes.len() {
+            nodes.resize(node + 1, Member::default());
+        }
+        nodes[node] = Member { url, up };
+    }
+
+    pub fn set_up(&self, node: usize, up: bool) {
+        if let Some(m) = self.nodes.write().get_mut(node) {
+            m.up = up;
+        }
+    }
+
+    /// The nodes not known to be up.
+    pub fn down(&self) -> Vec<usize> {
+        self.nodes
+            .read()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.up || m.url.is_none())
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
+/// Where tasks go for a node that has no address yet: a port nothing listens on, so a
+/// request fails at once (queries check the nodes are up before they start).
+const NOWHERE: &str = "http://127.0.0.1:9";
+
 impl WorkerResolver for Membership {
     fn get_urls(&self) -> Result<Vec<Url>, DataFusionError> {
-        Ok(self.urls())
+        self.urls()
+            .into_iter()
+            .map(|u| match u {
+                Some(u) => Ok(u),
+                None => {
+                    Url::parse(NOWHERE).map_err(|e| DataFusionError::Configuration(e.to_string()))
+                }
+            })
+            .collect()
     }
 }
 

@@ -15,11 +15,13 @@ use tracing::{info, warn};
 
 use crate::codec::BasaltCodec;
 use crate::network::{NodeChannels, SecretCheck};
+use crate::rpc::InternalService;
 use crate::{MppError, PROTOCOL_VERSION};
+use arrow_flight::flight_service_server::FlightServiceServer;
 
 /// The functions a fragment may call besides DataFusion's own: Redshift's, and those the
 /// Postgres-semantics rewrites insert.
-fn plan_functions() -> (Vec<Arc<ScalarUDF>>, Vec<Arc<AggregateUDF>>) {
+pub(crate) fn plan_functions() -> (Vec<Arc<ScalarUDF>>, Vec<Arc<AggregateUDF>>) {
     let scalars = basalt_planner::redshift::udfs()
         .into_iter()
         .chain(basalt_planner::pg_semantics::plan_udfs())
@@ -63,6 +65,22 @@ impl WorkerSessionBuilder for FragmentSessions {
     }
 }
 
+/// A task context with the functions fragments call, for the internal requests of a node
+/// (zone-map filters of remote slice scans).
+pub fn functions_context() -> Arc<datafusion::execution::TaskContext> {
+    let (scalars, aggregates) = plan_functions();
+    let mut builder = datafusion::execution::SessionStateBuilder::new().with_default_features();
+    builder
+        .scalar_functions()
+        .get_or_insert_default()
+        .extend(scalars);
+    builder
+        .aggregate_functions()
+        .get_or_insert_default()
+        .extend(aggregates);
+    builder.build().task_ctx()
+}
+
 /// A compute node's fragment server, listening on an address of its own.
 pub struct ComputeServer {
     addr: SocketAddr,
@@ -72,14 +90,14 @@ pub struct ComputeServer {
 
 impl ComputeServer {
     /// Serve fragments on `listener`, reading slices through `compute` (this node's view of
-    /// the cluster), accepting only requests that carry `secret`.
+    /// the cluster), and the node's internal requests, accepting only requests that carry
+    /// `secret`.
     pub fn start(
         listener: std::net::TcpListener,
         compute: Arc<ComputeCluster>,
         secret: &str,
+        internal: InternalService,
     ) -> Result<Self, MppError> {
-        let addr = listener.local_addr().map_err(MppError::Listen)?;
-        listener.set_nonblocking(true).map_err(MppError::Listen)?;
         let (scalars, aggregates) = plan_functions();
         let worker = Worker::from_session_builder(FragmentSessions {
             compute,
@@ -88,8 +106,36 @@ impl ComputeServer {
             aggregates,
         })
         .with_version(PROTOCOL_VERSION.to_string());
-        let service = tonic::service::interceptor::InterceptedService::new(
-            worker.into_worker_server(),
+        Self::serve(listener, Some(worker), secret, internal)
+    }
+
+    /// The leader's internal server: compute nodes register with it.
+    pub fn start_leader(
+        listener: std::net::TcpListener,
+        secret: &str,
+        internal: InternalService,
+    ) -> Result<Self, MppError> {
+        Self::serve(listener, None, secret, internal)
+    }
+
+    fn serve(
+        listener: std::net::TcpListener,
+        worker: Option<Worker>,
+        secret: &str,
+        internal: InternalService,
+    ) -> Result<Self, MppError> {
+        let addr = listener.local_addr().map_err(MppError::Listen)?;
+        listener.set_nonblocking(true).map_err(MppError::Listen)?;
+        let fragments = worker.map(|w| {
+            tonic::service::interceptor::InterceptedService::new(
+                w.into_worker_server(),
+                SecretCheck::new(secret),
+            )
+        });
+        let internal = tonic::service::interceptor::InterceptedService::new(
+            FlightServiceServer::new(internal)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
             SecretCheck::new(secret),
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -97,19 +143,20 @@ impl ComputeServer {
             let listener = match TcpListener::from_std(listener) {
                 Ok(l) => l,
                 Err(e) => {
-                    warn!(%addr, error = %e, "compute node could not listen");
+                    warn!(%addr, error = %e, "internal server could not listen");
                     return;
                 }
             };
-            info!(%addr, "compute node serving fragments");
+            info!(%addr, "internal server listening");
             let served = tonic::transport::Server::builder()
-                .add_service(service)
+                .add_optional_service(fragments)
+                .add_service(internal)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = rx.await;
                 })
                 .await;
             if let Err(e) = served {
-                warn!(%addr, error = %e, "compute node server stopped");
+                warn!(%addr, error = %e, "internal server stopped");
             }
         });
         Ok(ComputeServer {

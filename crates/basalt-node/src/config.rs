@@ -33,6 +33,9 @@ pub struct LeaderConfig {
     /// The secret every internal request between the leader and the compute nodes carries.
     /// An in-process cluster makes one up when none is given.
     pub cluster_secret: Option<String>,
+    /// With compute nodes in processes of their own (`basalt leader`): the address of the
+    /// leader's internal server, where they register. `None`: the nodes run in this process.
+    pub internal_listen: Option<String>,
 }
 
 impl LeaderConfig {
@@ -47,6 +50,7 @@ impl LeaderConfig {
             auth: AuthMethod::Trust,
             auto_vacuum_interval: Some(DEFAULT_AUTO_VACUUM_INTERVAL),
             cluster_secret: None,
+            internal_listen: None,
         }
     }
 }

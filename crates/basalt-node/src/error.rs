@@ -38,7 +38,35 @@ pub enum NodeError {
     Internal { message: String },
 }
 
+/// Whether an error is the network between nodes failing: a compute node died or was cut
+/// off while the query ran.
+fn lost_node(e: &DataFusionError) -> bool {
+    let text = e.to_string();
+    [
+        "h2 protocol error",
+        "transport error",
+        "tcp connect error",
+        "error trying to connect",
+        "broken pipe",
+        "Connection refused",
+        "connection reset",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
+}
+
 fn df_message(e: &DataFusionError) -> String {
+    if lost_node(e)
+        && !matches!(e.find_root(), DataFusionError::External(inner) if inner.is::<StorageError>())
+    {
+        let text = e.find_root().to_string();
+        // A gRPC status prints as `code: .., message: "..", source: ..`: keep the message.
+        let reason = text
+            .split_once("message: \"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or(text.as_str(), |(m, _)| m);
+        return format!("a compute node stopped answering during the query ({reason})");
+    }
     match e.find_root() {
         DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::ArrowError(a, _) => arrow_message(a),
@@ -188,6 +216,9 @@ fn datetime_error(ty: &str, value: &str) -> (&'static str, String) {
 }
 
 fn df_sqlstate(e: &DataFusionError) -> &'static str {
+    if lost_node(e) {
+        return "58000";
+    }
     match e.find_root() {
         DataFusionError::ArrowError(a, _) => arrow_sqlstate(a),
         DataFusionError::External(inner) => {

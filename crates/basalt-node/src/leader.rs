@@ -98,11 +98,20 @@ impl Leader {
             topology,
             &config.superuser,
         )?;
-        let compute = Arc::new(ComputeCluster::open(
-            &config.data_dir.join("data"),
-            topology,
-        )?);
-        let (mpp, servers) = start_fragment_servers(&config, &compute)?;
+        let (compute, mpp, servers, remotes) = match &config.internal_listen {
+            Some(listen) => {
+                let (compute, mpp, server, remotes) = remote_cluster(&config, topology, listen)?;
+                (compute, Some(mpp), vec![server], remotes)
+            }
+            None => {
+                let compute = Arc::new(ComputeCluster::open(
+                    &config.data_dir.join("data"),
+                    topology,
+                )?);
+                let (mpp, servers) = start_fragment_servers(&config, &compute)?;
+                (compute, mpp, servers, vec![])
+            }
+        };
         let leader = Arc::new(Leader {
             config,
             catalog,
@@ -127,10 +136,18 @@ impl Leader {
                 every,
             ));
         }
+        // Separate compute nodes: check on them, and clean their disks as they come up.
+        if let (Some(mpp), false) = (&leader.mpp, remotes.is_empty()) {
+            tokio::spawn(crate::cluster::heartbeat_loop(
+                Arc::downgrade(&leader),
+                mpp.membership().clone(),
+                remotes,
+            ));
+        }
         // Temporary tables belong to sessions, and no session survives a restart.
         let temp_dropped = leader.drop_temporary_tables()?;
         let state = leader.catalog.snapshot();
-        let removed = leader.compute.collect_garbage(&state.live_files())?;
+        let removed = leader.compute.collect_local_garbage(&state.live_files())?;
         info!(
             data_dir = %leader.config.data_dir.display(),
             %topology,
@@ -208,6 +225,14 @@ impl Leader {
     /// How queries reach the compute nodes' fragment servers, when they run distributed.
     pub(crate) fn mpp(&self) -> Option<&basalt_mpp::Mpp> {
         self.mpp.as_ref()
+    }
+
+    /// The compute nodes not known to be up (always none in one process).
+    pub fn nodes_down(&self) -> Vec<usize> {
+        self.mpp
+            .as_ref()
+            .map(|m| m.membership().down())
+            .unwrap_or_default()
     }
 
     /// Stop the fragment servers of an in-process cluster.
@@ -373,7 +398,7 @@ impl Leader {
         }
         for ((slice, table), files) in by {
             if let Ok(node) = self.compute.node_for(slice) {
-                node.remove(slice, table, &files);
+                node.remove(slice, table, files);
             }
         }
     }
@@ -400,7 +425,7 @@ fn start_fragment_servers(
 }
 
 /// 128 random bits as hex, from the standard library's per-process random hasher keys.
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     use std::hash::{BuildHasher, Hasher};
     (0..2)
         .map(|i| {
@@ -409,4 +434,70 @@ fn random_secret() -> String {
             format!("{:016x}", h.finish())
         })
         .collect()
+}
+
+/// The leader of compute nodes in processes of their own: a remote handle per node, the
+/// node registry, and the internal server they register with.
+#[allow(clippy::type_complexity)]
+fn remote_cluster(
+    config: &LeaderConfig,
+    topology: Topology,
+    listen: &str,
+) -> Result<
+    (
+        Arc<ComputeCluster>,
+        basalt_mpp::Mpp,
+        basalt_mpp::ComputeServer,
+        Vec<basalt_mpp::RemoteNode>,
+    ),
+    NodeError,
+> {
+    let secret = config.cluster_secret.clone().ok_or_else(|| {
+        NodeError::invalid(
+            "22023",
+            "compute nodes in other processes need a cluster secret (BASALT_CLUSTER_SECRET)",
+        )
+    })?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(NodeError::invalid(
+            "XX000",
+            "a leader of separate compute nodes needs a tokio runtime",
+        ));
+    }
+    let membership = basalt_mpp::Membership::unregistered(topology.nodes as usize);
+    let channels = basalt_mpp::NodeChannels::new(&secret);
+    let remotes: Vec<basalt_mpp::RemoteNode> = (0..topology.nodes)
+        .map(|i| {
+            basalt_mpp::RemoteNode::new(
+                basalt_catalog::NodeId(i),
+                membership.clone(),
+                channels.clone(),
+            )
+        })
+        .collect();
+    let compute = Arc::new(ComputeCluster::from_nodes(
+        topology,
+        remotes
+            .iter()
+            .map(|r| Arc::new(r.clone()) as Arc<dyn basalt_storage::ComputeService>)
+            .collect(),
+        vec![],
+    ));
+    let registry =
+        crate::cluster::NodeRegistry::open(&config.data_dir, topology, membership.clone())?;
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| NodeError::invalid("58030", format!("listening on {listen}: {e}")))?;
+    let server = basalt_mpp::ComputeServer::start_leader(
+        listener,
+        &secret,
+        basalt_mpp::InternalService::leader(Arc::new(registry), basalt_mpp::functions_context()),
+    )
+    .map_err(|e| NodeError::invalid("58030", e.to_string()))?;
+    info!(%listen, nodes = topology.nodes, "waiting for compute nodes to register");
+    Ok((
+        compute,
+        basalt_mpp::Mpp::new(membership, &secret),
+        server,
+        remotes,
+    ))
 }

@@ -14,6 +14,7 @@
 //! ```
 
 mod analyze;
+mod cluster;
 mod config;
 mod copy;
 mod cursor;
@@ -33,6 +34,7 @@ mod tests;
 mod vacuum;
 mod view;
 
+pub use cluster::{ComputeConfig, run_compute};
 pub use config::{AuthMethod, LeaderConfig};
 pub use copy::CopyFormat;
 pub use error::NodeError;

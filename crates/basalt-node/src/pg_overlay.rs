@@ -292,11 +292,14 @@ impl PgCatalogOverlay {
                 }
             }
             Kind::SvvVacuumProgress => crate::system_tables::svv_vacuum_progress(&self.vacuum),
-            Kind::StvBlocklist | Kind::SvvDiskusage => crate::system_tables::blocklist(
-                &self.compute,
-                &self.tables_with_oids(state).await?,
-                kind == Kind::SvvDiskusage,
-            ),
+            Kind::StvBlocklist | Kind::SvvDiskusage => {
+                crate::system_tables::blocklist(
+                    &self.compute,
+                    &self.tables_with_oids(state).await?,
+                    kind == Kind::SvvDiskusage,
+                )
+                .await
+            }
             Kind::SysVacuumHistory => {
                 crate::system_tables::sys_vacuum_history(&self.vacuum, &self.database(), |u| {
                     self.usesysid(u)

@@ -915,6 +915,22 @@ impl Session {
         let df = self.ctx.execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
         let physical = df.create_physical_plan().await?;
+        if basalt_mpp::is_distributed(physical.as_ref()) {
+            let down = self.leader.nodes_down();
+            if !down.is_empty() {
+                let nodes: Vec<String> = down.iter().map(|n| n.to_string()).collect();
+                let (which, verb) = match nodes.as_slice() {
+                    [one] => (format!("compute node {one}"), "is"),
+                    many => (format!("compute nodes {}", many.join(", ")), "are"),
+                };
+                return Err(NodeError::invalid(
+                    "58000",
+                    format!(
+                        "{which} {verb} down: queries that read its slices fail until it is back"
+                    ),
+                ));
+            }
+        }
         let stream = datafusion::physical_plan::execute_stream(physical.clone(), task_ctx)?;
         let log = self.leader.query_log().clone();
         let stream = crate::querylog::logged(

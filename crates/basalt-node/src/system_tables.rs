@@ -354,7 +354,7 @@ pub(crate) fn svv_diskusage_schema() -> SchemaRef {
 
 /// One row per column per block of every table the session sees (`tables`: (oid, table)):
 /// STV_BLOCKLIST, or with `diskusage` SVV_DISKUSAGE.
-pub(crate) fn blocklist(
+pub(crate) async fn blocklist(
     compute: &basalt_storage::ComputeCluster,
     tables: &[(i32, Arc<TableMeta>)],
     diskusage: bool,
@@ -367,7 +367,8 @@ pub(crate) fn blocklist(
                 .node_for(*slice)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             let blocks = node
-                .blocks(t, *slice, segments)
+                .blocks(t.clone(), *slice, segments.clone())
+                .await
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             for b in blocks {
                 let mut row = vec![];

@@ -9,7 +9,7 @@ use crate::StorageError;
 use crate::compute::ComputeNode;
 
 /// One column's part of one block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockInfo {
     /// Index of the column in the table.
     pub column: usize,

@@ -575,42 +575,182 @@ fn physical_predicate(
     .ok()
 }
 
-/// Every compute node of the cluster and the slice map.
+/// What the leader, and a fragment reading a slice, ask of a compute node. [`ComputeNode`]
+/// answers for the slices on this process's disk; a node in another process answers over
+/// the network (`basalt-mpp`'s remote node), with the same requests.
+#[async_trait::async_trait]
+pub trait ComputeService: Send + Sync + std::fmt::Debug {
+    fn id(&self) -> NodeId;
+
+    /// Durably write rows as one or more new segments of a slice.
+    async fn write(&self, req: WriteRequest) -> Result<Vec<SegmentMeta>, StorageError>;
+
+    /// Durably write delete vectors (see [`ComputeNode::delete_rows`]).
+    async fn delete_rows(
+        &self,
+        table: TableId,
+        slice: SliceId,
+        deletes: Vec<(SegmentMeta, roaring::RoaringBitmap)>,
+    ) -> Result<Vec<SegmentMeta>, StorageError>;
+
+    /// VACUUM's rewrite of some of a slice's segments (see [`ComputeNode::rewrite`]).
+    async fn rewrite(
+        &self,
+        table: Arc<TableMeta>,
+        slice: SliceId,
+        segments: Vec<SegmentMeta>,
+        sort: bool,
+    ) -> Result<Vec<SegmentMeta>, StorageError>;
+
+    /// Start a scan of one table version on one slice.
+    fn scan(
+        &self,
+        req: ScanRequest,
+        ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream, StorageError>;
+
+    /// The blocks of a slice's segments, per column (STV_BLOCKLIST).
+    async fn blocks(
+        &self,
+        table: Arc<TableMeta>,
+        slice: SliceId,
+        segments: Vec<SegmentMeta>,
+    ) -> Result<Vec<crate::BlockInfo>, StorageError>;
+
+    /// Delete files no version references any more. Best effort: what is left behind is
+    /// garbage the node removes when it next starts.
+    fn remove(&self, slice: SliceId, table: TableId, files: Vec<String>);
+
+    /// Remove files on the node's slices that the committed catalog does not reference.
+    async fn collect_garbage(
+        &self,
+        live: BTreeSet<(SliceId, TableId, String)>,
+    ) -> Result<usize, StorageError>;
+}
+
+#[async_trait::async_trait]
+impl ComputeService for ComputeNode {
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    async fn write(&self, req: WriteRequest) -> Result<Vec<SegmentMeta>, StorageError> {
+        ComputeNode::write(self, req).await
+    }
+
+    async fn delete_rows(
+        &self,
+        table: TableId,
+        slice: SliceId,
+        deletes: Vec<(SegmentMeta, roaring::RoaringBitmap)>,
+    ) -> Result<Vec<SegmentMeta>, StorageError> {
+        ComputeNode::delete_rows(self, table, slice, deletes).await
+    }
+
+    async fn rewrite(
+        &self,
+        table: Arc<TableMeta>,
+        slice: SliceId,
+        segments: Vec<SegmentMeta>,
+        sort: bool,
+    ) -> Result<Vec<SegmentMeta>, StorageError> {
+        ComputeNode::rewrite(self, table, slice, segments, sort).await
+    }
+
+    fn scan(
+        &self,
+        req: ScanRequest,
+        ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream, StorageError> {
+        ComputeNode::scan(self, req, ctx)
+    }
+
+    async fn blocks(
+        &self,
+        table: Arc<TableMeta>,
+        slice: SliceId,
+        segments: Vec<SegmentMeta>,
+    ) -> Result<Vec<crate::BlockInfo>, StorageError> {
+        ComputeNode::blocks(self, &table, slice, &segments)
+    }
+
+    fn remove(&self, slice: SliceId, table: TableId, files: Vec<String>) {
+        ComputeNode::remove(self, slice, table, &files)
+    }
+
+    async fn collect_garbage(
+        &self,
+        live: BTreeSet<(SliceId, TableId, String)>,
+    ) -> Result<usize, StorageError> {
+        ComputeNode::collect_garbage(self, &live)
+    }
+}
+
+/// A process's view of the cluster: the slice map, and for each node either the
+/// [`ComputeNode`] on this process's disk or a handle on a node elsewhere.
 #[derive(Debug)]
 pub struct ComputeCluster {
     pub topology: Topology,
-    nodes: Vec<Arc<ComputeNode>>,
+    nodes: Vec<Arc<dyn ComputeService>>,
+    /// The nodes whose slices are on this process's disk.
+    local: Vec<Arc<ComputeNode>>,
 }
 
 impl ComputeCluster {
     /// Open all nodes of an in-process cluster under `data_dir`.
     pub fn open(data_dir: &Path, topology: Topology) -> Result<Self, StorageError> {
-        let mut nodes = vec![];
+        let mut local = vec![];
         for n in 0..topology.nodes {
             let slices: Vec<SliceId> = topology
                 .slices()
                 .filter(|s| topology.node_of(*s) == n)
                 .collect();
-            nodes.push(Arc::new(ComputeNode::open(NodeId(n), data_dir, &slices)?));
+            local.push(Arc::new(ComputeNode::open(NodeId(n), data_dir, &slices)?));
         }
-        Ok(ComputeCluster { topology, nodes })
+        Ok(ComputeCluster {
+            topology,
+            nodes: local
+                .iter()
+                .map(|n| n.clone() as Arc<dyn ComputeService>)
+                .collect(),
+            local,
+        })
     }
 
-    pub fn node_for(&self, slice: SliceId) -> Result<&Arc<ComputeNode>, StorageError> {
+    /// A cluster whose nodes are `nodes`, in node order; `local` are those on this
+    /// process's disk (also among `nodes`).
+    pub fn from_nodes(
+        topology: Topology,
+        nodes: Vec<Arc<dyn ComputeService>>,
+        local: Vec<Arc<ComputeNode>>,
+    ) -> Self {
+        ComputeCluster {
+            topology,
+            nodes,
+            local,
+        }
+    }
+
+    pub fn node_for(&self, slice: SliceId) -> Result<&Arc<dyn ComputeService>, StorageError> {
         self.nodes
             .get(self.topology.node_of(slice) as usize)
             .ok_or(StorageError::UnknownSlice { slice })
     }
 
-    pub fn nodes(&self) -> &[Arc<ComputeNode>] {
+    pub fn nodes(&self) -> &[Arc<dyn ComputeService>] {
         &self.nodes
     }
 
-    /// Let each slice's segment writes use only `bytes` more bytes (`None`: no limit); past
-    /// that they fail as on a full disk. For testing disk-full handling.
+    /// The nodes whose slices are on this process's disk.
+    pub fn local_nodes(&self) -> &[Arc<ComputeNode>] {
+        &self.local
+    }
+
+    /// Let each local slice's segment writes use only `bytes` more bytes (`None`: no
+    /// limit); past that they fail as on a full disk. For testing disk-full handling.
     #[doc(hidden)]
     pub fn limit_writes(&self, bytes: Option<u64>) {
-        for node in &self.nodes {
+        for node in &self.local {
             for store in node.slices.values() {
                 store.budget.set(bytes);
             }
@@ -618,12 +758,24 @@ impl ComputeCluster {
     }
 
     /// Remove every file the committed catalog does not reference, on every node.
-    pub fn collect_garbage(
+    pub async fn collect_garbage(
         &self,
         live: &BTreeSet<(SliceId, TableId, String)>,
     ) -> Result<usize, StorageError> {
         let mut n = 0;
         for node in &self.nodes {
+            n += node.collect_garbage(live.clone()).await?;
+        }
+        Ok(n)
+    }
+
+    /// Remove every file the committed catalog does not reference, on this process's nodes.
+    pub fn collect_local_garbage(
+        &self,
+        live: &BTreeSet<(SliceId, TableId, String)>,
+    ) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for node in &self.local {
             n += node.collect_garbage(live)?;
         }
         Ok(n)

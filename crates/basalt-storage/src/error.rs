@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use basalt_catalog::SliceId;
+use basalt_catalog::{NodeId, SliceId};
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 
@@ -35,6 +35,17 @@ pub enum StorageError {
     UnknownSlice { slice: SliceId },
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A compute node reached over the network failed the request.
+    #[error("compute node {node}: {message}")]
+    Remote {
+        node: NodeId,
+        /// The SQLSTATE the node's error maps to.
+        sqlstate: String,
+        message: String,
+    },
+    /// A compute node could not be reached.
+    #[error("compute node {node} is not reachable: {reason}")]
+    NodeDown { node: NodeId, reason: String },
 }
 
 impl StorageError {
@@ -46,6 +57,14 @@ impl StorageError {
             StorageError::Io { .. } => "58030",
             StorageError::Parquet { source, .. } if is_disk_full(source) => "53100",
             StorageError::Corrupt { .. } => "XX001",
+            StorageError::Remote { sqlstate, .. } => match sqlstate.as_str() {
+                "53100" => "53100",
+                "58030" => "58030",
+                "XX001" => "XX001",
+                "58000" => "58000",
+                _ => "XX000",
+            },
+            StorageError::NodeDown { .. } => "58000",
             _ => "XX000",
         }
     }

@@ -28,8 +28,8 @@ mod sort;
 
 pub use blocks::BlockInfo;
 pub use compute::{
-    ComputeCluster, ComputeNode, ROW_ID_COLUMNS, ScanCounters, ScanRequest, WriteRequest,
-    row_id_fields,
+    ComputeCluster, ComputeNode, ComputeService, ROW_ID_COLUMNS, ScanCounters, ScanRequest,
+    WriteRequest, row_id_fields,
 };
 pub use deletes::{DELETE_VECTOR_FORMAT_VERSION, kept_rows};
 pub use encoding::{ROWS_PER_BLOCK, candidate_encodings, encoded_sizes, writer_properties};

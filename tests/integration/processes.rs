@@ -1,0 +1,231 @@
+//! Clusters of real `basalt leader` and `basalt compute` processes on loopback: registration,
+//! queries across processes, a compute node killed in the middle of a query (a clean error
+//! within seconds, the node marked down, queries working again once it is back), and the
+//! cluster secret.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::durability::free_port;
+
+const SECRET: &str = "integration-test-secret";
+
+/// A leader process and its compute node processes, killed when dropped.
+pub(crate) struct ProcessCluster {
+    pub pg_port: u16,
+    pub internal_port: u16,
+    leader: Child,
+    computes: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    /// Start a leader of `nodes` x `slices` and its compute nodes; returns once a query
+    /// reading every node's slices succeeds.
+    pub(crate) async fn start(nodes: u32, slices: u32) -> ProcessCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pg_port, internal_port) = (free_port(), free_port());
+        let leader = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .arg("leader")
+            .arg("--data-dir")
+            .arg(dir.path().join("leader"))
+            .args(["--port", &pg_port.to_string()])
+            .args([
+                "--nodes",
+                &nodes.to_string(),
+                "--slices",
+                &slices.to_string(),
+            ])
+            .args(["--internal-listen", &format!("127.0.0.1:{internal_port}")])
+            .env("BASALT_CLUSTER_SECRET", SECRET)
+            .env("BASALT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("basalt leader starts");
+        let mut cluster = ProcessCluster {
+            pg_port,
+            internal_port,
+            leader,
+            computes: vec![],
+            dir,
+        };
+        for i in 0..nodes {
+            let child = cluster.start_compute(&cluster.compute_dir(i as usize), SECRET);
+            cluster.computes.push(child);
+        }
+        cluster.wait_until_up().await;
+        cluster
+    }
+
+    pub(crate) fn compute_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("compute-{i}"))
+    }
+
+    fn start_compute(&self, dir: &Path, secret: &str) -> Child {
+        self.compute_command(dir, secret)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("basalt compute starts")
+    }
+
+    fn compute_command(&self, dir: &Path, secret: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        cmd.arg("compute")
+            .args(["--leader", &format!("127.0.0.1:{}", self.internal_port)])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("BASALT_CLUSTER_SECRET", secret)
+            .env("BASALT_LOG", "warn")
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    pub(crate) async fn client(&self) -> tokio_postgres::Client {
+        crate::durability::connect(self.pg_port).await
+    }
+
+    /// Wait (at most 60 s) until a query that reads every slice runs.
+    pub(crate) async fn wait_until_up(&self) {
+        let client = self.client().await;
+        client
+            .batch_execute("create table if not exists basalt_probe (a int) diststyle even")
+            .await
+            .expect("probe table");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match client
+                .simple_query(
+                    "select count(*) from basalt_probe a join basalt_probe b on a.a = b.a",
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("compute nodes did not come up: {e}"),
+            }
+        }
+    }
+
+    /// Kill compute node `i` (SIGKILL).
+    pub(crate) fn kill(&mut self, i: usize) {
+        let _ = self.computes[i].kill();
+        let _ = self.computes[i].wait();
+    }
+
+    /// Start compute node `i` again on its data directory.
+    pub(crate) fn restart(&mut self, i: usize) {
+        let child = self.start_compute(&self.compute_dir(i), SECRET);
+        self.computes[i] = child;
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for c in self.computes.iter_mut().chain([&mut self.leader]) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_default()
+}
+
+/// Kill a compute node while a query runs: the query fails within 10 s with the node's loss
+/// as its error, queries fail at once while the node is down, and work again (with the same
+/// answers) once it is back on its data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_compute_node_fails_the_query_and_recovers() {
+    let mut cluster = ProcessCluster::start(2, 2).await;
+    let client = cluster.client().await;
+    client
+        .batch_execute(
+            "create table f (k int, v int) distkey(k);
+             insert into f select value % 997, value from generate_series(1, 200000);",
+        )
+        .await
+        .expect("load");
+    let sum = "select sum(v) from f";
+    let expected: i64 = client.query_one(sum, &[]).await.expect("sum").get(0);
+    assert_eq!(expected, 200_000 * 200_001 / 2);
+
+    // A join that runs for minutes: it is surely running when the node dies.
+    let long = "select count(*) from f a join f b on a.k = b.k join f c on c.k = b.k";
+    let running = {
+        let c = cluster.client().await;
+        tokio::spawn(async move {
+            let t = Instant::now();
+            (c.simple_query(long).await, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.kill(1);
+    let (result, took) = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the query ends within 10 s of the kill")
+        .expect("task");
+    let e = result.expect_err("the query was still running when its node died");
+    assert_eq!(sqlstate(&e), "58000", "{e:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The node is marked down: queries that need it fail at once with a clear error.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.query_one(sum, &[]).await {
+            Err(e)
+                if e.as_db_error()
+                    .is_some_and(|d| d.message().contains(" is down")) =>
+            {
+                assert_eq!(sqlstate(&e), "58000", "{e}");
+                break;
+            }
+            other if Instant::now() < deadline => {
+                let _ = other;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("node 1 was not marked down: {other:?}"),
+        }
+    }
+    // Back on its data directory, it holds its slices again.
+    cluster.restart(1);
+    cluster.wait_until_up().await;
+    let again: i64 = client.query_one(sum, &[]).await.expect("sum").get(0);
+    assert_eq!(again, expected);
+}
+
+/// A compute node without the cluster secret cannot join: the leader refuses it and the
+/// process exits with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compute_node_without_the_secret_is_refused() {
+    let cluster = ProcessCluster::start(1, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stranger = cluster
+        .compute_command(dir.path(), "not-the-secret")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("basalt compute starts");
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || stranger.wait_with_output()),
+    )
+    .await
+    .expect("a node without the secret stops within 20 s")
+    .expect("task")
+    .expect("output");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("cluster secret"), "{said}");
+    // The real cluster is unaffected.
+    let client = cluster.client().await;
+    client
+        .simple_query("select count(*) from basalt_probe")
+        .await
+        .expect("query");
+}
