@@ -7,3 +7,4 @@ mod durability;
 mod processes;
 mod psql;
 mod slt;
+mod tpch;

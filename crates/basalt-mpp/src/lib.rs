@@ -22,6 +22,7 @@
 
 mod codec;
 mod error;
+mod explain;
 mod hooks;
 mod network;
 mod rpc;
@@ -35,6 +36,7 @@ use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 
 pub use codec::{BasaltCodec, PLAN_NODE_VERSION};
 pub use error::MppError;
+pub use explain::redshift_explain;
 pub use network::{Membership, NodeChannels, SECRET_HEADER};
 pub use rpc::{
     InternalService, PingReply, Pinged, RegisterReply, RegisterRequest, Registrar, RemoteNode,

@@ -107,6 +107,8 @@ struct RemoveRequest {
 #[derive(Serialize, Deserialize)]
 struct GarbageRequest {
     live: Vec<(SliceId, TableId, String)>,
+    /// Keep files created at or after this time (milliseconds since the Unix epoch).
+    created_before_ms: Option<u64>,
 }
 
 /// The leader's health check, carrying the addresses of every node so that each compute
@@ -255,9 +257,12 @@ impl InternalService {
             GARBAGE => {
                 let r: GarbageRequest = parse(body)?;
                 let live: BTreeSet<_> = r.live.into_iter().collect();
+                let cutoff = r
+                    .created_before_ms
+                    .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
                 let n = self
                     .node()?
-                    .collect_garbage(&live)
+                    .collect_garbage(&live, cutoff)
                     .map_err(storage_status)?;
                 reply(&n)
             }
@@ -742,11 +747,17 @@ impl ComputeService for RemoteNode {
     async fn collect_garbage(
         &self,
         live: BTreeSet<(SliceId, TableId, String)>,
+        created_before: Option<std::time::SystemTime>,
     ) -> Result<usize, StorageError> {
         self.action(
             GARBAGE,
             &GarbageRequest {
                 live: live.into_iter().collect(),
+                created_before_ms: created_before.and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_millis() as u64)
+                }),
             },
         )
         .await

@@ -170,12 +170,16 @@ fn members(m: &Membership) -> Vec<Option<String>> {
 }
 
 /// The leader's health checks: ping every registered node each [`HEARTBEAT`], mark it up or
-/// down, and when a node comes up, remove its files the catalog does not reference.
+/// down, and when a node comes up, remove its files the catalog does not reference and that
+/// are older than this leader (newer ones may belong to an open transaction).
 pub(crate) async fn heartbeat_loop(
     leader: Weak<Leader>,
     membership: Membership,
     nodes: Vec<RemoteNode>,
 ) {
+    // Files written since the leader started may belong to a transaction still open; older
+    // unreferenced ones are orphans (no transaction outlives the leader).
+    let started = std::time::SystemTime::now();
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_up = vec![false; nodes.len()];
@@ -213,7 +217,7 @@ pub(crate) async fn heartbeat_loop(
             if up && !was_up[i] {
                 info!(node = i, "compute node up");
                 let live = leader.catalog().snapshot().live_files();
-                match node.collect_garbage(live).await {
+                match node.collect_garbage(live, Some(started)).await {
                     Ok(n) if n > 0 => info!(node = i, files = n, "orphan files removed"),
                     Ok(_) => {}
                     Err(e) => warn!(node = i, error = %e, "orphan files not removed"),

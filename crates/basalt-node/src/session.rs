@@ -908,9 +908,8 @@ impl Session {
         self.record_predicate_columns(&state, &plan);
         if let datafusion::logical_expr::LogicalPlan::Explain(explain) = &plan
             && !explain.verbose
-            && self.leader.mpp().is_some()
         {
-            return self.explain_distributed(&explain.plan).await;
+            return self.explain(&explain.plan).await;
         }
         let df = self.ctx.execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
@@ -963,15 +962,15 @@ impl Session {
         })
     }
 
-    /// EXPLAIN on a cluster of several nodes: the distributed plan, stage by stage, a row
-    /// per line (Redshift's single `QUERY PLAN` column).
-    async fn explain_distributed(
+    /// EXPLAIN as Redshift prints it: `XN` steps with row and width estimates, the data
+    /// movement of every join (DS_DIST_NONE, DS_BCAST_INNER, ...) and the network steps, a
+    /// row per line in one `QUERY PLAN` column. (`EXPLAIN VERBOSE` shows DataFusion's plans.)
+    async fn explain(
         &self,
         plan: &datafusion::logical_expr::LogicalPlan,
     ) -> Result<StatementOutput, NodeError> {
         let physical = self.ctx.state().create_physical_plan(plan).await?;
-        let text = basalt_mpp::display_plan(physical.as_ref());
-        let lines: Vec<&str> = text.lines().collect();
+        let lines = basalt_mpp::redshift_explain(&physical);
         let schema = Arc::new(Schema::new(vec![Field::new(
             "QUERY PLAN",
             DataType::Utf8,

@@ -610,7 +610,7 @@ async fn date_minus_interval_filters_prune_on_the_date() {
     .await;
     let plan = query(
         &mut s,
-        "explain select q from li where d <= date '1998-12-01' - interval '90' day",
+        "explain verbose select q from li where d <= date '1998-12-01' - interval '90' day",
     )
     .await;
     assert!(
@@ -1515,17 +1515,85 @@ async fn distributed_queries_match_one_node() {
         }
         if nodes > 1 {
             let colocated = query(&mut s, &format!("explain {}", queries[0])).await;
-            assert!(colocated.contains("DistributedExec"), "{colocated}");
-            assert!(!colocated.contains("NetworkShuffleExec"), "{colocated}");
+            assert!(colocated.contains("Hash Join DS_DIST_NONE"), "{colocated}");
+            assert!(colocated.contains("Send to leader"), "{colocated}");
+            assert!(!colocated.contains("Distribute"), "{colocated}");
             let moved = query(&mut s, &format!("explain {}", queries[1])).await;
-            assert!(
-                moved.contains("NetworkShuffleExec") || moved.contains("NetworkBroadcastExec"),
-                "{moved}"
-            );
+            assert!(moved.contains("Hash Join DS_BCAST_INNER"), "{moved}");
+            assert!(moved.contains("Broadcast"), "{moved}");
         }
         answers.push(got);
         leader.stop_compute().await;
     }
     assert_eq!(answers[0], answers[1]);
     assert!(answers[0][0].contains("3000"), "{}", answers[0][0]);
+}
+
+/// EXPLAIN labels each join with how its rows meet, as Redshift does: tables distributed on
+/// the join key join in place, a big table on another key is redistributed (one side or
+/// both), a small one is broadcast, and on one node an ALL table is read where it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_labels_joins_with_their_data_movement() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    for sql in [
+        "create table ka (k int, v int) distkey(k)",
+        "create table kb (k int, w int) distkey(k)",
+        "create table ea (x int, k int) diststyle even",
+        "create table eb (x int, y int) diststyle even",
+        "create table small (k int, n int) diststyle even",
+        "insert into ka select value, value from generate_series(1, 150000)",
+        "insert into kb select value, value from generate_series(1, 150000)",
+        "insert into ea select value, value from generate_series(1, 150000)",
+        "insert into eb select value, value from generate_series(1, 150000)",
+        "insert into small select value, value from generate_series(1, 10)",
+    ] {
+        exec(&mut s, sql).await;
+    }
+    let label = async |s: &mut Session, sql: &str| {
+        let plan = query(s, &format!("explain {sql}")).await;
+        let line = plan
+            .lines()
+            .find(|l| l.contains("Join DS_") || l.contains("Nested Loop DS_"))
+            .unwrap_or_else(|| panic!("no join in {plan}"))
+            .to_string();
+        (line, plan)
+    };
+    let (line, plan) = label(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+    assert!(line.contains("DS_DIST_NONE"), "{plan}");
+    let (line, plan) = label(&mut s, "select count(*) from ka join ea on ka.k = ea.k").await;
+    assert!(
+        line.contains("DS_DIST_INNER") || line.contains("DS_DIST_OUTER"),
+        "{plan}"
+    );
+    assert!(plan.contains("Distribute on:"), "{plan}");
+    let (line, plan) = label(&mut s, "select count(*) from ea join eb on ea.x = eb.y").await;
+    assert!(line.contains("DS_DIST_BOTH"), "{plan}");
+    let (line, plan) = label(
+        &mut s,
+        "select count(*) from ka join small on ka.k = small.k",
+    )
+    .await;
+    assert!(line.contains("DS_BCAST_INNER"), "{plan}");
+    assert!(plan.contains("Broadcast"), "{plan}");
+    leader.stop_compute().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table f (k int, v int) distkey(k)").await;
+    exec(&mut s, "create table dim (k int, n int) diststyle all").await;
+    exec(
+        &mut s,
+        "insert into f select value % 10, value from generate_series(1, 1000)",
+    )
+    .await;
+    exec(
+        &mut s,
+        "insert into dim select value, value from generate_series(0, 9)",
+    )
+    .await;
+    let (line, plan) = label(&mut s, "select count(*) from f join dim on f.k = dim.k").await;
+    assert!(line.contains("DS_DIST_ALL_NONE"), "{plan}");
 }

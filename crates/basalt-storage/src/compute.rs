@@ -522,10 +522,12 @@ impl ComputeNode {
         Some(meta.column_index().is_some() && meta.offset_index().is_some())
     }
 
-    /// Remove files on this node's slices that the committed catalog does not reference.
+    /// Remove files on this node's slices that the committed catalog does not reference
+    /// (with `created_before`, only those older than it).
     pub fn collect_garbage(
         &self,
         live: &BTreeSet<(SliceId, TableId, String)>,
+        created_before: Option<std::time::SystemTime>,
     ) -> Result<usize, StorageError> {
         let mut n = 0;
         for (slice, store) in &self.slices {
@@ -534,7 +536,7 @@ impl ComputeNode {
                 .filter(|(s, _, _)| s == slice)
                 .map(|(_, t, f)| (*t, f.clone()))
                 .collect();
-            n += store.collect_garbage(&mine)?;
+            n += store.collect_garbage(&mine, created_before)?;
         }
         Ok(n)
     }
@@ -621,10 +623,13 @@ pub trait ComputeService: Send + Sync + std::fmt::Debug {
     /// garbage the node removes when it next starts.
     fn remove(&self, slice: SliceId, table: TableId, files: Vec<String>);
 
-    /// Remove files on the node's slices that the committed catalog does not reference.
+    /// Remove files on the node's slices that the committed catalog does not reference;
+    /// with `created_before`, only files older than it (newer ones may belong to a
+    /// transaction still open).
     async fn collect_garbage(
         &self,
         live: BTreeSet<(SliceId, TableId, String)>,
+        created_before: Option<std::time::SystemTime>,
     ) -> Result<usize, StorageError>;
 }
 
@@ -681,8 +686,9 @@ impl ComputeService for ComputeNode {
     async fn collect_garbage(
         &self,
         live: BTreeSet<(SliceId, TableId, String)>,
+        created_before: Option<std::time::SystemTime>,
     ) -> Result<usize, StorageError> {
-        ComputeNode::collect_garbage(self, &live)
+        ComputeNode::collect_garbage(self, &live, created_before)
     }
 }
 
@@ -764,7 +770,7 @@ impl ComputeCluster {
     ) -> Result<usize, StorageError> {
         let mut n = 0;
         for node in &self.nodes {
-            n += node.collect_garbage(live.clone()).await?;
+            n += node.collect_garbage(live.clone(), None).await?;
         }
         Ok(n)
     }
@@ -776,7 +782,7 @@ impl ComputeCluster {
     ) -> Result<usize, StorageError> {
         let mut n = 0;
         for node in &self.local {
-            n += node.collect_garbage(live)?;
+            n += node.collect_garbage(live, None)?;
         }
         Ok(n)
     }

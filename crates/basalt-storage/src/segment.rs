@@ -214,6 +214,7 @@ impl SliceStore {
     pub fn collect_garbage(
         &self,
         live: &BTreeSet<(TableId, String)>,
+        created_before: Option<std::time::SystemTime>,
     ) -> Result<usize, StorageError> {
         let mut removed = 0;
         let entries = match fs::read_dir(&self.root) {
@@ -233,14 +234,20 @@ impl SliceStore {
             for f in fs::read_dir(&dir).map_err(io(&dir))? {
                 let f = f.map_err(io(&dir))?;
                 let fname = f.file_name().to_string_lossy().to_string();
-                if live.contains(&(table, fname.clone())) {
+                // A file newer than the cutoff may belong to a transaction still open.
+                let recent = created_before.is_some_and(|cutoff| {
+                    f.metadata()
+                        .and_then(|m| m.modified())
+                        .map_or(true, |t| t >= cutoff)
+                });
+                if recent || live.contains(&(table, fname.clone())) {
                     kept += 1;
                 } else {
                     fs::remove_file(f.path()).map_err(io(&f.path()))?;
                     removed += 1;
                 }
             }
-            if kept == 0 {
+            if kept == 0 && created_before.is_none() {
                 let _ = fs::remove_dir(&dir);
             }
         }
