@@ -193,6 +193,22 @@ async fn killed_compute_node_fails_the_query_and_recovers() {
             other => panic!("node 1 was not marked down: {other:?}"),
         }
     }
+    // Work on the leader alone (the catalog, system tables) goes on while a node is down.
+    let tables = client
+        .simple_query("select count(*) from pg_class where relname = 'f'")
+        .await
+        .expect("catalog query with a node down");
+    assert!(
+        matches!(&tables[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("1"))
+    );
+    client
+        .simple_query("select * from stv_slices")
+        .await
+        .expect("system table with a node down");
+    client
+        .batch_execute("create table made_while_down (a int)")
+        .await
+        .expect("DDL with a node down");
     // Back on its data directory, it holds its slices again.
     cluster.restart(1);
     cluster.wait_until_up().await;
@@ -228,4 +244,56 @@ async fn compute_node_without_the_secret_is_refused() {
         .simple_query("select count(*) from basalt_probe")
         .await
         .expect("query");
+}
+
+/// CPU time (user + system, in clock ticks) a process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at its closing paren.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+}
+
+/// A statement timeout stops the query's fragments on every compute node, not only the
+/// leader's part: once the query has failed, the nodes go idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_stops_fragments_on_every_node() {
+    let cluster = ProcessCluster::start(2, 2).await;
+    let client = cluster.client().await;
+    client
+        .batch_execute(
+            "create table f (k int, v int) distkey(k);
+             insert into f select value % 997, value from generate_series(1, 200000);",
+        )
+        .await
+        .expect("load");
+    client
+        .batch_execute("set statement_timeout to 1000")
+        .await
+        .expect("set");
+    let err = client
+        .simple_query("select count(*) from f a join f b on a.k = b.k join f c on c.k = b.k")
+        .await
+        .expect_err("minutes of work cannot finish in a second");
+    assert_eq!(sqlstate(&err), "57014", "{err:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pids: Vec<u32> = cluster.computes.iter().map(|c| c.id()).collect();
+    let before: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
+    // Idle nodes only answer the leader's pings: well under a tenth of a CPU second.
+    assert!(
+        after - before < 30,
+        "compute nodes kept working after the query was cancelled: {} ticks in 1.5 s",
+        after - before
+    );
 }

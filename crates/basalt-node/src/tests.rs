@@ -1577,6 +1577,20 @@ async fn explain_labels_joins_with_their_data_movement() {
     .await;
     assert!(line.contains("DS_BCAST_INNER"), "{plan}");
     assert!(plan.contains("Broadcast"), "{plan}");
+
+    // A table placed with another hash function (another build) is not co-located any
+    // more: the join redistributes, and the answer stays right.
+    let mut txn = leader.catalog().begin();
+    let kb = txn.state().table_by_name("public", "kb").unwrap().id;
+    txn.table_mut(kb).unwrap().hash_fingerprint ^= 1;
+    leader.catalog().commit(txn).unwrap();
+    let (line, plan) = label(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+    assert!(
+        line.contains("DS_DIST_INNER") || line.contains("DS_DIST_OUTER"),
+        "{plan}"
+    );
+    let n = query(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+    assert!(n.contains("150000"), "{n}");
     leader.stop_compute().await;
 
     let dir = tempfile::tempdir().unwrap();

@@ -16,8 +16,13 @@ use datafusion::physical_expr::{
 };
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec,
+};
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
+};
 
 /// A hash join whose two sides are already hash-partitioned on its keys, over the same number
 /// of partitions, joins partition by partition instead of collecting its build side.
@@ -96,4 +101,68 @@ fn co_located(
             ) == PartitioningSatisfaction::Exact
     };
     Ok(hashed(left, left_keys) && hashed(right, right_keys))
+}
+
+/// Every join's output goes through a [`CooperativeExec`], which yields to the runtime when
+/// the task's budget runs out. A join can produce batch after batch from one input batch
+/// without touching the runtime, and until its task yields, a cancelled query's fragment
+/// cannot notice that nobody reads it any more: with this, a cancel, a statement timeout or
+/// a dropped client stops the fragments on every node promptly.
+#[derive(Debug, Default)]
+pub struct CooperativeJoinsRule;
+
+impl PhysicalOptimizerRule for CooperativeJoinsRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            // A join already wrapped has the wrapper as its parent: wrap joins only from
+            // their parent, and the root on its own below.
+            let mut changed = false;
+            let children: Vec<Arc<dyn ExecutionPlan>> = node
+                .children()
+                .into_iter()
+                .map(|c| {
+                    if is_join(c) && !node.is::<CooperativeExec>() {
+                        changed = true;
+                        Arc::new(CooperativeExec::new(Arc::clone(c))) as Arc<dyn ExecutionPlan>
+                    } else {
+                        Arc::clone(c)
+                    }
+                })
+                .collect();
+            if changed {
+                Ok(Transformed::yes(node.replace_children(
+                    children,
+                    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+                )?))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })
+        .map(|t| {
+            if is_join(&t.data) {
+                Arc::new(CooperativeExec::new(t.data)) as Arc<dyn ExecutionPlan>
+            } else {
+                t.data
+            }
+        })
+    }
+
+    fn name(&self) -> &str {
+        "basalt_cooperative_joins"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+fn is_join(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.is::<HashJoinExec>()
+        || plan.is::<NestedLoopJoinExec>()
+        || plan.is::<CrossJoinExec>()
+        || plan.is::<SortMergeJoinExec>()
 }
