@@ -32,6 +32,8 @@ pub struct ServerConfig {
     /// Seconds between the background VACUUM DELETE's checks for tables whose deleted rows
     /// passed the threshold; 0 turns it off.
     pub auto_vacuum_seconds: u32,
+    /// Rows a DISTSTYLE AUTO table may hold and stay ALL.
+    pub auto_all_max_rows: u64,
     /// `basalt leader`: where compute nodes register (the leader's internal server).
     pub internal_listen: String,
     /// The secret every internal request carries (`basalt leader` and `basalt compute`).
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             auth: None,
             log: "info".into(),
             auto_vacuum_seconds: 60,
+            auto_all_max_rows: basalt_node::DEFAULT_AUTO_ALL_MAX_ROWS,
             internal_listen: "127.0.0.1:5440".into(),
             cluster_secret: None,
         }
@@ -102,6 +105,11 @@ impl ServerConfig {
         if let Some(v) = env("BASALT_LOG") {
             self.log = v;
         }
+        if let Some(v) = env("BASALT_AUTO_ALL_MAX_ROWS") {
+            self.auto_all_max_rows = v.parse().map_err(|_| {
+                Error::Config(format!("BASALT_AUTO_ALL_MAX_ROWS={v:?} is not a number"))
+            })?;
+        }
         if let Some(v) = env("BASALT_INTERNAL_LISTEN") {
             self.internal_listen = v;
         }
@@ -150,6 +158,7 @@ impl ServerConfig {
         c.auto_vacuum_interval = (self.auto_vacuum_seconds > 0)
             .then(|| std::time::Duration::from_secs(self.auto_vacuum_seconds.into()));
         c.cluster_secret = self.cluster_secret.clone();
+        c.auto_all_max_rows = self.auto_all_max_rows;
         c
     }
 }

@@ -412,6 +412,18 @@ impl CatalogStore {
 /// appends then both commit, as concurrent INSERTs into one Redshift table do (there they
 /// queue on the table's write lock).
 fn rebase_append(base: &TableMeta, working: &TableMeta, now: &TableMeta) -> Option<TableMeta> {
+    // Rows placed by the old placement cannot join a table placed another way since
+    // (an AUTO table redistributed while the append ran).
+    let placement = |t: &TableMeta| {
+        (
+            t.effective_diststyle(),
+            t.distkey.clone(),
+            t.hash_fingerprint,
+        )
+    };
+    if placement(base) != placement(now) {
+        return None;
+    }
     let without_data = |t: &TableMeta| TableMeta {
         data: TableData::default(),
         version: 0,
@@ -665,6 +677,7 @@ mod tests {
             identity_next: Default::default(),
             stats: None,
             rows_changed: 0,
+            auto_style: None,
             version: 0,
             data: TableData::default(),
         }

@@ -158,6 +158,10 @@ pub struct TableMeta {
     /// Rows inserted, deleted or updated since the last ANALYZE (or since creation).
     #[serde(default)]
     pub rows_changed: u64,
+    /// A DISTSTYLE AUTO table's placement once the leader has moved it off ALL (EVEN, or
+    /// KEY on `distkey`); `None` while it is still ALL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_style: Option<DistStyle>,
 }
 
 /// Table statistics from ANALYZE.
@@ -231,10 +235,10 @@ impl TableMeta {
         ))
     }
 
-    /// Effective placement: AUTO places like ALL until background redistribution exists.
+    /// Effective placement: an AUTO table is ALL until the leader redistributes it.
     pub fn effective_diststyle(&self) -> DistStyle {
         match self.diststyle {
-            DistStyle::Auto => DistStyle::All,
+            DistStyle::Auto => self.auto_style.unwrap_or(DistStyle::All),
             other => other,
         }
     }
@@ -263,7 +267,13 @@ impl TableMeta {
             DistStyle::Even => "EVEN".into(),
             DistStyle::Key => format!("KEY({})", self.distkey.as_deref().unwrap_or("")),
             DistStyle::All => "ALL".into(),
-            DistStyle::Auto => "AUTO(ALL)".into(),
+            DistStyle::Auto => match self.auto_style {
+                Some(DistStyle::Even) => "AUTO(EVEN)".into(),
+                Some(DistStyle::Key) => {
+                    format!("AUTO(KEY({}))", self.distkey.as_deref().unwrap_or(""))
+                }
+                _ => "AUTO(ALL)".into(),
+            },
         }
     }
 }

@@ -173,7 +173,8 @@ impl SqlType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DistStyle {
-    /// Starts as ALL; a later issue redistributes it to EVEN/KEY in the background as it grows.
+    /// Starts as ALL; the leader redistributes it to EVEN or KEY in the background once it
+    /// grows past a threshold (`TableMeta::auto_style`).
     Auto,
     Even,
     Key,

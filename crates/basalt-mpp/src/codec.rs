@@ -59,6 +59,10 @@ struct ScanDescription {
     row_ids: bool,
     partitions: Vec<Vec<(SliceId, Vec<SegmentMeta>)>>,
     node: Option<NodeId>,
+    #[serde(default)]
+    local_copy: bool,
+    #[serde(default)]
+    copies: Vec<(SliceId, Vec<SegmentMeta>)>,
 }
 
 /// Encodes and decodes BasaltDB's plan nodes. A compute node decodes scans that read through
@@ -101,6 +105,8 @@ impl PhysicalExtensionCodec for BasaltCodec {
                     row_ids: d.row_ids,
                     partitions: d.partitions,
                     node: d.node,
+                    local_copy: d.local_copy,
+                    copies: d.copies,
                 };
                 Ok(Arc::new(SliceScanExec::from_parts(
                     parts,
@@ -132,6 +138,8 @@ impl PhysicalExtensionCodec for BasaltCodec {
             row_ids: parts.row_ids,
             partitions: parts.partitions.clone(),
             node: parts.node,
+            local_copy: parts.local_copy,
+            copies: parts.copies.clone(),
         };
         let message = BasaltPlanNode {
             version: PLAN_NODE_VERSION,

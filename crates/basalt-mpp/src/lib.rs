@@ -25,6 +25,7 @@ mod error;
 mod explain;
 mod hooks;
 mod network;
+mod replicated;
 mod rpc;
 mod worker;
 
@@ -75,7 +76,7 @@ impl Mpp {
         builder: SessionStateBuilder,
         compute: Arc<ComputeCluster>,
     ) -> Result<SessionStateBuilder, MppError> {
-        builder
+        let mut builder = builder
             .with_distributed_worker_resolver(self.membership.clone())
             .with_distributed_channel_resolver(self.channels.clone())
             .with_distributed_planner()
@@ -86,7 +87,10 @@ impl Mpp {
             // A union's branches each run on every node: a branch given a subset of the
             // tasks could not read the slices of the others' nodes locally.
             .with_distributed_children_isolator_unions(false)
-            .map_err(MppError::Config)
+            .map_err(MppError::Config)?;
+        // Joins with ALL tables read each node's copy rather than a broadcast one.
+        let inner = builder.query_planner().take();
+        Ok(builder.with_query_planner(Arc::new(replicated::LocalCopies { inner })))
     }
 }
 

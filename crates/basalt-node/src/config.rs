@@ -33,6 +33,11 @@ pub struct LeaderConfig {
     /// The secret every internal request between the leader and the compute nodes carries.
     /// An in-process cluster makes one up when none is given.
     pub cluster_secret: Option<String>,
+    /// Rows a DISTSTYLE AUTO table may hold and stay ALL; past it the leader redistributes
+    /// the table in the background.
+    pub auto_all_max_rows: u64,
+    /// How often the leader looks for AUTO tables to redistribute; `None` turns it off.
+    pub auto_dist_interval: Option<std::time::Duration>,
     /// With compute nodes in processes of their own (`basalt leader`): the address of the
     /// leader's internal server, where they register. `None`: the nodes run in this process.
     pub internal_listen: Option<String>,
@@ -51,6 +56,8 @@ impl LeaderConfig {
             auto_vacuum_interval: Some(DEFAULT_AUTO_VACUUM_INTERVAL),
             cluster_secret: None,
             internal_listen: None,
+            auto_all_max_rows: crate::autodist::DEFAULT_AUTO_ALL_MAX_ROWS,
+            auto_dist_interval: Some(std::time::Duration::from_secs(30)),
         }
     }
 }

@@ -563,6 +563,7 @@ impl Session {
             data: TableData::default(),
             stats: None,
             rows_changed: 0,
+            auto_style: None,
         };
         t.insert_table(table);
         if let Some(q) = ctas_query {

@@ -50,6 +50,8 @@ pub struct Leader {
     mpp: Option<basalt_mpp::Mpp>,
     /// Fragment servers this process runs for an in-process cluster.
     servers: Mutex<Vec<basalt_mpp::ComputeServer>>,
+    /// What the automatic worker did (SVL_AUTO_WORKER_ACTION).
+    auto_actions: Arc<crate::autodist::AutoActions>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -118,6 +120,7 @@ impl Leader {
             compute,
             mpp,
             servers: Mutex::new(servers),
+            auto_actions: Default::default(),
             next_session: AtomicU32::new(1),
             reclaimer: Mutex::new(Reclaimer::default()),
             vacuum: Arc::new(tokio::sync::Mutex::new(())),
@@ -132,6 +135,16 @@ impl Leader {
             tokio::runtime::Handle::try_current(),
         ) {
             rt.spawn(crate::vacuum::auto_vacuum_loop(
+                Arc::downgrade(&leader),
+                every,
+            ));
+        }
+        // DISTSTYLE AUTO tables move off ALL as they grow.
+        if let (Some(every), Ok(rt)) = (
+            leader.config.auto_dist_interval,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            rt.spawn(crate::autodist::auto_redistribute_loop(
                 Arc::downgrade(&leader),
                 every,
             ));
@@ -290,6 +303,10 @@ impl Leader {
             .filter(|c| used.contains(&c.name))
             .map(|c| c.name.clone())
             .collect()
+    }
+
+    pub(crate) fn auto_actions(&self) -> &Arc<crate::autodist::AutoActions> {
+        &self.auto_actions
     }
 
     pub(crate) fn vacuum_activity(&self) -> &Arc<crate::vacuum::VacuumActivity> {

@@ -14,6 +14,7 @@
 //! ```
 
 mod analyze;
+mod autodist;
 mod cluster;
 mod config;
 mod copy;
@@ -34,6 +35,7 @@ mod tests;
 mod vacuum;
 mod view;
 
+pub use autodist::DEFAULT_AUTO_ALL_MAX_ROWS;
 pub use cluster::{ComputeConfig, run_compute};
 pub use config::{AuthMethod, LeaderConfig};
 pub use copy::CopyFormat;

@@ -98,15 +98,7 @@ pub(crate) fn setup(ctx: &SessionContext, db: &str, leader: &Leader) -> Result<(
     let inner = catalog
         .schema("pg_catalog")
         .ok_or_else(|| NodeError::internal("pg_catalog was not registered"))?;
-    let overlay = PgCatalogOverlay::new(
-        inner,
-        ctx.state().catalog_list().clone(),
-        users,
-        leader.compute().topology,
-        leader.query_log().clone(),
-        leader.vacuum_activity().clone(),
-        leader.compute().clone(),
-    );
+    let overlay = PgCatalogOverlay::new(inner, ctx.state().catalog_list().clone(), users, leader);
     catalog
         .register_schema("pg_catalog", Arc::new(overlay))
         .map_err(|e| NodeError::internal(format!("pg_catalog overlay: {e}")))?;

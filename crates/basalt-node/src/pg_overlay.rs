@@ -58,6 +58,8 @@ pub(crate) struct PgCatalogOverlay {
     vacuum: Arc<crate::vacuum::VacuumActivity>,
     /// The compute nodes (STV_BLOCKLIST reads segment footers).
     compute: Arc<basalt_storage::ComputeCluster>,
+    /// The automatic worker's actions (SVL_AUTO_WORKER_ACTION).
+    auto_actions: Arc<crate::autodist::AutoActions>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,7 @@ enum Kind {
     SysVacuumHistory,
     StvBlocklist,
     SvvDiskusage,
+    SvlAutoWorkerAction,
 }
 
 /// Relations only the overlay has (clients name them without `pg_catalog.`).
@@ -103,6 +106,7 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "sys_vacuum_history",
     "stv_blocklist",
     "svv_diskusage",
+    "svl_auto_worker_action",
 ];
 
 impl Kind {
@@ -129,6 +133,7 @@ impl Kind {
             "sys_vacuum_history" => Kind::SysVacuumHistory,
             "stv_blocklist" => Kind::StvBlocklist,
             "svv_diskusage" => Kind::SvvDiskusage,
+            "svl_auto_worker_action" => Kind::SvlAutoWorkerAction,
             _ => return None,
         })
     }
@@ -139,20 +144,18 @@ impl PgCatalogOverlay {
         inner: Arc<dyn SchemaProvider>,
         catalogs: Arc<dyn CatalogProviderList>,
         mut users: Vec<(String, bool)>,
-        topology: basalt_catalog::Topology,
-        query_log: Arc<crate::querylog::QueryLog>,
-        vacuum: Arc<crate::vacuum::VacuumActivity>,
-        compute: Arc<basalt_storage::ComputeCluster>,
+        leader: &crate::Leader,
     ) -> Self {
         users.sort();
         PgCatalogOverlay {
             inner,
             catalogs,
             users,
-            topology,
-            query_log,
-            vacuum,
-            compute,
+            topology: leader.compute().topology,
+            query_log: leader.query_log().clone(),
+            vacuum: leader.vacuum_activity().clone(),
+            compute: leader.compute().clone(),
+            auto_actions: leader.auto_actions().clone(),
         }
     }
 
@@ -299,6 +302,9 @@ impl PgCatalogOverlay {
                     kind == Kind::SvvDiskusage,
                 )
                 .await
+            }
+            Kind::SvlAutoWorkerAction => {
+                crate::system_tables::svl_auto_worker_action(&self.auto_actions.all())
             }
             Kind::SysVacuumHistory => {
                 crate::system_tables::sys_vacuum_history(&self.vacuum, &self.database(), |u| {
@@ -639,6 +645,9 @@ impl PgCatalogOverlay {
             Kind::SysVacuumHistory => return Ok(crate::system_tables::sys_vacuum_history_schema()),
             Kind::StvBlocklist => return Ok(crate::system_tables::stv_blocklist_schema()),
             Kind::SvvDiskusage => return Ok(crate::system_tables::svv_diskusage_schema()),
+            Kind::SvlAutoWorkerAction => {
+                return Ok(crate::system_tables::svl_auto_worker_action_schema());
+            }
             Kind::SvvTables => {
                 return Ok(utf8_schema(&[
                     "table_catalog",
@@ -756,6 +765,7 @@ impl SchemaProvider for PgCatalogOverlay {
                 query_log: self.query_log.clone(),
                 vacuum: self.vacuum.clone(),
                 compute: self.compute.clone(),
+                auto_actions: self.auto_actions.clone(),
             }),
         })))
     }

@@ -420,3 +420,34 @@ pub(crate) async fn blocklist(
     };
     batch(schema, rows)
 }
+
+pub(crate) fn svl_auto_worker_action_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("table_id", DataType::Int32, true),
+        Field::new("type", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, true),
+        ts_field("eventtime"),
+        Field::new("sequence", DataType::Int32, true),
+        Field::new("previous_state", DataType::Utf8, true),
+    ]))
+}
+
+/// What the automatic worker did: a row per step of each change (SVL_AUTO_WORKER_ACTION).
+pub(crate) fn svl_auto_worker_action(
+    actions: &[crate::autodist::AutoAction],
+) -> Result<RecordBatch> {
+    let rows = actions
+        .iter()
+        .map(|a| {
+            vec![
+                ScalarValue::Int32(Some(a.table.0 as i32)),
+                ScalarValue::from(a.kind),
+                ScalarValue::from(a.status.as_str()),
+                timestamp(a.eventtime),
+                ScalarValue::Int32(Some(a.sequence)),
+                ScalarValue::from(a.previous_state.as_str()),
+            ]
+        })
+        .collect();
+    batch(svl_auto_worker_action_schema(), rows)
+}

@@ -1577,6 +1577,19 @@ async fn explain_labels_joins_with_their_data_movement() {
     .await;
     assert!(line.contains("DS_BCAST_INNER"), "{plan}");
     assert!(plan.contains("Broadcast"), "{plan}");
+    // An ALL table joins where each node's copy is: nothing moves.
+    exec(&mut s, "create table dim (k int, n int) diststyle all").await;
+    exec(
+        &mut s,
+        "insert into dim select value, value * 2 from generate_series(1, 100)",
+    )
+    .await;
+    let all_join = "select count(*), sum(dim.n) from ka join dim on ka.k = dim.k";
+    let (line, plan) = label(&mut s, all_join).await;
+    assert!(line.contains("DS_DIST_ALL_NONE"), "{plan}");
+    assert!(!plan.contains("Broadcast"), "{plan}");
+    let n = query(&mut s, all_join).await;
+    assert!(n.contains("| 100   | 10100 |"), "{n}");
 
     // A table placed with another hash function (another build) is not co-located any
     // more: the join redistributes, and the answer stays right.
@@ -1610,4 +1623,77 @@ async fn explain_labels_joins_with_their_data_movement() {
     .await;
     let (line, plan) = label(&mut s, "select count(*) from f join dim on f.k = dim.k").await;
     assert!(line.contains("DS_DIST_ALL_NONE"), "{plan}");
+}
+
+/// DISTSTYLE AUTO: a table is ALL while small; past the threshold the leader moves it in
+/// one transaction, to KEY on a one-column primary key or else to EVEN, and records it in
+/// SVL_AUTO_WORKER_ACTION. Rows and answers are the same before and after, and later
+/// writes follow the new placement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_tables_move_off_all_as_they_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = LeaderConfig::new(dir.path().to_path_buf());
+    c.nodes = 2;
+    c.slices_per_node = 2;
+    c.auto_all_max_rows = 100;
+    c.auto_dist_interval = None;
+    let leader = Leader::open(c).unwrap();
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table a (id int primary key, v int)").await;
+    exec(&mut s, "create table b (x int, y int)").await;
+    exec(
+        &mut s,
+        "insert into a select value, value from generate_series(1, 50)",
+    )
+    .await;
+    assert_eq!(leader.auto_redistribute().await.unwrap(), 0);
+    let meta = |name: &str| {
+        leader
+            .catalog()
+            .snapshot()
+            .table_by_name("public", name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(meta("a").diststyle_text(), "AUTO(ALL)");
+    exec(
+        &mut s,
+        "insert into a select value, value from generate_series(51, 1000)",
+    )
+    .await;
+    exec(
+        &mut s,
+        "insert into b select value, value % 7 from generate_series(1, 1000)",
+    )
+    .await;
+    let sums = "select (select count(*) || ' ' || sum(v) from a), \
+                (select count(*) || ' ' || sum(y) from b), \
+                (select count(*) from a join b on a.id = b.x)";
+    let before = query(&mut s, sums).await;
+    assert_eq!(leader.auto_redistribute().await.unwrap(), 2);
+    assert_eq!(meta("a").diststyle_text(), "AUTO(KEY(id))");
+    assert_eq!(meta("b").diststyle_text(), "AUTO(EVEN)");
+    for name in ["a", "b"] {
+        let t = meta(name);
+        assert_eq!(t.data.slices.len(), 4, "{name} on every slice");
+        assert_eq!(t.data.row_count(), 1000, "{name} holds each row once");
+    }
+    assert_eq!(query(&mut s, sums).await, before);
+    let actions = query(
+        &mut s,
+        "select type, status, previous_state from svl_auto_worker_action \
+         where status like 'Complete%' order by status",
+    )
+    .await;
+    assert!(actions.contains("Complete: DISTSTYLE EVEN"), "{actions}");
+    assert!(actions.contains("Complete: DISTSTYLE KEY(id)"), "{actions}");
+    assert!(actions.contains("DISTSTYLE AUTO(ALL)"), "{actions}");
+    exec(
+        &mut s,
+        "insert into b select value, 0 from generate_series(1001, 1010)",
+    )
+    .await;
+    assert_eq!(scalar(&mut s, "select count(*) from b").await, "1010");
+    assert_eq!(meta("b").data.row_count(), 1010);
+    leader.stop_compute().await;
 }

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-
 use basalt_catalog::{DistStyle, NodeId, SegmentMeta, SliceId, TableMeta};
 use basalt_storage::{ComputeCluster, ScanCounters, ScanRequest, target_slices};
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
@@ -289,6 +288,12 @@ pub struct SliceScanParts {
     /// The compute node holding every slice this task's variant reads; `None` in the plan the
     /// leader builds (which reads all of them).
     pub node: Option<NodeId>,
+    /// A replicated (ALL) table read from the copy on the node running the scan, whichever
+    /// it is: every task of a stage reads a whole copy where it runs (Redshift's
+    /// DS_DIST_ALL_NONE). `copies` lists each node's copy; `partitions` is used where no
+    /// copy is local (on the leader).
+    pub local_copy: bool,
+    pub copies: Vec<(SliceId, Vec<SegmentMeta>)>,
 }
 
 /// Reads one table version: output partition p reads the slices of `partitions[p]`, each on the
@@ -330,6 +335,13 @@ impl SliceScanExec {
                     .collect()
             })
             .collect();
+        let copies = match meta.effective_diststyle() {
+            DistStyle::All | DistStyle::Auto => target_slices(&meta, &compute.topology)
+                .into_iter()
+                .map(|s| (s, meta.data.slices.get(&s).cloned().unwrap_or_default()))
+                .collect(),
+            _ => vec![],
+        };
         Self::from_parts(
             SliceScanParts {
                 table: meta,
@@ -339,6 +351,8 @@ impl SliceScanExec {
                 row_ids,
                 partitions,
                 node: None,
+                local_copy: false,
+                copies,
             },
             compute,
         )
@@ -385,6 +399,22 @@ impl SliceScanExec {
     /// The shape of the cluster the scan reads.
     pub fn topology(&self) -> basalt_catalog::Topology {
         self.compute.topology
+    }
+
+    /// This scan of a replicated table reading the copy on whichever node runs it, if it is
+    /// one (and not a DML scan, whose row ids name the first copy).
+    pub fn reading_local_copy(&self) -> Option<Self> {
+        if !self.is_replicated() || self.parts.row_ids || self.parts.copies.is_empty() {
+            return None;
+        }
+        Self::from_parts(
+            SliceScanParts {
+                local_copy: true,
+                ..self.parts.clone()
+            },
+            self.compute.clone(),
+        )
+        .ok()
     }
 
     /// Whether a scan reads a single copy of a replicated (ALL) table: it then runs as one task.
@@ -581,6 +611,9 @@ impl DisplayAs for SliceScanExec {
         if let Some(node) = parts.node {
             write!(f, " node={}", node.0)?;
         }
+        if parts.local_copy {
+            write!(f, " local_copy")?;
+        }
         if !parts.filters.is_empty() {
             let f2: Vec<String> = parts.filters.iter().map(|e| e.to_string()).collect();
             write!(f, " zone_map_filters=[{}]", f2.join(", "))?;
@@ -628,12 +661,30 @@ impl ExecutionPlan for SliceScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let group = self
-            .parts
-            .partitions
-            .get(partition)
-            .cloned()
-            .unwrap_or_default();
+        let local = self
+            .compute
+            .local_nodes()
+            .first()
+            .map(|n| n.id)
+            .filter(|_| self.parts.local_copy);
+        let group = match local {
+            // The copy on this process's node.
+            Some(node) if partition == 0 => self
+                .parts
+                .copies
+                .iter()
+                .find(|(s, _)| self.compute.topology.node_of(*s) == node.0)
+                .cloned()
+                .into_iter()
+                .collect(),
+            Some(_) => vec![],
+            None => self
+                .parts
+                .partitions
+                .get(partition)
+                .cloned()
+                .unwrap_or_default(),
+        };
         // The partition's slices are read one after another.
         let streams = group
             .into_iter()

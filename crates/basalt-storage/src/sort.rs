@@ -220,6 +220,7 @@ mod tests {
             data: TableData::default(),
             stats: None,
             rows_changed: 0,
+            auto_style: None,
         }
     }
 
