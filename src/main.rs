@@ -46,6 +46,39 @@ struct LeaderArgs {
     /// (prefer BASALT_CLUSTER_SECRET).
     #[arg(long)]
     cluster_secret: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// TLS for the connections between the leader and the compute nodes: all three or none.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// This process's certificate (PEM), for its internal server.
+    #[arg(long, env = "BASALT_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "BASALT_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// The CA that signed every node's certificate (PEM).
+    #[arg(long, env = "BASALT_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn load(&self) -> Result<Option<basalt_mpp::TlsConfig>, basaltdb::Error> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => basalt_mpp::TlsConfig::from_files(cert, key, ca)
+                .map(Some)
+                .map_err(|source| basaltdb::Error::Io {
+                    context: "reading the internal TLS files".into(),
+                    source,
+                }),
+            _ => Err(basaltdb::Error::Config(
+                "internal TLS needs --tls-cert, --tls-key and --tls-ca together".into(),
+            )),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -69,6 +102,8 @@ struct ComputeArgs {
     /// Log filter [default: info].
     #[arg(long, env = "BASALT_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(clap::Args)]
@@ -180,6 +215,7 @@ async fn lead(args: LeaderArgs) -> Result<(), basaltdb::Error> {
     }
     let mut leader = config.leader_config();
     leader.internal_listen = Some(config.internal_listen.clone());
+    leader.internal_tls = args.tls.load()?;
     serve_with(config, leader).await
 }
 
@@ -199,6 +235,7 @@ async fn compute(args: ComputeArgs) -> Result<(), basaltdb::Error> {
             listen: args.listen,
             advertise: args.advertise,
             cluster_secret: secret,
+            tls: args.tls.load()?,
         },
         shutdown_signal(),
     )

@@ -18,13 +18,25 @@ pub(crate) struct ProcessCluster {
     leader: Child,
     computes: Vec<Child>,
     dir: tempfile::TempDir,
+    /// `--tls-cert/--tls-key/--tls-ca` for every process, when the cluster uses TLS.
+    tls: Vec<String>,
 }
 
 impl ProcessCluster {
     /// Start a leader of `nodes` x `slices` and its compute nodes; returns once a query
     /// reading every node's slices succeeds.
     pub(crate) async fn start(nodes: u32, slices: u32) -> ProcessCluster {
+        Self::start_with(nodes, slices, false).await
+    }
+
+    /// With `tls`, every internal connection uses TLS, with certificates made for the test.
+    pub(crate) async fn start_with(nodes: u32, slices: u32, tls: bool) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("tempdir");
+        let tls = if tls {
+            make_certificates(dir.path())
+        } else {
+            vec![]
+        };
         let (pg_port, internal_port) = (free_port(), free_port());
         let leader = Command::new(env!("CARGO_BIN_EXE_basalt"))
             .arg("leader")
@@ -38,6 +50,7 @@ impl ProcessCluster {
                 &slices.to_string(),
             ])
             .args(["--internal-listen", &format!("127.0.0.1:{internal_port}")])
+            .args(&tls)
             .env("BASALT_CLUSTER_SECRET", SECRET)
             .env("BASALT_LOG", "warn")
             .stdout(Stdio::null())
@@ -50,6 +63,7 @@ impl ProcessCluster {
             leader,
             computes: vec![],
             dir,
+            tls,
         };
         for i in 0..nodes {
             let child = cluster.start_compute(&cluster.compute_dir(i as usize), SECRET);
@@ -71,11 +85,16 @@ impl ProcessCluster {
     }
 
     fn compute_command(&self, dir: &Path, secret: &str) -> Command {
+        self.compute_command_with(dir, secret, &self.tls)
+    }
+
+    fn compute_command_with(&self, dir: &Path, secret: &str, tls: &[String]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
         cmd.arg("compute")
             .args(["--leader", &format!("127.0.0.1:{}", self.internal_port)])
             .arg("--data-dir")
             .arg(dir)
+            .args(tls)
             .env("BASALT_CLUSTER_SECRET", secret)
             .env("BASALT_LOG", "warn")
             .stdout(Stdio::null());
@@ -131,6 +150,34 @@ impl Drop for ProcessCluster {
             let _ = c.wait();
         }
     }
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, written under `dir`; the flags that
+/// give them to a `basalt` process.
+fn make_certificates(dir: &Path) -> Vec<String> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).expect("CA certificate");
+    let key = KeyPair::generate().expect("node key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("node params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("node certificate");
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write PEM");
+        path.to_string_lossy().to_string()
+    };
+    vec![
+        "--tls-cert".into(),
+        write("node.pem", cert.pem()),
+        "--tls-key".into(),
+        write("node.key", key.serialize_pem()),
+        "--tls-ca".into(),
+        write("ca.pem", ca.pem()),
+    ]
 }
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
@@ -296,4 +343,44 @@ async fn statement_timeout_stops_fragments_on_every_node() {
         "compute nodes kept working after the query was cancelled: {} ticks in 1.5 s",
         after - before
     );
+}
+
+/// With TLS configured, the leader and the compute nodes talk TLS only: queries run across
+/// the nodes, and a node speaking plain text cannot join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_traffic_over_tls() {
+    let cluster = ProcessCluster::start_with(2, 2, true).await;
+    let client = cluster.client().await;
+    client
+        .batch_execute(
+            "create table f (k int, v int) distkey(k);
+             create table e (x int, k2 int) diststyle even;
+             insert into f select value % 97, value from generate_series(1, 3000);
+             insert into e select value, value % 50 from generate_series(1, 500);",
+        )
+        .await
+        .expect("load over TLS");
+    let rows = client
+        .simple_query("select count(*) from f join e on f.k = e.k2")
+        .await
+        .expect("distributed join over TLS");
+    let n = match &rows[1] {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).unwrap_or("").to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(n, "15490");
+    // A node without TLS cannot reach the leader's internal server.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut stranger = cluster
+        .compute_command_with(dir.path(), SECRET, &[])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("basalt compute starts");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !dir.path().join("node.json").exists(),
+        "a plain-text node joined a TLS cluster"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
 }

@@ -10,6 +10,9 @@ pub enum MppError {
     /// A node address that is not a URL.
     #[error("node address: {0}")]
     Address(String),
+    /// The TLS certificate or key could not be used.
+    #[error("internal TLS: {0}")]
+    Tls(String),
     /// The distributed planner refused its configuration.
     #[error("distributed planner configuration: {0}")]
     Config(#[source] DataFusionError),

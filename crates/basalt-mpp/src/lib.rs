@@ -38,7 +38,7 @@ use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 pub use codec::{BasaltCodec, PLAN_NODE_VERSION};
 pub use error::MppError;
 pub use explain::redshift_explain;
-pub use network::{Membership, NodeChannels, SECRET_HEADER};
+pub use network::{Membership, NodeChannels, SECRET_HEADER, Security, TlsConfig};
 pub use rpc::{
     InternalService, PingReply, Pinged, RegisterReply, RegisterRequest, Registrar, RemoteNode,
     register,
@@ -58,10 +58,10 @@ pub struct Mpp {
 }
 
 impl Mpp {
-    pub fn new(membership: Membership, secret: &str) -> Self {
+    pub fn new(membership: Membership, security: &Security) -> Self {
         Mpp {
             membership,
-            channels: NodeChannels::new(secret),
+            channels: security.channels(),
         }
     }
 
@@ -173,7 +173,7 @@ pub fn slice_scan(
 /// through `compute`, which holds them all.
 pub fn start_in_process(
     compute: &Arc<ComputeCluster>,
-    secret: &str,
+    security: &Security,
 ) -> Result<(Mpp, Vec<ComputeServer>), MppError> {
     let mut servers = vec![];
     let mut urls = vec![];
@@ -181,12 +181,12 @@ pub fn start_in_process(
     for node in compute.local_nodes() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MppError::Listen)?;
         let internal = InternalService::compute(node.clone(), Membership::default(), ctx.clone());
-        let server = ComputeServer::start(listener, compute.clone(), secret, internal)?;
+        let server = ComputeServer::start(listener, compute.clone(), security, internal)?;
         urls.push(
-            Url::parse(&format!("http://{}", server.addr()))
+            Url::parse(&format!("{}://{}", security.scheme(), server.addr()))
                 .map_err(|e| MppError::Address(e.to_string()))?,
         );
         servers.push(server);
     }
-    Ok((Mpp::new(Membership::new(urls), secret), servers))
+    Ok((Mpp::new(Membership::new(urls), security), servers))
 }

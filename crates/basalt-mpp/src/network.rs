@@ -2,9 +2,10 @@
 //! authenticated with the cluster secret.
 //!
 //! Every internal gRPC request carries the secret in the [`SECRET_HEADER`] metadata entry; a
-//! node's server refuses a request without it (`UNAUTHENTICATED`). Channels connect lazily and
-//! give up on an unreachable node within [`CONNECT_TIMEOUT`], so a query touching a dead node
-//! fails within seconds instead of hanging.
+//! node's server refuses a request without it (`UNAUTHENTICATED`). With [`TlsConfig`], every
+//! internal connection is TLS: each node serves its certificate and trusts the cluster's CA.
+//! Channels connect lazily and give up on an unreachable node within [`CONNECT_TIMEOUT`], so a
+//! query touching a dead node fails within seconds instead of hanging.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,10 +126,75 @@ impl WorkerResolver for Membership {
     }
 }
 
+/// TLS for the internal connections: this node's certificate and key, and the CA that signed
+/// every node's certificate (PEM).
+#[derive(Clone)]
+pub struct TlsConfig {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub ca_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig").finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// Read the certificate, key and CA from PEM files.
+    pub fn from_files(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
+        Ok(TlsConfig {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            ca_pem: read(ca)?,
+        })
+    }
+}
+
+/// How a node's internal traffic is protected: the cluster secret on every request, and TLS
+/// when configured.
+#[derive(Debug, Clone)]
+pub struct Security {
+    pub secret: String,
+    pub tls: Option<Arc<TlsConfig>>,
+}
+
+impl Security {
+    pub fn new(secret: &str, tls: Option<TlsConfig>) -> Self {
+        Security {
+            secret: secret.to_string(),
+            tls: tls.map(Arc::new),
+        }
+    }
+
+    /// `https` with TLS, else `http`: the scheme of this cluster's internal addresses.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    pub fn channels(&self) -> NodeChannels {
+        NodeChannels {
+            secret: self.secret.as_str().into(),
+            tls: self.tls.clone(),
+            cache: Default::default(),
+        }
+    }
+}
+
 /// Cached channels to nodes, each request stamped with the cluster secret.
 #[derive(Clone)]
 pub struct NodeChannels {
     secret: Arc<str>,
+    tls: Option<Arc<TlsConfig>>,
     cache: Arc<Mutex<HashMap<Url, grpc::BoxCloneSyncChannel>>>,
 }
 
@@ -140,10 +206,7 @@ impl std::fmt::Debug for NodeChannels {
 
 impl NodeChannels {
     pub fn new(secret: &str) -> Self {
-        NodeChannels {
-            secret: secret.into(),
-            cache: Default::default(),
-        }
+        Security::new(secret, None).channels()
     }
 
     /// A channel to `url`, connected on first use.
@@ -158,6 +221,15 @@ impl NodeChannels {
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let endpoint = match &self.tls {
+            Some(tls) => endpoint
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem)),
+                )
+                .map_err(|e| DataFusionError::Configuration(format!("TLS to {url}: {e}")))?,
+            None => endpoint,
+        };
         let channel: Channel = endpoint.connect_lazy();
         let secret = http::HeaderValue::from_str(&self.secret)
             .map_err(|e| DataFusionError::Configuration(format!("cluster secret: {e}")))?;

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::codec::BasaltCodec;
-use crate::network::{NodeChannels, SecretCheck};
+use crate::network::{NodeChannels, SecretCheck, Security};
 use crate::rpc::InternalService;
 use crate::{MppError, PROTOCOL_VERSION};
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -95,35 +95,44 @@ impl ComputeServer {
     pub fn start(
         listener: std::net::TcpListener,
         compute: Arc<ComputeCluster>,
-        secret: &str,
+        security: &Security,
         internal: InternalService,
     ) -> Result<Self, MppError> {
         let (scalars, aggregates) = plan_functions();
         let worker = Worker::from_session_builder(FragmentSessions {
             compute,
-            channels: NodeChannels::new(secret),
+            channels: security.channels(),
             scalars,
             aggregates,
         })
         .with_version(PROTOCOL_VERSION.to_string());
-        Self::serve(listener, Some(worker), secret, internal)
+        Self::serve(listener, Some(worker), security, internal)
     }
 
     /// The leader's internal server: compute nodes register with it.
     pub fn start_leader(
         listener: std::net::TcpListener,
-        secret: &str,
+        security: &Security,
         internal: InternalService,
     ) -> Result<Self, MppError> {
-        Self::serve(listener, None, secret, internal)
+        Self::serve(listener, None, security, internal)
     }
 
     fn serve(
         listener: std::net::TcpListener,
         worker: Option<Worker>,
-        secret: &str,
+        security: &Security,
         internal: InternalService,
     ) -> Result<Self, MppError> {
+        let secret = security.secret.as_str();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &security.tls {
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(
+                    tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
+                ))
+                .map_err(|e| MppError::Tls(e.to_string()))?;
+        }
         let addr = listener.local_addr().map_err(MppError::Listen)?;
         listener.set_nonblocking(true).map_err(MppError::Listen)?;
         let fragments = worker.map(|w| {
@@ -148,7 +157,7 @@ impl ComputeServer {
                 }
             };
             info!(%addr, "internal server listening");
-            let served = tonic::transport::Server::builder()
+            let served = builder
                 .add_optional_service(fragments)
                 .add_service(internal)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {

@@ -257,6 +257,8 @@ pub struct ComputeConfig {
     /// The address other nodes and the leader reach it at, when not the listening one.
     pub advertise: Option<String>,
     pub cluster_secret: String,
+    /// TLS for the internal connections; the leader and every node must agree.
+    pub tls: Option<basalt_mpp::TlsConfig>,
 }
 
 /// Run a compute node until `shutdown` resolves: register with the leader, open the node's
@@ -285,13 +287,15 @@ pub async fn run_compute(
     let addr = listener
         .local_addr()
         .map_err(|e| io("listening address", e))?;
+    let security = basalt_mpp::Security::new(&config.cluster_secret, config.tls.clone());
     let url = format!(
-        "http://{}",
+        "{}://{}",
+        security.scheme(),
         config.advertise.clone().unwrap_or_else(|| addr.to_string())
     );
-    let leader_url = url::Url::parse(&format!("http://{}", config.leader))
+    let leader_url = url::Url::parse(&format!("{}://{}", security.scheme(), config.leader))
         .map_err(|e| NodeError::invalid("22023", format!("leader {}: {e}", config.leader)))?;
-    let channels = basalt_mpp::NodeChannels::new(&config.cluster_secret);
+    let channels = security.channels();
     let request = RegisterRequest {
         protocol: basalt_mpp::PROTOCOL_VERSION,
         cluster: identity.as_ref().map(|i| i.cluster.clone()),
@@ -341,9 +345,8 @@ pub async fn run_compute(
         basalt_mpp::functions_context(),
     );
     let pinged = internal.pinged();
-    let server =
-        basalt_mpp::ComputeServer::start(listener, cluster, &config.cluster_secret, internal)
-            .map_err(|e| NodeError::invalid("58030", e.to_string()))?;
+    let server = basalt_mpp::ComputeServer::start(listener, cluster, &security, internal)
+        .map_err(|e| NodeError::invalid("58030", e.to_string()))?;
     info!(
         node = reply.node.0,
         %url,

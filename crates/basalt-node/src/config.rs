@@ -33,6 +33,8 @@ pub struct LeaderConfig {
     /// The secret every internal request between the leader and the compute nodes carries.
     /// An in-process cluster makes one up when none is given.
     pub cluster_secret: Option<String>,
+    /// TLS for the internal connections (with compute nodes in other processes).
+    pub internal_tls: Option<basalt_mpp::TlsConfig>,
     /// Rows a DISTSTYLE AUTO table may hold and stay ALL; past it the leader redistributes
     /// the table in the background.
     pub auto_all_max_rows: u64,
@@ -56,6 +58,7 @@ impl LeaderConfig {
             auto_vacuum_interval: Some(DEFAULT_AUTO_VACUUM_INTERVAL),
             cluster_secret: None,
             internal_listen: None,
+            internal_tls: None,
             auto_all_max_rows: crate::autodist::DEFAULT_AUTO_ALL_MAX_ROWS,
             auto_dist_interval: Some(std::time::Duration::from_secs(30)),
         }

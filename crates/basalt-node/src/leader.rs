@@ -432,7 +432,8 @@ fn start_fragment_servers(
         return Ok((None, vec![]));
     }
     let secret = config.cluster_secret.clone().unwrap_or_else(random_secret);
-    let (mpp, servers) = basalt_mpp::start_in_process(compute, &secret)
+    let security = basalt_mpp::Security::new(&secret, config.internal_tls.clone());
+    let (mpp, servers) = basalt_mpp::start_in_process(compute, &security)
         .map_err(|e| NodeError::invalid("58030", format!("starting the compute nodes: {e}")))?;
     info!(
         nodes = servers.len(),
@@ -482,7 +483,8 @@ fn remote_cluster(
         ));
     }
     let membership = basalt_mpp::Membership::unregistered(topology.nodes as usize);
-    let channels = basalt_mpp::NodeChannels::new(&secret);
+    let security = basalt_mpp::Security::new(&secret, config.internal_tls.clone());
+    let channels = security.channels();
     let remotes: Vec<basalt_mpp::RemoteNode> = (0..topology.nodes)
         .map(|i| {
             basalt_mpp::RemoteNode::new(
@@ -506,14 +508,14 @@ fn remote_cluster(
         .map_err(|e| NodeError::invalid("58030", format!("listening on {listen}: {e}")))?;
     let server = basalt_mpp::ComputeServer::start_leader(
         listener,
-        &secret,
+        &security,
         basalt_mpp::InternalService::leader(Arc::new(registry), basalt_mpp::functions_context()),
     )
     .map_err(|e| NodeError::invalid("58030", e.to_string()))?;
     info!(%listen, nodes = topology.nodes, "waiting for compute nodes to register");
     Ok((
         compute,
-        basalt_mpp::Mpp::new(membership, &secret),
+        basalt_mpp::Mpp::new(membership, &security),
         server,
         remotes,
     ))
