@@ -186,16 +186,10 @@ pub(crate) async fn auto_redistribute_loop(
     leader: std::sync::Weak<Leader>,
     every: std::time::Duration,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(leader) = leader.upgrade() else {
-            return;
-        };
+    crate::leader::periodically(leader, every, |leader| async move {
         if let Err(e) = leader.auto_redistribute().await {
             warn!(error = %e, "automatic redistribution failed");
         }
-    }
+    })
+    .await
 }

@@ -520,3 +520,25 @@ fn remote_cluster(
         remotes,
     ))
 }
+
+/// Run `work` every `every` while the leader lives, the first time one interval after the
+/// start (the leader's background workers: VACUUM DELETE, AUTO redistribution).
+pub(crate) async fn periodically<F, Fut>(
+    leader: std::sync::Weak<Leader>,
+    every: std::time::Duration,
+    work: F,
+) where
+    F: Fn(Arc<Leader>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(leader) = leader.upgrade() else {
+            return;
+        };
+        work(leader).await;
+    }
+}

@@ -170,20 +170,14 @@ pub(crate) async fn auto_vacuum_loop(
     leader: std::sync::Weak<crate::Leader>,
     every: std::time::Duration,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(leader) = leader.upgrade() else {
-            return;
-        };
+    crate::leader::periodically(leader, every, |leader| async move {
         match leader.auto_vacuum_delete().await {
             Ok(0) => {}
             Ok(n) => info!(tables = n, "automatic vacuum delete"),
             Err(e) => warn!(error = %e, "automatic vacuum delete failed"),
         }
-    }
+    })
+    .await
 }
 
 /// Rows of a slice's part of a table, as VACUUM judges them.
