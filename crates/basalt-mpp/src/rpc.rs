@@ -30,7 +30,6 @@ use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableId, TableMeta, Topology}
 use basalt_storage::{
     BlockInfo, ComputeNode, ComputeService, RoaringBitmap, ScanRequest, StorageError, WriteRequest,
 };
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -501,11 +500,8 @@ impl RemoteNode {
         kind: &str,
         req: &Req,
     ) -> Result<Resp, StorageError> {
-        let body = serde_json::to_vec(req).map_err(|e| StorageError::Remote {
-            node: self.id,
-            sqlstate: "XX000".into(),
-            message: format!("encoding {kind}: {e}"),
-        })?;
+        let body = serde_json::to_vec(req)
+            .map_err(|e| failure(self.id, format!("encoding {kind}: {e}")))?;
         let mut results = self
             .client()?
             .do_action(Action {
@@ -519,21 +515,23 @@ impl RemoteNode {
             .message()
             .await
             .map_err(|s| self.error(s))?
-            .ok_or_else(|| StorageError::Remote {
-                node: self.id,
-                sqlstate: "XX000".into(),
-                message: format!("no reply to {kind}"),
-            })?;
-        serde_json::from_slice(&first.body).map_err(|e| StorageError::Remote {
-            node: self.id,
-            sqlstate: "XX000".into(),
-            message: format!("reply to {kind}: {e}"),
-        })
+            .ok_or_else(|| failure(self.id, format!("no reply to {kind}")))?;
+        serde_json::from_slice(&first.body)
+            .map_err(|e| failure(self.id, format!("reply to {kind}: {e}")))
     }
 
     /// The leader's health check: the node answers with its id and protocol.
     pub async fn ping(&self, members: Vec<Option<String>>) -> Result<PingReply, StorageError> {
         self.action(PING, &PingRequest { members }).await
+    }
+}
+
+/// A request to node `node` that failed on this side (encoding, an empty or garbled reply).
+fn failure(node: NodeId, message: impl Into<String>) -> StorageError {
+    StorageError::Remote {
+        node,
+        sqlstate: "XX000".into(),
+        message: message.into(),
     }
 }
 
@@ -574,11 +572,7 @@ impl ComputeService for RemoteNode {
             table: req.table.as_ref().clone(),
             slice: req.slice,
         })
-        .map_err(|e| StorageError::Remote {
-            node: self.id,
-            sqlstate: "XX000".into(),
-            message: format!("encoding a write: {e}"),
-        })?;
+        .map_err(|e| failure(self.id, format!("encoding a write: {e}")))?;
         let schema = req.table.arrow_schema();
         let batches = futures::stream::iter(req.batches.into_iter().map(Ok));
         let data: Vec<FlightData> = FlightDataEncoderBuilder::new()
@@ -587,11 +581,7 @@ impl ComputeService for RemoteNode {
             .build(batches)
             .try_collect()
             .await
-            .map_err(|e| StorageError::Remote {
-                node: self.id,
-                sqlstate: "XX000".into(),
-                message: format!("encoding rows: {e}"),
-            })?;
+            .map_err(|e| failure(self.id, format!("encoding rows: {e}")))?;
         let mut results = self
             .client()?
             .do_put(futures::stream::iter(data))
@@ -602,16 +592,9 @@ impl ComputeService for RemoteNode {
             .message()
             .await
             .map_err(|s| self.error(s))?
-            .ok_or_else(|| StorageError::Remote {
-                node: self.id,
-                sqlstate: "XX000".into(),
-                message: "no reply to a write".into(),
-            })?;
-        serde_json::from_slice(&result.app_metadata).map_err(|e| StorageError::Remote {
-            node: self.id,
-            sqlstate: "XX000".into(),
-            message: format!("reply to a write: {e}"),
-        })
+            .ok_or_else(|| failure(self.id, "no reply to a write"))?;
+        serde_json::from_slice(&result.app_metadata)
+            .map_err(|e| failure(self.id, format!("reply to a write: {e}")))
     }
 
     async fn delete_rows(
@@ -624,11 +607,7 @@ impl ComputeService for RemoteNode {
         for (seg, rows) in deletes {
             let mut bits = vec![];
             rows.serialize_into(&mut bits)
-                .map_err(|e| StorageError::Remote {
-                    node: self.id,
-                    sqlstate: "XX000".into(),
-                    message: format!("encoding deleted rows: {e}"),
-                })?;
+                .map_err(|e| failure(self.id, format!("encoding deleted rows: {e}")))?;
             encoded.push((seg, bits));
         }
         self.action(
@@ -666,7 +645,7 @@ impl ComputeService for RemoteNode {
         req: ScanRequest,
         _ctx: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream, StorageError> {
-        let schema = scan_schema(&req)?;
+        let schema = req.output_schema()?;
         let ticket = ScanTicket {
             table: req.table.as_ref().clone(),
             slice: req.slice,
@@ -676,11 +655,8 @@ impl ComputeService for RemoteNode {
             limit: req.limit,
             row_ids: req.row_ids,
         };
-        let ticket = serde_json::to_vec(&ticket).map_err(|e| StorageError::Remote {
-            node: self.id,
-            sqlstate: "XX000".into(),
-            message: format!("encoding a scan: {e}"),
-        })?;
+        let ticket = serde_json::to_vec(&ticket)
+            .map_err(|e| failure(self.id, format!("encoding a scan: {e}")))?;
         let mut client = self.client()?;
         let node = self.id;
         debug!(%node, slice = %req.slice, "slice read from another node");
@@ -768,25 +744,6 @@ fn to_df(e: StorageError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// The schema a slice scan returns: the projected columns, then the row ids when asked.
-fn scan_schema(req: &ScanRequest) -> Result<SchemaRef, StorageError> {
-    let logical = req.table.arrow_schema();
-    let projected = match &req.projection {
-        Some(p) => logical.project(p)?,
-        None => logical.as_ref().clone(),
-    };
-    if !req.row_ids {
-        return Ok(Arc::new(projected));
-    }
-    let mut fields: Vec<_> = projected
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.extend(basalt_storage::row_id_fields());
-    Ok(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)))
-}
-
 /// Ask the leader at `leader` to take this node into the cluster.
 pub async fn register(
     channels: &NodeChannels,
@@ -800,11 +757,7 @@ pub async fn register(
             node,
             reason: e.to_string(),
         })?;
-    let body = serde_json::to_vec(req).map_err(|e| StorageError::Remote {
-        node,
-        sqlstate: "XX000".into(),
-        message: e.to_string(),
-    })?;
+    let body = serde_json::to_vec(req).map_err(|e| failure(node, e.to_string()))?;
     let mut results = FlightServiceClient::new(channel)
         .do_action(Action {
             r#type: REGISTER.into(),
@@ -817,14 +770,7 @@ pub async fn register(
         .message()
         .await
         .map_err(|s| remote_error(node, s))?
-        .ok_or_else(|| StorageError::Remote {
-            node,
-            sqlstate: "XX000".into(),
-            message: "no reply to registration".into(),
-        })?;
-    serde_json::from_slice(&first.body).map_err(|e| StorageError::Remote {
-        node,
-        sqlstate: "XX000".into(),
-        message: format!("registration reply: {e}"),
-    })
+        .ok_or_else(|| failure(node, "no reply to registration"))?;
+    serde_json::from_slice(&first.body)
+        .map_err(|e| failure(node, format!("registration reply: {e}")))
 }

@@ -83,6 +83,28 @@ pub struct ScanRequest {
     pub counters: Option<ScanCounters>,
 }
 
+impl ScanRequest {
+    /// The columns the scan returns: the projected ones in logical names, then the row ids
+    /// when asked for.
+    pub fn output_schema(&self) -> Result<SchemaRef, StorageError> {
+        let logical = self.table.arrow_schema();
+        let projected = match &self.projection {
+            Some(p) => logical.project(p)?,
+            None => logical.as_ref().clone(),
+        };
+        if !self.row_ids {
+            return Ok(Arc::new(projected));
+        }
+        let mut fields: Vec<Field> = projected
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(row_id_fields());
+        Ok(Arc::new(Schema::new(fields)))
+    }
+}
+
 /// What a slice scan read, for EXPLAIN ANALYZE and STL_SCAN. A block is a row group of up to
 /// [`crate::ROWS_PER_BLOCK`] rows with its zone maps.
 #[derive(Debug, Clone, Default)]
@@ -352,22 +374,8 @@ impl ComputeNode {
     ) -> Result<SendableRecordBatchStream, StorageError> {
         let store = self.slice(req.slice)?;
         let table = &req.table;
-        let logical = table.arrow_schema();
         let physical = table.physical_schema();
-        let mut out_schema: Schema = match &req.projection {
-            Some(p) => logical.project(p)?,
-            None => logical.as_ref().clone(),
-        };
-        if req.row_ids {
-            let mut fields: Vec<Field> = out_schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            fields.extend(row_id_fields());
-            out_schema = Schema::new(fields);
-        }
-        let out_schema: SchemaRef = Arc::new(out_schema);
+        let out_schema = req.output_schema()?;
         if req.segments.is_empty() {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 out_schema,
