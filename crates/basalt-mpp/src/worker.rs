@@ -10,6 +10,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext, WorkerSessionBuilder};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
@@ -157,10 +158,18 @@ impl ComputeServer {
                 }
             };
             info!(%addr, "internal server listening");
+            // Without TCP_NODELAY a reply's last small frame waits for the peer's delayed ACK
+            // (about 40 ms on Linux): the end of every fragment stream, once per query.
+            let incoming = TcpListenerStream::new(listener).map(|socket| {
+                if let Ok(s) = &socket {
+                    let _ = s.set_nodelay(true);
+                }
+                socket
+            });
             let served = builder
                 .add_optional_service(fragments)
                 .add_service(internal)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
                 })
                 .await;

@@ -152,6 +152,8 @@ impl PgServer {
                 }
                 accepted = self.listener.accept() => match accepted {
                     Ok((socket, peer)) => {
+                        // As Postgres does: replies are flushed whole, so Nagle only adds delay.
+                        let _ = socket.set_nodelay(true);
                         connections.spawn(connection(
                             self.shared.clone(),
                             socket,
