@@ -116,7 +116,7 @@ impl AsyncDB for PgDb {
 }
 
 /// Cluster shapes every file runs on: (nodes, slices per node).
-const SHAPES: &[(u32, u32)] = &[(1, 1), (2, 2), (3, 2)];
+const SHAPES: &[(u32, u32)] = &[(1, 1), (2, 1), (2, 2), (3, 2)];
 
 fn slt_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");

@@ -3,16 +3,19 @@
 //! datafusion-distributed ships each fragment as datafusion-proto bytes; DataFusion's own nodes
 //! encode themselves, ours go through [`BasaltCodec`]. A slice scan carries its table definition
 //! (without the segment lists of other slices), the slices and segments each output partition
-//! reads, and its zone-map filters as datafusion-proto logical expressions.
+//! reads, and its zone-map filters as datafusion-proto logical expressions. A node-local
+//! repartition carries its hashed column and partition count.
 
 use std::sync::Arc;
 
 use basalt_catalog::{NodeId, SegmentMeta, SliceId, TableMeta};
+use basalt_planner::distribution::NodeLocalRepartitionExec;
 use basalt_planner::{SliceScanExec, SliceScanParts};
 use basalt_storage::ComputeCluster;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::DefaultLogicalExtensionCodec;
 use datafusion_proto::logical_plan::from_proto::parse_expr;
@@ -31,7 +34,7 @@ pub const PLAN_NODE_VERSION: u32 = 1;
 struct BasaltPlanNode {
     #[prost(uint32, tag = "1")]
     version: u32,
-    #[prost(oneof = "Node", tags = "2")]
+    #[prost(oneof = "Node", tags = "2, 3")]
     node: Option<Node>,
 }
 
@@ -39,6 +42,21 @@ struct BasaltPlanNode {
 enum Node {
     #[prost(message, tag = "2")]
     SliceScan(SliceScanNode),
+    #[prost(message, tag = "3")]
+    NodeLocalRepartition(NodeLocalRepartitionNode),
+}
+
+/// A [`NodeLocalRepartitionExec`]: the hashed column of its input and the partition count.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NodeLocalRepartitionNode {
+    #[prost(string, tag = "1")]
+    column: String,
+    #[prost(uint64, tag = "2")]
+    column_index: u64,
+    #[prost(uint64, tag = "3")]
+    partitions: u64,
+    #[prost(bool, tag = "4")]
+    preserve_order: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -82,7 +100,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
     fn try_decode(
         &self,
         buf: &[u8],
-        _inputs: &[Arc<dyn ExecutionPlan>],
+        inputs: &[Arc<dyn ExecutionPlan>],
         ctx: &TaskContext,
         _converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -113,6 +131,17 @@ impl PhysicalExtensionCodec for BasaltCodec {
                     self.compute.clone(),
                 )?))
             }
+            Some(Node::NodeLocalRepartition(r)) => {
+                let [input] = inputs else {
+                    return internal_err!("a node-local repartition has one input");
+                };
+                Ok(Arc::new(NodeLocalRepartitionExec::try_new(
+                    Arc::clone(input),
+                    Column::new(&r.column, r.column_index as usize),
+                    r.partitions as usize,
+                    r.preserve_order,
+                )?))
+            }
             None => Err(proto_error("empty BasaltDB plan node")),
         }
     }
@@ -123,6 +152,19 @@ impl PhysicalExtensionCodec for BasaltCodec {
         buf: &mut Vec<u8>,
         _converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        if let Some(local) = node.downcast_ref::<NodeLocalRepartitionExec>() {
+            let (column, partitions) = local.key()?;
+            let message = BasaltPlanNode {
+                version: PLAN_NODE_VERSION,
+                node: Some(Node::NodeLocalRepartition(NodeLocalRepartitionNode {
+                    column: column.name().to_string(),
+                    column_index: column.index() as u64,
+                    partitions: partitions as u64,
+                    preserve_order: local.preserve_order(),
+                })),
+            };
+            return message.encode(buf).map_err(|e| proto_error(e.to_string()));
+        }
         let Some(scan) = node.downcast_ref::<SliceScanExec>() else {
             return internal_err!("BasaltCodec cannot encode {}", node.name());
         };

@@ -260,6 +260,7 @@ fn steps(plan: &Arc<dyn ExecutionPlan>) -> Vec<Step> {
         | "CoalesceBatchesExec"
         | "CoalescePartitionsExec"
         | "CooperativeExec"
+        | "NodeLocalRepartitionExec"
         | "RepartitionExec" => children(),
         name if plan.children().is_empty() => {
             vec![step(

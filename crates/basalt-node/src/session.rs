@@ -240,6 +240,9 @@ impl Session {
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(
+                basalt_planner::distribution::NodeLocalRepartitionRule,
+            ))
             .with_physical_optimizer_rule(Arc::new(basalt_planner::distribution::CoLocatedJoinRule))
             .with_physical_optimizer_rule(Arc::new(
                 basalt_planner::distribution::CooperativeJoinsRule,

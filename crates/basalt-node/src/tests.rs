@@ -1534,23 +1534,6 @@ async fn distributed_queries_match_one_node() {
 /// both), a small one is broadcast, and on one node an ALL table is read where it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_labels_joins_with_their_data_movement() {
-    let dir = tempfile::tempdir().unwrap();
-    let leader = open(dir.path(), 2, 2);
-    let mut s = leader.session("basalt", "dev").unwrap();
-    for sql in [
-        "create table ka (k int, v int) distkey(k)",
-        "create table kb (k int, w int) distkey(k)",
-        "create table ea (x int, k int) diststyle even",
-        "create table eb (x int, y int) diststyle even",
-        "create table small (k int, n int) diststyle even",
-        "insert into ka select value, value from generate_series(1, 150000)",
-        "insert into kb select value, value from generate_series(1, 150000)",
-        "insert into ea select value, value from generate_series(1, 150000)",
-        "insert into eb select value, value from generate_series(1, 150000)",
-        "insert into small select value, value from generate_series(1, 10)",
-    ] {
-        exec(&mut s, sql).await;
-    }
     let label = async |s: &mut Session, sql: &str| {
         let plan = query(s, &format!("explain {sql}")).await;
         let line = plan
@@ -1560,51 +1543,84 @@ async fn explain_labels_joins_with_their_data_movement() {
             .to_string();
         (line, plan)
     };
-    let (line, plan) = label(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
-    assert!(line.contains("DS_DIST_NONE"), "{plan}");
-    let (line, plan) = label(&mut s, "select count(*) from ka join ea on ka.k = ea.k").await;
-    assert!(
-        line.contains("DS_DIST_INNER") || line.contains("DS_DIST_OUTER"),
-        "{plan}"
-    );
-    assert!(plan.contains("Distribute on:"), "{plan}");
-    let (line, plan) = label(&mut s, "select count(*) from ea join eb on ea.x = eb.y").await;
-    assert!(line.contains("DS_DIST_BOTH"), "{plan}");
-    let (line, plan) = label(
-        &mut s,
-        "select count(*) from ka join small on ka.k = small.k",
-    )
-    .await;
-    assert!(line.contains("DS_BCAST_INNER"), "{plan}");
-    assert!(plan.contains("Broadcast"), "{plan}");
-    // An ALL table joins where each node's copy is: nothing moves.
-    exec(&mut s, "create table dim (k int, n int) diststyle all").await;
-    exec(
-        &mut s,
-        "insert into dim select value, value * 2 from generate_series(1, 100)",
-    )
-    .await;
-    let all_join = "select count(*), sum(dim.n) from ka join dim on ka.k = dim.k";
-    let (line, plan) = label(&mut s, all_join).await;
-    assert!(line.contains("DS_DIST_ALL_NONE"), "{plan}");
-    assert!(!plan.contains("Broadcast"), "{plan}");
-    let n = query(&mut s, all_join).await;
-    assert!(n.contains("| 100   | 10100 |"), "{n}");
+    // Nodes of one slice place KEY rows as two virtual slices, to be co-located too.
+    for (nodes, slices) in [(2, 2), (2, 1), (3, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = open(dir.path(), nodes, slices);
+        let mut s = leader.session("basalt", "dev").unwrap();
+        for sql in [
+            "create table ka (k int, v int) distkey(k)",
+            "create table kb (k int, w int) distkey(k)",
+            "create table ea (x int, k int) diststyle even",
+            "create table eb (x int, y int) diststyle even",
+            "create table small (k int, n int) diststyle even",
+            "insert into ka select value, value from generate_series(1, 150000)",
+            "insert into kb select value, value from generate_series(1, 150000)",
+            "insert into ea select value, value from generate_series(1, 150000)",
+            "insert into eb select value, value from generate_series(1, 150000)",
+            "insert into small select value, value from generate_series(1, 10)",
+        ] {
+            exec(&mut s, sql).await;
+        }
+        let (line, plan) = label(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+        assert!(line.contains("DS_DIST_NONE"), "{nodes}x{slices}: {plan}");
+        assert!(!plan.contains("Distribute"), "{nodes}x{slices}: {plan}");
+        let n = query(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+        assert!(n.contains("150000"), "{n}");
+        // Grouping on the distkey needs no exchange either (one slice per node included).
+        let grouped =
+            "select count(*), count(distinct k) from (select k, count(*) from ka group by k)";
+        let plan = query(&mut s, &format!("explain {grouped}")).await;
+        assert!(
+            !plan.contains("Distribute on: k"),
+            "{nodes}x{slices}: {plan}"
+        );
+        let n = query(&mut s, grouped).await;
+        assert!(n.contains("| 150000 | 150000 |"), "{n}");
+        let (line, plan) = label(&mut s, "select count(*) from ka join ea on ka.k = ea.k").await;
+        assert!(
+            line.contains("DS_DIST_INNER") || line.contains("DS_DIST_OUTER"),
+            "{plan}"
+        );
+        assert!(plan.contains("Distribute on:"), "{plan}");
+        let (line, plan) = label(&mut s, "select count(*) from ea join eb on ea.x = eb.y").await;
+        assert!(line.contains("DS_DIST_BOTH"), "{plan}");
+        let (line, plan) = label(
+            &mut s,
+            "select count(*) from ka join small on ka.k = small.k",
+        )
+        .await;
+        assert!(line.contains("DS_BCAST_INNER"), "{plan}");
+        assert!(plan.contains("Broadcast"), "{plan}");
+        // An ALL table joins where each node's copy is: nothing moves.
+        exec(&mut s, "create table dim (k int, n int) diststyle all").await;
+        exec(
+            &mut s,
+            "insert into dim select value, value * 2 from generate_series(1, 100)",
+        )
+        .await;
+        let all_join = "select count(*), sum(dim.n) from ka join dim on ka.k = dim.k";
+        let (line, plan) = label(&mut s, all_join).await;
+        assert!(line.contains("DS_DIST_ALL_NONE"), "{plan}");
+        assert!(!plan.contains("Broadcast"), "{plan}");
+        let n = query(&mut s, all_join).await;
+        assert!(n.contains("| 100   | 10100 |"), "{n}");
 
-    // A table placed with another hash function (another build) is not co-located any
-    // more: the join redistributes, and the answer stays right.
-    let mut txn = leader.catalog().begin();
-    let kb = txn.state().table_by_name("public", "kb").unwrap().id;
-    txn.table_mut(kb).unwrap().hash_fingerprint ^= 1;
-    leader.catalog().commit(txn).unwrap();
-    let (line, plan) = label(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
-    assert!(
-        line.contains("DS_DIST_INNER") || line.contains("DS_DIST_OUTER"),
-        "{plan}"
-    );
-    let n = query(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
-    assert!(n.contains("150000"), "{n}");
-    leader.stop_compute().await;
+        // A table placed with another hash function (another build) is not co-located any
+        // more: the join redistributes, and the answer stays right.
+        let mut txn = leader.catalog().begin();
+        let kb = txn.state().table_by_name("public", "kb").unwrap().id;
+        txn.table_mut(kb).unwrap().hash_fingerprint ^= 1;
+        leader.catalog().commit(txn).unwrap();
+        let (line, plan) = label(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+        assert!(
+            line.contains("DS_DIST_INNER") || line.contains("DS_DIST_OUTER"),
+            "{plan}"
+        );
+        let n = query(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+        assert!(n.contains("150000"), "{n}");
+        leader.stop_compute().await;
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let leader = open(dir.path(), 1, 2);

@@ -417,6 +417,19 @@ impl SliceScanExec {
         .ok()
     }
 
+    /// The output column whose hash places the scan's rows on nodes, with the partitions per
+    /// task that placement assumes ([`basalt_storage::placement_partitions`]): a KEY table
+    /// placed by this build. A hash repartition on that column alone, into that many
+    /// partitions, then moves no row off its node.
+    pub fn placed_on(&self) -> Option<(usize, usize)> {
+        let key = distkey_column(&self.parts, &self.schema)?;
+        let index = key.downcast_ref::<Column>()?.index();
+        Some((
+            index,
+            basalt_storage::placement_partitions(&self.compute.topology) as usize,
+        ))
+    }
+
     /// Whether a scan reads a single copy of a replicated (ALL) table: it then runs as one task.
     pub fn is_replicated(&self) -> bool {
         matches!(

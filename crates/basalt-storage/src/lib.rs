@@ -34,6 +34,8 @@ pub use compute::{
 pub use deletes::{DELETE_VECTOR_FORMAT_VERSION, kept_rows};
 pub use encoding::{ROWS_PER_BLOCK, candidate_encodings, encoded_sizes, writer_properties};
 pub use error::StorageError;
-pub use placement::{hash_fingerprint, split_by_slice, target_slices};
+pub use placement::{
+    hash_fingerprint, key_slice, placement_partitions, split_by_slice, target_slices,
+};
 pub use roaring::RoaringBitmap;
 pub use segment::{SEGMENT_FORMAT_VERSION, SliceStore};
