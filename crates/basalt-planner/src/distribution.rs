@@ -95,6 +95,9 @@ impl PhysicalOptimizerRule for CoLocatedJoinRule {
     }
 }
 
+/// A join's build and probe sides.
+type JoinSides = (Arc<dyn ExecutionPlan>, Arc<dyn ExecutionPlan>);
+
 /// Both sides hash-partitioned on their keys, key by key of one type (the same values hash
 /// alike only in the same type), over the same partitions; or both placed on their node by
 /// their single join key, then hash-partitioned inside the task. The sides to join, if so.
@@ -103,7 +106,7 @@ fn co_located(
     right: Arc<dyn ExecutionPlan>,
     left_keys: &[PhysicalExprRef],
     right_keys: &[PhysicalExprRef],
-) -> Result<Option<(Arc<dyn ExecutionPlan>, Arc<dyn ExecutionPlan>)>> {
+) -> Result<Option<JoinSides>> {
     for (l, r) in left_keys.iter().zip(right_keys) {
         if l.data_type(&left.schema())? != r.data_type(&right.schema())? {
             return Ok(None);
