@@ -80,6 +80,9 @@ enum Kind {
     StvSlices,
     StlQuery,
     StlScan,
+    StlDist,
+    StlBcast,
+    StlReturn,
     SvlQuerySummary,
     SvvVacuumProgress,
     SysVacuumHistory,
@@ -101,6 +104,9 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "stv_slices",
     "stl_query",
     "stl_scan",
+    "stl_dist",
+    "stl_bcast",
+    "stl_return",
     "svl_query_summary",
     "svv_vacuum_progress",
     "sys_vacuum_history",
@@ -128,6 +134,9 @@ impl Kind {
             "stv_slices" => Kind::StvSlices,
             "stl_query" => Kind::StlQuery,
             "stl_scan" => Kind::StlScan,
+            "stl_dist" => Kind::StlDist,
+            "stl_bcast" => Kind::StlBcast,
+            "stl_return" => Kind::StlReturn,
             "svl_query_summary" => Kind::SvlQuerySummary,
             "svv_vacuum_progress" => Kind::SvvVacuumProgress,
             "sys_vacuum_history" => Kind::SysVacuumHistory,
@@ -293,6 +302,19 @@ impl PgCatalogOverlay {
                 } else {
                     crate::querylog::svl_query_summary(&self.query_log, userid, oid)
                 }
+            }
+            Kind::StlDist | Kind::StlBcast | Kind::StlReturn => {
+                let movement = match kind {
+                    Kind::StlDist => crate::querylog::Movement::Dist,
+                    Kind::StlBcast => crate::querylog::Movement::Bcast,
+                    _ => crate::querylog::Movement::Return,
+                };
+                crate::querylog::stl_movement(
+                    &self.query_log,
+                    movement,
+                    self.topology.slices_per_node,
+                    |u| Some(self.usesysid(u)),
+                )
             }
             Kind::SvvVacuumProgress => crate::system_tables::svv_vacuum_progress(&self.vacuum),
             Kind::StvBlocklist | Kind::SvvDiskusage => {
@@ -638,6 +660,9 @@ impl PgCatalogOverlay {
             Kind::StvSlices => return Ok(crate::system_tables::stv_slices_schema()),
             Kind::StlQuery => return Ok(crate::querylog::stl_query_schema()),
             Kind::StlScan => return Ok(crate::querylog::stl_scan_schema()),
+            Kind::StlDist | Kind::StlBcast | Kind::StlReturn => {
+                return Ok(crate::querylog::stl_movement_schema());
+            }
             Kind::SvlQuerySummary => return Ok(crate::querylog::svl_query_summary_schema()),
             Kind::SvvVacuumProgress => {
                 return Ok(crate::system_tables::svv_vacuum_progress_schema());

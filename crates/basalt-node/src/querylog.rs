@@ -48,6 +48,43 @@ pub(crate) struct QueryRecord {
     pub aborted: bool,
     pub steps: Vec<StepRecord>,
     pub scans: Vec<ScanRecord>,
+    /// Rows moved between nodes (STL_DIST, STL_BCAST, STL_RETURN).
+    pub moves: Vec<MoveRecord>,
+}
+
+/// How a network step moved rows: redistributed by hash, broadcast to every node, or
+/// returned to the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Movement {
+    Dist,
+    Bcast,
+    Return,
+}
+
+impl Movement {
+    fn of(operator: &str) -> Option<Movement> {
+        match operator {
+            "NetworkShuffleExec" => Some(Movement::Dist),
+            "NetworkBroadcastExec" => Some(Movement::Bcast),
+            "NetworkCoalesceExec" => Some(Movement::Return),
+            _ => None,
+        }
+    }
+}
+
+/// What one receiving task of a network step got (a row of STL_DIST / STL_BCAST /
+/// STL_RETURN).
+#[derive(Debug)]
+pub(crate) struct MoveRecord {
+    pub step: i32,
+    pub movement: Movement,
+    /// The receiving task: 0 on the leader; in a stage of one task per node, task i runs on
+    /// node i.
+    pub task: usize,
+    pub rows: i64,
+    pub bytes: i64,
+    /// Arrow Flight messages received.
+    pub packets: i64,
 }
 
 /// One operator of the query's plan (SVL_QUERY_SUMMARY's step).
@@ -122,7 +159,8 @@ impl QueryRun {
     fn finish(self, aborted: bool) {
         let mut steps = vec![];
         let mut scans = vec![];
-        walk(&self.plan, &mut vec![], &mut steps, &mut scans);
+        let mut moves = vec![];
+        walk(&self.plan, &mut vec![], &mut steps, &mut scans, &mut moves);
         self.last_query.store(self.query, Ordering::Relaxed);
         self.log.push(QueryRecord {
             query: self.query,
@@ -134,6 +172,7 @@ impl QueryRun {
             aborted,
             steps,
             scans,
+            moves,
         });
     }
 }
@@ -226,6 +265,7 @@ fn walk(
     ancestors: &mut Vec<Arc<dyn ExecutionPlan>>,
     steps: &mut Vec<StepRecord>,
     scans: &mut Vec<ScanRecord>,
+    moves: &mut Vec<MoveRecord>,
 ) {
     let step = steps.len() as i32;
     let metrics = plan.metrics().unwrap_or_default();
@@ -329,25 +369,58 @@ fn walk(
                 });
             }
         }
-        None => steps.push(StepRecord {
-            step,
-            label: label(plan.name()),
-            scan_of: None,
-            rows,
-            bytes: metrics
-                .sum(|m| matches!(m.value(), MetricValue::OutputBytes(_)))
-                .map(|v| v.as_usize() as i64),
-            maxtime,
-            avgtime,
-            is_rrscan: false,
-            rows_pre_filter: None,
-        }),
+        None => {
+            let movement = Movement::of(plan.name());
+            if let Some(movement) = movement {
+                moves.extend(moved(&metrics, step, movement));
+            }
+            steps.push(StepRecord {
+                step,
+                label: label(plan.name()),
+                scan_of: None,
+                rows,
+                // A network step's bytes are those it received over the network.
+                bytes: match movement {
+                    Some(_) => named("bytes_transferred"),
+                    None => metrics
+                        .sum(|m| matches!(m.value(), MetricValue::OutputBytes(_)))
+                        .map(|v| v.as_usize() as i64),
+                },
+                maxtime,
+                avgtime,
+                is_rrscan: false,
+                rows_pre_filter: None,
+            })
+        }
     }
     ancestors.push(plan.clone());
     for child in plan.children() {
-        walk(child, ancestors, steps, scans);
+        walk(child, ancestors, steps, scans, moves);
     }
     ancestors.pop();
+}
+
+/// A network step's rows, bytes and messages, per receiving task.
+fn moved(metrics: &MetricsSet, step: i32, movement: Movement) -> Vec<MoveRecord> {
+    let mut by_task: std::collections::BTreeMap<usize, MoveRecord> = Default::default();
+    for m in metrics.iter() {
+        let task = basalt_mpp::task_of(m);
+        let record = by_task.entry(task).or_insert(MoveRecord {
+            step,
+            movement,
+            task,
+            rows: 0,
+            bytes: 0,
+            packets: 0,
+        });
+        match m.value() {
+            MetricValue::OutputRows(c) => record.rows += c.value() as i64,
+            v if v.name() == "bytes_transferred" => record.bytes += v.as_usize() as i64,
+            v if v.name() == "msg_count" => record.packets += v.as_usize() as i64,
+            _ => {}
+        }
+    }
+    by_task.into_values().collect()
 }
 
 /// The values a metric kind takes, by partition.
@@ -370,7 +443,9 @@ fn label(operator: &str) -> String {
         "AggregateExec" => "aggr",
         "SortExec" => "sort",
         "SortPreservingMergeExec" | "CoalescePartitionsExec" => "merge",
-        "RepartitionExec" => "dist",
+        "RepartitionExec" | "NodeLocalRepartitionExec" | "NetworkShuffleExec" => "dist",
+        "NetworkBroadcastExec" => "bcast",
+        "NetworkCoalesceExec" => "return",
         "ProjectionExec" => "project",
         "FilterExec" => "filter",
         "GlobalLimitExec" | "LocalLimitExec" => "limit",
@@ -491,6 +566,57 @@ pub(crate) fn stl_scan(
         }
     }
     batch(stl_scan_schema(), rows)
+}
+
+/// STL_DIST, STL_BCAST and STL_RETURN: Redshift's columns.
+pub(crate) fn stl_movement_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("slice", DataType::Int32, true),
+        Field::new("segment", DataType::Int32, true),
+        Field::new("step", DataType::Int32, true),
+        ts_field("starttime"),
+        ts_field("endtime"),
+        Field::new("tasknum", DataType::Int32, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("bytes", DataType::Int64, true),
+        Field::new("packets", DataType::Int64, true),
+    ]))
+}
+
+/// The rows of one of STL_DIST / STL_BCAST / STL_RETURN: per network step and receiving task,
+/// what it received. `slice` is the first slice of the receiving task's node (one task per
+/// node), or -1 for the leader.
+pub(crate) fn stl_movement(
+    log: &QueryLog,
+    movement: Movement,
+    slices_per_node: u32,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let mut rows = vec![];
+    for q in log.records() {
+        for m in q.moves.iter().filter(|m| m.movement == movement) {
+            let slice = match movement {
+                Movement::Return => -1,
+                _ => (m.task as u32 * slices_per_node) as i32,
+            };
+            rows.push(vec![
+                ScalarValue::Int32(userid(&q.user)),
+                ScalarValue::Int32(Some(q.query as i32)),
+                ScalarValue::Int32(Some(slice)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int32(Some(m.step)),
+                timestamp(q.start),
+                timestamp(q.end),
+                ScalarValue::Int32(Some(m.task as i32)),
+                ScalarValue::Int64(Some(m.rows)),
+                ScalarValue::Int64(Some(m.bytes)),
+                ScalarValue::Int64(Some(m.packets)),
+            ]);
+        }
+    }
+    batch(stl_movement_schema(), rows)
 }
 
 pub(crate) fn svl_query_summary_schema() -> SchemaRef {

@@ -1641,6 +1641,72 @@ async fn explain_labels_joins_with_their_data_movement() {
     assert!(line.contains("DS_DIST_ALL_NONE"), "{plan}");
 }
 
+/// STL_DIST, STL_BCAST and STL_RETURN tell what each query moved between nodes: nothing for
+/// a join in place, the redistributed side for a join on another key, the small side for a
+/// broadcast; what reached the leader in every case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_steps_record_the_rows_they_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 1);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    for sql in [
+        "create table ka (k int, v int) distkey(k)",
+        "create table kb (k int, w int) distkey(k)",
+        "create table ea (x int, k int) diststyle even",
+        "create table small (k int, n int) diststyle even",
+        "insert into ka select value, value from generate_series(1, 150000)",
+        "insert into kb select value, value from generate_series(1, 150000)",
+        "insert into ea select value, value from generate_series(1, 150000)",
+        "insert into small select value, value from generate_series(1, 10)",
+    ] {
+        exec(&mut s, sql).await;
+    }
+    // Rows each kind of step received for the session's last query.
+    let moved = async |s: &mut Session, sql: &str| -> [i64; 3] {
+        let answer = query(s, sql).await;
+        let mut out = [0; 3];
+        for (i, table) in ["stl_dist", "stl_bcast", "stl_return"].iter().enumerate() {
+            let n = query(
+                s,
+                &format!(
+                    "select coalesce(sum(rows), 0) as n, coalesce(sum(bytes), 0) as b \
+                     from {table} where query = (select max(query) from stl_query \
+                     where querytxt = '{}')",
+                    sql.replace('\'', "''")
+                ),
+            )
+            .await;
+            let cells: Vec<i64> = n
+                .lines()
+                .nth(3)
+                .unwrap_or_default()
+                .split('|')
+                .filter_map(|c| c.trim().parse().ok())
+                .collect();
+            let [rows, bytes] = cells[..] else {
+                panic!("{table}: {n}")
+            };
+            assert_eq!(rows > 0, bytes > 0, "{table} for {sql}: {n}");
+            out[i] = rows;
+        }
+        assert!(!answer.is_empty());
+        out
+    };
+    let [dist, bcast, ret] = moved(&mut s, "select count(*) from ka join kb on ka.k = kb.k").await;
+    assert_eq!((dist, bcast), (0, 0), "a join in place moves no rows");
+    assert!(ret > 0);
+    let [dist, bcast, _] = moved(&mut s, "select count(*) from ka join ea on ka.k = ea.k").await;
+    assert!(dist >= 150_000, "one side redistributed: {dist}");
+    assert_eq!(bcast, 0);
+    let [_, bcast, _] = moved(
+        &mut s,
+        "select count(*) from ka join small on ka.k = small.k",
+    )
+    .await;
+    assert!(bcast >= 10, "the small side broadcast: {bcast}");
+    leader.stop_compute().await;
+}
+
 /// DISTSTYLE AUTO: a table is ALL while small; past the threshold the leader moves it in
 /// one transaction, to KEY on a one-column primary key or else to EVEN, and records it in
 /// SVL_AUTO_WORKER_ACTION. Rows and answers are the same before and after, and later
