@@ -23,6 +23,7 @@ use std::sync::Arc;
 use basalt_planner::SliceScanExec;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::Partitioning;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;
@@ -364,13 +365,26 @@ fn join_label(
 }
 
 fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
-    // A scan split into per-task variants estimates as the scan it was split from.
-    let plan: &dyn ExecutionPlan = match plan.downcast_ref::<DistributedLeafExec>() {
-        Some(leaf) => leaf.original().as_ref(),
-        None => plan.as_ref(),
-    };
+    // Network steps carry no statistics: estimate on the plan as if each exchange were its
+    // input, and each scan split into per-task variants the scan it was split from.
+    let local = Arc::clone(plan)
+        .transform_up(|node| {
+            if let Some(leaf) = node.downcast_ref::<DistributedLeafExec>() {
+                return Ok(Transformed::yes(Arc::clone(leaf.original())));
+            }
+            let network = node.is::<NetworkShuffleExec>()
+                || node.is::<NetworkCoalesceExec>()
+                || node.is::<NetworkBroadcastExec>()
+                || node.is::<BroadcastExec>();
+            match node.children().as_slice() {
+                [input] if network => Ok(Transformed::yes(Arc::clone(input))),
+                _ => Ok(Transformed::no(node)),
+            }
+        })
+        .ok()?
+        .data;
     let stats = StatisticsContext::new()
-        .compute(plan, &StatisticsArgs::new())
+        .compute(local.as_ref(), &StatisticsArgs::new())
         .ok()?;
     match stats.num_rows {
         Precision::Exact(n) | Precision::Inexact(n) => Some(n),
