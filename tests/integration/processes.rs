@@ -293,6 +293,56 @@ async fn compute_node_without_the_secret_is_refused() {
         .expect("query");
 }
 
+/// A second process on a copy of a live node's data directory cannot take the node's slices:
+/// the leader refuses its claim while the node answers heartbeats, and the process exits
+/// with an error once it has waited for the node to be marked down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_process_claiming_a_live_node_is_refused() {
+    let cluster = ProcessCluster::start(1, 1).await;
+    let copy = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        cluster.compute_dir(0).join("node.json"),
+        copy.path().join("node.json"),
+    )
+    .expect("copy node.json");
+    let mut twin = cluster
+        .compute_command(copy.path(), SECRET)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("basalt compute starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = twin.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = twin.kill();
+            panic!("the second process still runs after 30 s: it took the node");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.success());
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut twin.stderr.take().expect("stderr"), &mut said)
+        .expect("stderr");
+    assert!(said.contains("another process already runs"), "{said}");
+    // The live node kept its slices.
+    let client = cluster.client().await;
+    client
+        .simple_query("insert into basalt_probe values (1), (2), (3)")
+        .await
+        .expect("insert");
+    let rows = client
+        .simple_query("select count(*) from basalt_probe a join basalt_probe b on a.a = b.a")
+        .await
+        .expect("query");
+    let n = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(n.as_deref(), Some("3"));
+}
+
 /// CPU time (user + system, in clock ticks) a process has used so far.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

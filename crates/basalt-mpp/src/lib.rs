@@ -40,8 +40,8 @@ pub use error::MppError;
 pub use explain::redshift_explain;
 pub use network::{Membership, NodeChannels, SECRET_HEADER, Security, TlsConfig};
 pub use rpc::{
-    InternalService, PingReply, Pinged, RegisterReply, RegisterRequest, Registrar, RemoteNode,
-    register,
+    InternalService, NODE_IN_USE, PingReply, Pinged, RegisterReply, RegisterRequest, Registrar,
+    RemoteNode, node_in_use, register,
 };
 pub use url::Url;
 pub use worker::{ComputeServer, functions_context};

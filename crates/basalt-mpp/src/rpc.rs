@@ -302,6 +302,19 @@ fn reply<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
     serde_json::to_vec(value).map_err(|e| Status::internal(format!("reply: {e}")))
 }
 
+/// SQLSTATE (object_in_use) of a registration refused because a live process holds the node.
+pub const NODE_IN_USE: &str = "55006";
+
+/// The leader's refusal of a node id that another live process holds.
+pub fn node_in_use(message: String) -> Status {
+    let mut status = Status::already_exists(message);
+    status.metadata_mut().insert(
+        SQLSTATE_HEADER,
+        tonic::metadata::MetadataValue::from_static(NODE_IN_USE),
+    );
+    status
+}
+
 /// A storage error as a status that keeps its SQLSTATE.
 fn storage_status(e: StorageError) -> Status {
     let mut status = Status::internal(e.to_string());

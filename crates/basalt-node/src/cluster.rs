@@ -47,6 +47,9 @@ pub(crate) struct NodeRegistry {
     file: Mutex<ClusterFile>,
     topology: Topology,
     membership: Membership,
+    /// When each node id last registered: a node not yet pinged up is still held for as long
+    /// as the heartbeat takes to find it down.
+    registered: Mutex<std::collections::HashMap<u32, std::time::Instant>>,
 }
 
 impl NodeRegistry {
@@ -91,6 +94,7 @@ impl NodeRegistry {
             file: Mutex::new(file),
             topology,
             membership,
+            registered: Default::default(),
         })
     }
 }
@@ -144,6 +148,24 @@ impl Registrar for NodeRegistry {
                     }
                 },
             };
+            // A node id answering heartbeats from another address (or registered from it too
+            // recently to be found down) belongs to a live process: a second process on a
+            // copy of its data directory must not take its slices.
+            let held = !self.membership.down().contains(&(node as usize))
+                || self
+                    .registered
+                    .lock()
+                    .get(&node)
+                    .is_some_and(|at| at.elapsed() < HEARTBEAT * (MISSES_BEFORE_DOWN + 1));
+            if let Some(current) = self.membership.url(node as usize)
+                && current != url
+                && held
+            {
+                return Err(basalt_mpp::node_in_use(format!(
+                    "compute node {node} is registered from {current} and answers heartbeats: \
+                     another process already runs on this data directory (or a copy of it)"
+                )));
+            }
             if file.assigned.insert(node) {
                 write_json(&self.path, &*file)
                     .map_err(|e| tonic::Status::internal(e.to_string()))?;
@@ -152,6 +174,9 @@ impl Registrar for NodeRegistry {
         };
         // Up once the heartbeat reaches it.
         self.membership.set(node as usize, Some(url.clone()), false);
+        self.registered
+            .lock()
+            .insert(node, std::time::Instant::now());
         info!(node, %url, "compute node registered");
         Ok(RegisterReply {
             cluster,
@@ -382,15 +407,27 @@ pub async fn run_compute(
 }
 
 /// Register with the leader, retrying while it is unreachable; a refusal is final.
+/// How long a compute node retries a claim of its node id that the leader still sees alive.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
 async fn register_until_accepted(
     channels: &basalt_mpp::NodeChannels,
     leader: &url::Url,
     request: &RegisterRequest,
 ) -> Result<RegisterReply, NodeError> {
     let mut wait = Duration::from_millis(100);
+    let started = std::time::Instant::now();
     loop {
         match basalt_mpp::register(channels, leader, request).await {
             Ok(reply) => return Ok(reply),
+            // This node restarted before the leader saw the old process die: it is marked
+            // down after three missed heartbeats, then the claim succeeds.
+            Err(basalt_storage::StorageError::Remote {
+                sqlstate, message, ..
+            }) if sqlstate == basalt_mpp::NODE_IN_USE && started.elapsed() < CLAIM_WAIT => {
+                info!(%leader, reason = %message, "node id still held; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             Err(basalt_storage::StorageError::NodeDown { reason, .. }) => {
                 info!(%leader, %reason, "leader not reachable yet");
                 tokio::time::sleep(wait).await;
