@@ -122,7 +122,7 @@ struct ServeArgs {
     #[arg(long)]
     port: Option<u16>,
     /// Slices per node [default: number of cores]. Fixed when the data directory is created.
-    #[arg(long)]
+    #[arg(long, visible_alias = "slices-per-node")]
     slices: Option<u32>,
     /// Compute nodes in this process [default: 1]. Fixed when the data directory is created.
     #[arg(long)]

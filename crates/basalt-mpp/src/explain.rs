@@ -6,10 +6,7 @@
 //! | --- | --- |
 //! | `DS_DIST_NONE` | both sides already on the same slices (distributed on the join key) |
 //! | `DS_DIST_ALL_NONE` | the inner side is an ALL table, read where the outer side is |
-//!
-//! (Redshift's `DS_DIST_ALL_INNER`, an inner side gathered to one slice because the outer
-//! table is ALL, does not arise: an ALL table is read in one task and joined by broadcast.)
-//!
+//! | `DS_DIST_ALL_INNER` | the outer side is an ALL table read as one copy, in one task: the whole inner side goes there |
 //! | `DS_DIST_INNER` | the inner side is redistributed on the join key |
 //! | `DS_DIST_OUTER` | the outer side is redistributed on the join key |
 //! | `DS_DIST_BOTH` | both sides are redistributed |
@@ -314,10 +311,15 @@ enum Movement {
 }
 
 fn movement(plan: &Arc<dyn ExecutionPlan>) -> Movement {
-    if plan.is::<NetworkBroadcastExec>() || plan.is::<BroadcastExec>() {
+    if plan.is::<NetworkBroadcastExec>() {
         return Movement::Broadcast;
     }
-    if plan.is::<NetworkShuffleExec>() {
+    // A broadcast inside one stage (no network step above it) moves nothing between nodes.
+    if let Some(b) = plan.downcast_ref::<BroadcastExec>() {
+        return b.children().first().map_or(Movement::Stay, |c| movement(c));
+    }
+    // Gathered into the one task of its consumer, or redistributed by hash.
+    if plan.is::<NetworkShuffleExec>() || plan.is::<NetworkCoalesceExec>() {
         return Movement::Distribute;
     }
     if let Some(r) = plan.downcast_ref::<RepartitionExec>() {
@@ -354,6 +356,9 @@ fn join_label(
 ) -> &'static str {
     use Movement::*;
     match (movement(inner), movement(outer), collected) {
+        // The outer side is one copy of an ALL table: the whole inner side goes to the one
+        // task reading it.
+        (Broadcast | Distribute, StayReplicated, _) => "DS_DIST_ALL_INNER",
         (Broadcast, _, _) => "DS_BCAST_INNER",
         (StayReplicated, _, _) => "DS_DIST_ALL_NONE",
         (_, _, true) => "DS_BCAST_INNER",

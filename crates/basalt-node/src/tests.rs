@@ -1605,6 +1605,25 @@ async fn explain_labels_joins_with_their_data_movement() {
         assert!(!plan.contains("Broadcast"), "{plan}");
         let n = query(&mut s, all_join).await;
         assert!(n.contains("| 100   | 10100 |"), "{n}");
+        // An ALL table bigger than the other side is the outer one: read as one copy in one
+        // task, with the other side gathered to it (DS_DIST_ALL_INNER).
+        exec(&mut s, "create table tiny (k int, m int) distkey(k)").await;
+        exec(&mut s, "insert into tiny values (1, 1), (2, 2), (3, 3)").await;
+        let (line, plan) = label(
+            &mut s,
+            "select count(*) from dim join tiny on dim.k = tiny.k",
+        )
+        .await;
+        assert!(
+            line.contains("DS_DIST_ALL_INNER"),
+            "{nodes}x{slices}: {plan}"
+        );
+        let n = query(
+            &mut s,
+            "select count(*) from dim join tiny on dim.k = tiny.k",
+        )
+        .await;
+        assert!(n.contains("| 3 "), "{n}");
 
         // A table placed with another hash function (another build) is not co-located any
         // more: the join redistributes, and the answer stays right.
