@@ -285,10 +285,13 @@ fn check_client_target(target: &CopyTarget, to: bool) -> Result<(), NodeError> {
 }
 
 #[derive(Debug, Clone)]
-enum Format {
+pub(crate) enum Format {
     Text {
         delimiter: u8,
         null: String,
+        /// Backslash escapes (`\t`, `\\`, ...): always in Postgres' text format, only with
+        /// `ESCAPE` in Redshift's delimited format.
+        escapes: bool,
     },
     Csv {
         delimiter: u8,
@@ -302,13 +305,14 @@ enum Format {
     },
 }
 
-/// An open COPY FROM STDIN.
+/// An open COPY FROM STDIN (or one file after another of a COPY from object storage).
 pub(crate) struct CopyIn {
-    writer: TableWriter,
+    pub(crate) writer: TableWriter,
     plan: Vec<ColumnSource>,
     width: usize,
     format: Format,
-    skip_header: bool,
+    /// Header lines still to skip in the current input.
+    pub(crate) skip_lines: u64,
     buf: Vec<u8>,
     rows: Vec<Vec<Option<String>>>,
     line: u64,
@@ -388,6 +392,7 @@ impl Session {
             Kind::Text | Kind::Binary => Format::Text {
                 delimiter: opts.delimiter,
                 null: opts.null,
+                escapes: true,
             },
         };
         let writer = TableWriter::new(self, table.id);
@@ -396,7 +401,7 @@ impl Session {
             plan,
             width: targets.len(),
             format,
-            skip_header: opts.header,
+            skip_lines: u64::from(opts.header),
             buf: vec![],
             rows: vec![],
             line: 0,
@@ -588,10 +593,55 @@ impl Session {
 }
 
 impl CopyIn {
+    /// A COPY into `writer`'s table of `width` input columns placed by `plan`.
+    pub(crate) fn new(
+        writer: TableWriter,
+        plan: Vec<ColumnSource>,
+        width: usize,
+        format: Format,
+    ) -> Self {
+        CopyIn {
+            writer,
+            plan,
+            width,
+            format,
+            skip_lines: 0,
+            buf: vec![],
+            rows: vec![],
+            line: 0,
+        }
+    }
+
+    /// Start the next input (file): line numbers from 1, `skip` header lines.
+    pub(crate) fn next_input(&mut self, skip: u64) {
+        self.line = 0;
+        self.skip_lines = skip;
+    }
+
+    /// Take `data`, writing full batches of rows to the slices.
+    pub(crate) async fn feed(&mut self, session: &Session, data: &[u8]) -> Result<(), NodeError> {
+        self.buf.extend_from_slice(data);
+        self.parse_complete(false)?;
+        if self.rows.len() >= ROWS_PER_BATCH {
+            self.flush(session).await?;
+        }
+        Ok(())
+    }
+
+    /// The input ended: its last line need not end with a newline.
+    pub(crate) async fn end_input(&mut self, session: &Session) -> Result<(), NodeError> {
+        self.parse_complete(true)?;
+        self.flush(session).await
+    }
+
     /// Parse every complete row in the buffer (all of it at the end).
     fn parse_complete(&mut self, at_end: bool) -> Result<(), NodeError> {
         match self.format.clone() {
-            Format::Text { delimiter, null } => {
+            Format::Text {
+                delimiter,
+                null,
+                escapes,
+            } => {
                 let end = match self.buf.iter().rposition(|b| *b == b'\n') {
                     Some(p) => p + 1,
                     None if at_end => self.buf.len(),
@@ -608,8 +658,8 @@ impl CopyIn {
                     if line == "\\." {
                         break;
                     }
-                    if self.skip_header {
-                        self.skip_header = false;
+                    if self.skip_lines > 0 {
+                        self.skip_lines -= 1;
                         continue;
                     }
                     let fields: Vec<Option<String>> = line
@@ -617,8 +667,10 @@ impl CopyIn {
                         .map(|f| {
                             if f == null {
                                 None
-                            } else {
+                            } else if escapes {
                                 Some(unescape_text(f))
+                            } else {
+                                Some(f.to_string())
                             }
                         })
                         .collect();
@@ -652,8 +704,8 @@ impl CopyIn {
                     {
                         break;
                     }
-                    if self.skip_header {
-                        self.skip_header = false;
+                    if self.skip_lines > 0 {
+                        self.skip_lines -= 1;
                         continue;
                     }
                     let fields = rec

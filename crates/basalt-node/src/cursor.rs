@@ -207,6 +207,7 @@ impl Session {
             table_attributes: None,
             compression: None,
             predicate_columns: false,
+            copy_parameters: None,
         }))
         .await
     }

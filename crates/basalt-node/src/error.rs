@@ -18,6 +18,9 @@ pub enum NodeError {
     DataFusion(#[from] DataFusionError),
     #[error("{0}")]
     Arrow(#[from] ArrowError),
+    /// Object storage (COPY sources, UNLOAD targets).
+    #[error(transparent)]
+    ObjectStorage(#[from] basalt_io::IoError),
     /// A feature BasaltDB does not support (yet); the message names it.
     #[error("{feature} is not supported")]
     Unsupported { feature: String },
@@ -291,6 +294,7 @@ impl NodeError {
             NodeError::Storage(e) => e.sqlstate(),
             NodeError::DataFusion(e) => df_sqlstate(e),
             NodeError::Arrow(a) => arrow_sqlstate(a),
+            NodeError::ObjectStorage(e) => e.sqlstate(),
             NodeError::Unsupported { .. } => "0A000",
             NodeError::InvalidInput { sqlstate, .. } => sqlstate,
             NodeError::TransactionAborted => "25P02",

@@ -23,6 +23,7 @@ mod ddl;
 mod dml;
 mod error;
 mod leader;
+mod load;
 mod params;
 mod pg;
 mod pg_overlay;

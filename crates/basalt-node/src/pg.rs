@@ -921,6 +921,7 @@ pub(crate) fn parse_fallback(sql: &str) -> Option<Vec<ParsedStatement>> {
                 table_attributes: None,
                 compression: None,
                 predicate_columns: false,
+                copy_parameters: None,
             })
             .collect(),
     )

@@ -702,7 +702,10 @@ impl Session {
             Statement::Insert(_) | Statement::Delete(_) | Statement::Update(_) => {
                 self.dml(ps).await
             }
-            Statement::Copy { .. } => self.copy(&ps.statement).await,
+            Statement::Copy { .. } => match &ps.copy_parameters {
+                Some(params) => self.copy_from_location(&ps.statement, params).await,
+                None => self.copy(&ps.statement).await,
+            },
             Statement::Analyze(a) => match &ps.compression {
                 Some(c) => self.analyze_compression(a, c.comprows).await,
                 None => self.analyze(a, ps.predicate_columns).await,

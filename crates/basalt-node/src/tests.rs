@@ -1726,6 +1726,76 @@ async fn network_steps_record_the_rows_they_move() {
     leader.stop_compute().await;
 }
 
+/// COPY from a local path prefix: every file whose path starts with it, Redshift's delimited
+/// text (pipe, `\N`, backslashes literal) or CSV, GZIP, IGNOREHEADER in every file, all in one
+/// transaction: a bad row in any file leaves nothing of the COPY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_loads_every_file_under_a_prefix_in_one_transaction() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table t (a int, b varchar(10), c date) distkey(a)",
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().display().to_string();
+    let write = |name: &str, text: &[u8]| std::fs::write(data.path().join(name), text).unwrap();
+    write("t_0.txt", b"a|b|c\n1|one|2024-01-01\n2|\\N|2024-01-02\n");
+    // No newline at the end; a backslash is data without ESCAPE.
+    write("t_1.txt", b"a|b|c\n3|th\\ree|2024-01-03");
+    write("other.txt", b"9|nine|2024-01-09\n");
+    exec(&mut s, &format!("copy t from '{d}/t_' ignoreheader 1")).await;
+    let rows = query(&mut s, "select a, b, c from t order by a").await;
+    assert!(rows.contains("| 2 |        | 2024-01-02 |"), "{rows}");
+    assert!(rows.contains(r"| 3 | th\ree | 2024-01-03 |"), "{rows}");
+    assert!(!rows.contains("nine"), "{rows}");
+
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+    gz.write_all(b"4,\"f,our\",2024-01-04\n5,,2024-01-05\n")
+        .unwrap();
+    write("csv_0.gz", &gz.finish().unwrap());
+    exec(
+        &mut s,
+        &format!("copy t (a, b, c) from 'file://{d}/csv_' format as csv gzip compupdate off"),
+    )
+    .await;
+    let rows = query(
+        &mut s,
+        "select count(*) as n, max(b) as b from t where a >= 4",
+    )
+    .await;
+    assert!(rows.contains("| 2 | f,our |"), "{rows}");
+
+    // The second file's bad date fails the COPY: the first file's row is not visible.
+    write("bad_0.txt", b"6|six|2024-01-06\n");
+    write("bad_1.txt", b"7|seven|not a date\n");
+    assert_eq!(
+        err(&mut s, &format!("copy t from '{d}/bad_'")).await,
+        "22007"
+    );
+    let n = query(&mut s, "select count(*) as n from t").await;
+    assert!(n.contains("| 5 |"), "{n}");
+    // Errors name what is wrong.
+    assert_eq!(
+        err(&mut s, &format!("copy t from '{d}/nothing_here'")).await,
+        "58P01"
+    );
+    assert_eq!(
+        err(&mut s, &format!("copy t from '{d}/t_' lzop")).await,
+        "0A000"
+    );
+    assert_eq!(err(&mut s, "copy t from 'http://host/x'").await, "22023");
+    let mut outs = s.execute(&format!("copy t from '{d}/t_'")).await;
+    let Some(Err(e)) = outs.pop() else {
+        panic!("the header line is not a row")
+    };
+    assert!(e.to_string().contains("t_0.txt"), "{e}");
+    leader.stop_compute().await;
+}
+
 /// DISTSTYLE AUTO: a table is ALL while small; past the threshold the leader moves it in
 /// one transaction, to KEY on a one-column primary key or else to EVEN, and records it in
 /// SVL_AUTO_WORKER_ACTION. Rows and answers are the same before and after, and later

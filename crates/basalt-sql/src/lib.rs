@@ -17,7 +17,7 @@ mod parser;
 pub use dialect::BasaltDialect;
 pub use error::SqlError;
 pub use parser::{
-    ColumnAttribute, CompressionAnalysis, ParsedStatement, SortKeyAttr, SortKeyStyle,
-    TableAttributes, column_attribute, parse,
+    ColumnAttribute, CompressionAnalysis, CopyParameter, ParsedStatement, SortKeyAttr,
+    SortKeyStyle, TableAttributes, column_attribute, parse,
 };
 pub use sqlparser;

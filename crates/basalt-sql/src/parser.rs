@@ -86,7 +86,83 @@ pub struct ParsedStatement {
     pub compression: Option<CompressionAnalysis>,
     /// `ANALYZE ... PREDICATE COLUMNS`.
     pub predicate_columns: bool,
+    /// `COPY t FROM '<location>' <Redshift parameters>`: the parameters, lifted off the
+    /// statement (sqlparser then sees `COPY t FROM '<location>'`).
+    pub copy_parameters: Option<Vec<CopyParameter>>,
 }
+
+/// One parameter of a Redshift `COPY ... FROM '<location>'`, name upper-cased, with its
+/// argument if it has one (`DELIMITER '|'`, `IGNOREHEADER 1`, `COMPUPDATE OFF`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CopyParameter {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+impl std::fmt::Debug for CopyParameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials never reach logs.
+        let secret = matches!(
+            self.name.as_str(),
+            "SECRET_ACCESS_KEY" | "SESSION_TOKEN" | "CREDENTIALS" | "ACCESS_KEY_ID"
+        );
+        match (&self.value, secret) {
+            (Some(_), true) => write!(f, "{} '***'", self.name),
+            (Some(v), false) => write!(f, "{} '{v}'", self.name),
+            (None, _) => write!(f, "{}", self.name),
+        }
+    }
+}
+
+/// Redshift COPY parameters: those that take no argument, and those whose argument is
+/// optional (a word in `words`, or a literal).
+const COPY_FLAGS: &[&str] = &[
+    "CSV",
+    "GZIP",
+    "BZIP2",
+    "ZSTD",
+    "LZOP",
+    "MANIFEST",
+    "PARQUET",
+    "ORC",
+    "AVRO",
+    "BLANKSASNULL",
+    "EMPTYASNULL",
+    "TRUNCATECOLUMNS",
+    "ACCEPTANYDATE",
+    "ESCAPE",
+    "REMOVEQUOTES",
+    "FILLRECORD",
+    "TRIMBLANKS",
+    "ROUNDEC",
+    "EXPLICIT_IDS",
+    "IGNOREBLANKLINES",
+    "NOLOAD",
+    "IGNOREALLERRORS",
+    "ENCRYPTED",
+    "READRATIO",
+];
+const COPY_WITH_VALUE: &[&str] = &[
+    "DELIMITER",
+    "NULL",
+    "QUOTE",
+    "IGNOREHEADER",
+    "MAXERROR",
+    "DATEFORMAT",
+    "TIMEFORMAT",
+    "ACCESS_KEY_ID",
+    "SECRET_ACCESS_KEY",
+    "SESSION_TOKEN",
+    "CREDENTIALS",
+    "IAM_ROLE",
+    "REGION",
+    "FIXEDWIDTH",
+    "ENCODING",
+    "COMPROWS",
+    "MASTER_SYMMETRIC_KEY",
+];
+/// Parameters whose argument may be absent, or a bare word.
+const COPY_OPTIONAL_VALUE: &[&str] = &["JSON", "ACCEPTINVCHARS", "COMPUPDATE", "STATUPDATE"];
 
 /// `ANALYZE COMPRESSION [t [(cols)]] [COMPROWS n]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,6 +189,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
         drop_approximate(&mut stmt_tokens);
         let no_schema_binding = lift_no_schema_binding(&mut stmt_tokens);
         let (compression, predicate_columns) = lift_analyze_options(&mut stmt_tokens)?;
+        let copy_parameters = lift_copy_parameters(&mut stmt_tokens)?;
         let table_attributes = lift_table_attributes(&mut stmt_tokens)?;
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(stmt_tokens);
         let statement = parser
@@ -148,6 +225,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             table_attributes,
             compression,
             predicate_columns,
+            copy_parameters,
         });
     }
     Ok(out)
@@ -302,6 +380,115 @@ fn lift_analyze_options(
         blank(&mut tokens[idx[n - 1]]);
     }
     Ok((None, predicate))
+}
+
+/// `COPY t [(cols)] FROM '<location>' <parameters>`: take the Redshift parameters off the
+/// statement. A COPY from STDIN (Postgres' form) is left as it is.
+fn lift_copy_parameters(
+    tokens: &mut [TokenWithSpan],
+) -> Result<Option<Vec<CopyParameter>>, SqlError> {
+    let idx = significant_indices(tokens);
+    if idx.is_empty() || !word_is(&tokens[idx[0]].token, "COPY") {
+        return Ok(None);
+    }
+    // FROM at the top level (not inside a column list), followed by a string literal.
+    let mut depth = 0;
+    let mut from = None;
+    for (n, &i) in idx.iter().enumerate() {
+        match &tokens[i].token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            t if depth == 0 && word_is(t, "FROM") => {
+                from = Some(n);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some(from) = from else { return Ok(None) };
+    match idx.get(from + 1).map(|&i| &tokens[i].token) {
+        Some(Token::SingleQuotedString(_)) => {}
+        _ => return Ok(None),
+    }
+    let syntax = |message: String| SqlError::Syntax {
+        message,
+        position: None,
+    };
+    let literal = |t: &Token| match t {
+        Token::SingleQuotedString(s) => Some(s.clone()),
+        Token::Number(n, _) => Some(n.clone()),
+        _ => None,
+    };
+    let rest = &idx[from + 2..];
+    let mut params = vec![];
+    let mut k = 0;
+    while k < rest.len() {
+        let token = &tokens[rest[k]].token;
+        k += 1;
+        let name = match token {
+            Token::Comma => continue,
+            Token::Word(w) => w.value.to_ascii_uppercase(),
+            other => return Err(syntax(format!("COPY: unexpected {other}"))),
+        };
+        // `[WITH] CREDENTIALS`, `FORMAT [AS] x`: keywords that only introduce the next one.
+        if name == "WITH" || name == "FORMAT" {
+            if k < rest.len() && word_is(&tokens[rest[k]].token, "AS") {
+                k += 1;
+            }
+            continue;
+        }
+        let skip_as = |k: &mut usize| {
+            if *k < rest.len() && word_is(&tokens[rest[*k]].token, "AS") {
+                *k += 1;
+            }
+        };
+        let name_str = name.as_str();
+        if COPY_FLAGS.contains(&name_str) {
+            params.push(CopyParameter { name, value: None });
+            continue;
+        }
+        if COPY_WITH_VALUE.contains(&name_str) {
+            skip_as(&mut k);
+            let value = rest.get(k).and_then(|&i| match &tokens[i].token {
+                Token::Word(w) if name_str == "IAM_ROLE" || name_str == "ENCODING" => {
+                    Some(w.value.clone())
+                }
+                t => literal(t),
+            });
+            let Some(value) = value else {
+                return Err(syntax(format!("COPY {name} needs an argument")));
+            };
+            k += 1;
+            params.push(CopyParameter {
+                name,
+                value: Some(value),
+            });
+            continue;
+        }
+        if COPY_OPTIONAL_VALUE.contains(&name_str) {
+            skip_as(&mut k);
+            let value = rest.get(k).and_then(|&i| match &tokens[i].token {
+                Token::Word(w)
+                    if ["ON", "OFF", "TRUE", "FALSE", "PRESET"]
+                        .contains(&w.value.to_ascii_uppercase().as_str()) =>
+                {
+                    Some(w.value.to_ascii_uppercase())
+                }
+                t => literal(t),
+            });
+            if value.is_some() {
+                k += 1;
+            }
+            params.push(CopyParameter { name, value });
+            continue;
+        }
+        return Err(syntax(format!("COPY parameter {name} is not recognized")));
+    }
+    // sqlparser sees `COPY t [(cols)] FROM '<location>'`.
+    for &i in rest {
+        tokens[i].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+    }
+    Ok(Some(params))
 }
 
 /// Redshift's late-binding views end with `WITH NO SCHEMA BINDING`, which sqlparser accepts
@@ -528,6 +715,43 @@ fn paren_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redshift_copy_parameters_are_lifted() {
+        let p = parse(
+            "COPY s.t (a, b) FROM 's3://b/p/x' ACCESS_KEY_ID 'AK' SECRET_ACCESS_KEY 'SK' \
+             FORMAT AS CSV QUOTE AS '%' DELIMITER ',' IGNOREHEADER 1 NULL AS 'nil' GZIP \
+             MAXERROR 10 COMPUPDATE OFF ACCEPTINVCHARS REGION 'eu-west-1' IAM_ROLE default",
+        )
+        .unwrap();
+        assert!(matches!(p[0].statement, Statement::Copy { .. }));
+        let params = p[0].copy_parameters.as_ref().unwrap();
+        let get = |n: &str| {
+            params
+                .iter()
+                .find(|x| x.name == n)
+                .unwrap_or_else(|| panic!("{n} in {params:?}"))
+                .value
+                .clone()
+        };
+        assert_eq!(get("QUOTE").as_deref(), Some("%"));
+        assert_eq!(get("IGNOREHEADER").as_deref(), Some("1"));
+        assert_eq!(get("NULL").as_deref(), Some("nil"));
+        assert_eq!(get("COMPUPDATE").as_deref(), Some("OFF"));
+        assert_eq!(get("ACCEPTINVCHARS"), None);
+        assert_eq!(get("CSV"), None);
+        assert_eq!(get("GZIP"), None);
+        assert_eq!(get("IAM_ROLE").as_deref(), Some("default"));
+        let shown = format!("{params:?}");
+        assert!(!shown.contains("SK") && !shown.contains("'AK'"), "{shown}");
+        // Postgres' COPY FROM STDIN is sqlparser's.
+        let p = parse("COPY t FROM STDIN WITH (FORMAT csv)").unwrap();
+        assert!(p[0].copy_parameters.is_none());
+        let e = parse("COPY t FROM 's3://b/p' BOGUS 1").unwrap_err();
+        assert!(e.to_string().contains("BOGUS"), "{e}");
+        let e = parse("COPY t FROM 's3://b/p' DELIMITER").unwrap_err();
+        assert!(e.to_string().contains("DELIMITER"), "{e}");
+    }
 
     #[test]
     fn redshift_analyze_forms() {

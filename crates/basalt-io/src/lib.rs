@@ -1,0 +1,437 @@
+//! # basalt-io — object storage for COPY and UNLOAD
+//!
+//! Stage on the query path: **load / export**. A COPY source or an UNLOAD target is a
+//! [`Location`]: `s3://bucket/prefix` on any S3-compatible endpoint, or a local path
+//! (`/dir/prefix`, `file:///dir/prefix`). Both go through the `object_store` crate, so the
+//! same code lists, reads and writes them:
+//!
+//! ```text
+//!  COPY t FROM 's3://b/p' ACCESS_KEY_ID .. GZIP
+//!     │  S3Settings: environment (AWS_*) < config file < the statement's credentials
+//!     ▼  Storage::open(location) -> object_store (S3 path-style, or the local file system)
+//!  Storage::list_prefix  -> every object whose key starts with the prefix (Redshift's rule)
+//!  Storage::read         -> the object's bytes as a stream, decompressed (GZIP/BZIP2/ZSTD)
+//! ```
+//!
+//! Secrets never leave [`S3Settings`] in text: its `Debug` shows whether they are set, not
+//! what they are.
+
+mod settings;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use tokio::io::{AsyncRead, BufReader};
+use tokio_util::io::StreamReader;
+
+pub use settings::S3Settings;
+
+/// Errors reaching or reading object storage.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// Not an `s3://` URL or a local path.
+    #[error("invalid location '{location}': {reason}")]
+    InvalidLocation { location: String, reason: String },
+    /// A CREDENTIALS string that does not parse.
+    #[error("invalid credentials: {0}")]
+    Credentials(String),
+    /// The store refused or failed a request.
+    #[error("{url}: {source}")]
+    Store {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// Reading (or decompressing) an object's bytes failed.
+    #[error("{url}: {source}")]
+    Read {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl IoError {
+    /// The Postgres SQLSTATE of the error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            IoError::InvalidLocation { .. } | IoError::Credentials(_) => "22023",
+            _ if self.is_not_found() => "58P01",
+            _ if self.is_denied() => "42501",
+            IoError::Store { .. } | IoError::Read { .. } => "58030",
+        }
+    }
+
+    /// The object (or bucket) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            IoError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
+
+    /// The store refused the credentials.
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self,
+            IoError::Store {
+                source: object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// Where a COPY reads or an UNLOAD writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `s3://bucket/key-prefix`.
+    S3 { bucket: String, key: String },
+    /// A local path (absolute after parsing), given as a path or a `file://` URL.
+    Local { path: PathBuf },
+}
+
+impl Location {
+    /// Parse `s3://bucket/prefix`, `file:///path` or a path; relative paths are taken from
+    /// the server's working directory.
+    pub fn parse(text: &str) -> Result<Location, IoError> {
+        let invalid = |reason: &str| IoError::InvalidLocation {
+            location: text.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(invalid("no bucket name"));
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            });
+        }
+        let path = if text.starts_with("file:") {
+            url::Url::parse(text)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .ok_or_else(|| invalid("not a file URL with an absolute path"))?
+        } else if text.contains("://") {
+            return Err(invalid(
+                "only s3:// URLs, file:// URLs and local paths are read",
+            ));
+        } else {
+            let p = PathBuf::from(text);
+            if p.is_absolute() {
+                p
+            } else {
+                std::env::current_dir()
+                    .map_err(|e| invalid(&e.to_string()))?
+                    .join(p)
+            }
+        };
+        Ok(Location::Local { path })
+    }
+
+    /// The location as a URL: `s3://bucket/key` or `file:///path`.
+    pub fn url(&self) -> String {
+        match self {
+            Location::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+            Location::Local { path } => format!("file://{}", path.display()),
+        }
+    }
+}
+
+/// File compression of a COPY source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Bzip2,
+    Zstd,
+}
+
+/// One object a COPY reads: its URL, key, size and entity tag (for the load ledger).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFile {
+    pub url: String,
+    pub path: ObjectPath,
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+/// A decompressed stream of an object's bytes.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A bucket (or the local file system) and a location in it.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    location: Location,
+}
+
+/// Retries of a failed request: few and short, so a wrong endpoint fails a statement in
+/// seconds rather than minutes.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+impl Storage {
+    /// The store holding `location`, reached with `settings` (S3 only).
+    pub fn open(location: &Location, settings: &S3Settings) -> Result<Storage, IoError> {
+        let store: Arc<dyn ObjectStore> = match location {
+            Location::Local { .. } => Arc::new(LocalFileSystem::new()),
+            Location::S3 { bucket, .. } => {
+                let mut b = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(settings.region.as_deref().unwrap_or("us-east-1"))
+                    .with_virtual_hosted_style_request(false)
+                    .with_retry(retry())
+                    .with_client_options(
+                        ClientOptions::new()
+                            .with_connect_timeout(Duration::from_secs(5))
+                            // Big objects stream for longer than any fixed request timeout.
+                            .with_timeout_disabled()
+                            .with_allow_http(
+                                settings
+                                    .endpoint
+                                    .as_deref()
+                                    .is_some_and(|e| e.starts_with("http://")),
+                            ),
+                    );
+                if let Some(e) = &settings.endpoint {
+                    b = b.with_endpoint(e);
+                }
+                if let Some(k) = &settings.access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(s) = &settings.secret_access_key {
+                    b = b.with_secret_access_key(s);
+                }
+                if let Some(t) = &settings.session_token {
+                    b = b.with_token(t);
+                }
+                if settings.access_key_id.is_none() {
+                    // No credentials: anonymous requests (public buckets, local test servers).
+                    b = b.with_skip_signature(true);
+                }
+                Arc::new(b.build().map_err(|source| IoError::Store {
+                    url: location.url(),
+                    source,
+                })?)
+            }
+        };
+        Ok(Storage {
+            store,
+            location: location.clone(),
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The location's key (or absolute path) in its store.
+    fn key(&self) -> Result<String, IoError> {
+        match &self.location {
+            Location::S3 { key, .. } => Ok(key.clone()),
+            Location::Local { path } => {
+                let p =
+                    ObjectPath::from_absolute_path(path).map_err(|e| IoError::InvalidLocation {
+                        location: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                // A trailing separator names a directory prefix.
+                let trailing = path.to_string_lossy().ends_with('/');
+                Ok(if trailing {
+                    format!("{p}/")
+                } else {
+                    p.to_string()
+                })
+            }
+        }
+    }
+
+    fn url_of(&self, path: &ObjectPath) -> String {
+        match &self.location {
+            Location::S3 { bucket, .. } => format!("s3://{bucket}/{path}"),
+            Location::Local { .. } => format!("file:///{path}"),
+        }
+    }
+
+    /// Every object whose key starts with the location's key (Redshift's prefix rule:
+    /// `data/part` matches `data/part-0.csv` and `data/part/x.csv`), in key order.
+    pub async fn list_prefix(&self) -> Result<Vec<ObjectFile>, IoError> {
+        let prefix = self.key()?;
+        // object_store lists whole path segments: list the prefix's directory, then keep
+        // the keys that start with the prefix.
+        let dir = prefix.rfind('/').map(|i| ObjectPath::from(&prefix[..i]));
+        let mut files: Vec<ObjectFile> = self
+            .store
+            .list(dir.as_ref())
+            .map_err(|source| IoError::Store {
+                url: self.location.url(),
+                source,
+            })
+            .try_filter_map(|meta| {
+                let key = meta.location.to_string();
+                let keep = key.starts_with(&prefix);
+                async move {
+                    Ok(keep.then(|| ObjectFile {
+                        url: String::new(),
+                        path: meta.location,
+                        size: meta.size,
+                        etag: meta.e_tag,
+                    }))
+                }
+            })
+            .try_collect()
+            .await
+            .or_else(|e| match e {
+                // A local prefix whose directory does not exist matches nothing.
+                IoError::Store {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                } if matches!(self.location, Location::Local { .. }) => Ok(vec![]),
+                e => Err(e),
+            })?;
+        files.sort_by(|a, b| a.path.as_ref().cmp(b.path.as_ref()));
+        for f in &mut files {
+            f.url = self.url_of(&f.path);
+        }
+        Ok(files)
+    }
+
+    /// The bytes of `file`, decompressed.
+    pub async fn read(
+        &self,
+        file: &ObjectFile,
+        compression: Compression,
+    ) -> Result<ObjectReader, IoError> {
+        let got = self
+            .store
+            .get(&file.path)
+            .await
+            .map_err(|source| IoError::Store {
+                url: file.url.clone(),
+                source,
+            })?;
+        let bytes = got
+            .into_stream()
+            .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+        let raw = BufReader::with_capacity(1 << 20, StreamReader::new(bytes));
+        use async_compression::tokio::bufread::{BzDecoder, GzipDecoder, ZstdDecoder};
+        Ok(match compression {
+            Compression::None => Box::pin(raw),
+            Compression::Gzip => {
+                let mut d = GzipDecoder::new(raw);
+                // `cat a.gz b.gz` is one valid gzip file.
+                d.multiple_members(true);
+                Box::pin(d)
+            }
+            Compression::Bzip2 => {
+                let mut d = BzDecoder::new(raw);
+                d.multiple_members(true);
+                Box::pin(d)
+            }
+            Compression::Zstd => {
+                let mut d = ZstdDecoder::new(raw);
+                d.multiple_members(true);
+                Box::pin(d)
+            }
+        })
+    }
+
+    /// Write `bytes` to `key` under this store (tests and UNLOAD).
+    pub async fn put(&self, path: &ObjectPath, bytes: bytes::Bytes) -> Result<(), IoError> {
+        self.store
+            .put(path, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|source| IoError::Store {
+                url: self.url_of(path),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn locations_parse() {
+        assert_eq!(
+            Location::parse("s3://bucket/a/b").unwrap(),
+            Location::S3 {
+                bucket: "bucket".into(),
+                key: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/x").unwrap(),
+            Location::Local {
+                path: "/tmp/x".into()
+            }
+        );
+        assert!(Location::parse("s3:///key").is_err());
+        assert!(Location::parse("http://host/x").is_err());
+    }
+
+    #[tokio::test]
+    async fn local_prefix_lists_matching_files_and_reads_them_decompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("part-0.csv"), "a\n").unwrap();
+        std::fs::create_dir(dir.path().join("part")).unwrap();
+        std::fs::write(dir.path().join("part/1.csv"), "b\n").unwrap();
+        std::fs::write(dir.path().join("other.csv"), "c\n").unwrap();
+        let mut gz = async_compression::tokio::write::GzipEncoder::new(vec![]);
+        tokio::io::AsyncWriteExt::write_all(&mut gz, b"zipped\n")
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::shutdown(&mut gz).await.unwrap();
+        std::fs::write(dir.path().join("z.gz"), gz.into_inner()).unwrap();
+
+        let loc = Location::parse(&format!("{}/part", dir.path().display())).unwrap();
+        let storage = Storage::open(&loc, &S3Settings::default()).unwrap();
+        let files = storage.list_prefix().await.unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.path.filename().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["part-0.csv", "1.csv"].map(String::from).to_vec());
+        assert!(files[0].url.starts_with("file:///"));
+
+        let loc = Location::parse(&format!("{}/z.gz", dir.path().display())).unwrap();
+        let storage = Storage::open(&loc, &S3Settings::default()).unwrap();
+        let files = storage.list_prefix().await.unwrap();
+        let mut text = String::new();
+        storage
+            .read(&files[0], Compression::Gzip)
+            .await
+            .unwrap()
+            .read_to_string(&mut text)
+            .await
+            .unwrap();
+        assert_eq!(text, "zipped\n");
+
+        let missing = Location::parse(&format!("{}/nope/x", dir.path().display())).unwrap();
+        let storage = Storage::open(&missing, &S3Settings::default()).unwrap();
+        assert!(storage.list_prefix().await.unwrap().is_empty());
+    }
+}
