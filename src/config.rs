@@ -38,6 +38,24 @@ pub struct ServerConfig {
     pub internal_listen: String,
     /// The secret every internal request carries (`basalt leader` and `basalt compute`).
     pub cluster_secret: Option<String>,
+    /// S3 endpoint (`http(s)://host:port`) for COPY and UNLOAD; the `AWS_ENDPOINT_URL(_S3)`
+    /// environment variable overrides it, as the other `aws_*` keys are by `AWS_*`.
+    pub aws_endpoint_url: Option<String>,
+    pub aws_region: Option<String>,
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<Secret>,
+    pub aws_session_token: Option<Secret>,
+}
+
+/// A configured secret: read from the file like a string, never shown by `Debug`.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 impl Default for ServerConfig {
@@ -58,6 +76,11 @@ impl Default for ServerConfig {
             auto_all_max_rows: basalt_node::DEFAULT_AUTO_ALL_MAX_ROWS,
             internal_listen: "127.0.0.1:5440".into(),
             cluster_secret: None,
+            aws_endpoint_url: None,
+            aws_region: None,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            aws_session_token: None,
         }
     }
 }
@@ -159,6 +182,13 @@ impl ServerConfig {
             .then(|| std::time::Duration::from_secs(self.auto_vacuum_seconds.into()));
         c.cluster_secret = self.cluster_secret.clone();
         c.auto_all_max_rows = self.auto_all_max_rows;
+        c.s3 = basalt_io::S3Settings {
+            endpoint: self.aws_endpoint_url.clone(),
+            region: self.aws_region.clone(),
+            access_key_id: self.aws_access_key_id.clone(),
+            secret_access_key: self.aws_secret_access_key.as_ref().map(|s| s.0.clone()),
+            session_token: self.aws_session_token.as_ref().map(|s| s.0.clone()),
+        };
         c
     }
 }
@@ -192,6 +222,23 @@ mod tests {
             .unwrap();
         assert_eq!(c.port, 7000);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn s3_settings_come_from_the_file_and_stay_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        std::fs::write(
+            &path,
+            "aws_endpoint_url = \"http://127.0.0.1:9000\"\naws_access_key_id = \"AK\"\n\
+             aws_secret_access_key = \"s3cr3t\"\n",
+        )
+        .unwrap();
+        let c = ServerConfig::from_file(&path).unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let s3 = c.leader_config().s3;
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.secret_access_key.as_deref(), Some("s3cr3t"));
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub struct ClusterBuilder {
     port: u16,
     password: Option<String>,
     auth: Option<AuthMethod>,
+    s3: basalt_io::S3Settings,
 }
 
 impl Default for ClusterBuilder {
@@ -67,6 +68,7 @@ impl Default for ClusterBuilder {
             port: 0,
             password: None,
             auth: None,
+            s3: Default::default(),
         }
     }
 }
@@ -102,6 +104,11 @@ impl ClusterBuilder {
         self.auth = Some(auth);
         self
     }
+    /// S3 endpoint and credentials for COPY and UNLOAD (under the `AWS_*` environment).
+    pub fn s3(mut self, settings: basalt_io::S3Settings) -> Self {
+        self.s3 = settings;
+        self
+    }
 
     /// Start the leader, the compute nodes and the Postgres listener.
     pub async fn start(self) -> Result<Cluster, Error> {
@@ -127,6 +134,7 @@ impl ClusterBuilder {
             (None, None) => AuthMethod::Trust,
         };
         config.password = self.password;
+        config.s3 = self.s3;
         let leader = Leader::open(config)?;
         let addr = format!("{}:{}", self.host, self.port);
         let server = basalt_pgwire::PgServer::bind(leader.clone(), &addr)

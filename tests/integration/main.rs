@@ -6,5 +6,6 @@ mod crash;
 mod durability;
 mod processes;
 mod psql;
+mod s3;
 mod slt;
 mod tpch;

@@ -71,26 +71,47 @@ impl IoError {
 
     /// The object (or bucket) does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
+        match self {
             IoError::Store {
                 source: object_store::Error::NotFound { .. },
                 ..
-            }
-        )
+            } => true,
+            IoError::Store { source, .. } => http_status(source) == Some(404),
+            _ => false,
+        }
     }
 
     /// The store refused the credentials.
     pub fn is_denied(&self) -> bool {
-        matches!(
-            self,
+        match self {
             IoError::Store {
-                source: object_store::Error::PermissionDenied { .. }
+                source:
+                    object_store::Error::PermissionDenied { .. }
                     | object_store::Error::Unauthenticated { .. },
                 ..
-            }
-        )
+            } => true,
+            IoError::Store { source, .. } => matches!(http_status(source), Some(401 | 403)),
+            _ => false,
+        }
     }
+}
+
+/// The HTTP status of a failed S3 request that object_store reports as a generic error (its
+/// list requests do): the status is only in the text of the error's source, whose type is
+/// private to object_store.
+fn http_status(e: &object_store::Error) -> Option<u16> {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        let text = err.to_string();
+        if let Some(at) = text.find("status code: ") {
+            let code = &text[at + "status code: ".len()..];
+            if let Some(n) = code.get(..3).and_then(|c| c.parse().ok()) {
+                return Some(n);
+            }
+        }
+        source = err.source();
+    }
+    None
 }
 
 /// Where a COPY reads or an UNLOAD writes.

@@ -43,6 +43,9 @@ pub struct LeaderConfig {
     /// With compute nodes in processes of their own (`basalt leader`): the address of the
     /// leader's internal server, where they register. `None`: the nodes run in this process.
     pub internal_listen: Option<String>,
+    /// S3 endpoint and credentials from the config file, under the `AWS_*` environment and
+    /// a statement's own credentials.
+    pub s3: basalt_io::S3Settings,
 }
 
 impl LeaderConfig {
@@ -61,6 +64,7 @@ impl LeaderConfig {
             internal_tls: None,
             auto_all_max_rows: crate::autodist::DEFAULT_AUTO_ALL_MAX_ROWS,
             auto_dist_interval: Some(std::time::Duration::from_secs(30)),
+            s3: Default::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  parameters (basalt-sql lifts them) -> LoadOptions
-//!  S3Settings: AWS_* environment < the statement's credentials / REGION
+//!  S3Settings: config file < AWS_* environment < the statement's credentials / REGION
 //!  basalt-io: list the prefix -> read each object (GZIP/BZIP2/ZSTD) -> CopyIn (the parser of
 //!             COPY FROM STDIN) -> TableWriter (conform, place, write segments)
 //! ```
@@ -185,7 +185,12 @@ impl Session {
         };
         let opts = LoadOptions::parse(params)?;
         let location = Location::parse(filename)?;
-        let settings = S3Settings::from_env().overlaid_with(&opts.settings);
+        let settings = self
+            .leader
+            .config()
+            .s3
+            .overlaid_with(&S3Settings::from_env())
+            .overlaid_with(&opts.settings);
         let storage = Storage::open(&location, &settings)?;
         let files = storage.list_prefix().await?;
         if files.is_empty() {
