@@ -8,8 +8,10 @@
 
 use std::sync::Arc;
 
+use basalt_catalog::TableMeta;
 use basalt_sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
+    Statement,
 };
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -345,14 +347,7 @@ impl Session {
         else {
             return Err(NodeError::unsupported("COPY (query) FROM"));
         };
-        let state = self.txn_mut().txn.state().clone();
-        let table = self.resolve_table(&state, table_name)?;
-        let targets: Vec<String> = if columns.is_empty() {
-            table.columns.iter().map(|c| c.name.clone()).collect()
-        } else {
-            columns.iter().map(ident_name).collect()
-        };
-        let plan = self.column_plan(&table, &targets).await?;
+        let (table, targets, plan) = self.copy_target(table_name, columns).await?;
         // FORCE_NOT_NULL / FORCE_NULL columns → flags per target column.
         let flags = |cols: &[Ident], what: &str| -> Result<Vec<bool>, NodeError> {
             let mut flags = vec![false; targets.len()];
@@ -409,6 +404,24 @@ impl Session {
         Ok(StatementOutput::CopyIn {
             columns: targets.len(),
         })
+    }
+
+    /// The table a COPY FROM loads, its target columns (all, or those listed) and how each
+    /// table column gets its value.
+    pub(crate) async fn copy_target(
+        &mut self,
+        table_name: &ObjectName,
+        columns: &[Ident],
+    ) -> Result<(TableMeta, Vec<String>, Vec<ColumnSource>), NodeError> {
+        let state = self.txn_mut().txn.state().clone();
+        let table = self.resolve_table(&state, table_name)?;
+        let targets: Vec<String> = if columns.is_empty() {
+            table.columns.iter().map(|c| c.name.clone()).collect()
+        } else {
+            columns.iter().map(ident_name).collect()
+        };
+        let plan = self.column_plan(&table, &targets).await?;
+        Ok((table, targets, plan))
     }
 
     /// `COPY {table [(columns)] | (query)} TO STDOUT`: the rows of the query (for a table,

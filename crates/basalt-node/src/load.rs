@@ -20,7 +20,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::copy::{CopyIn, Format};
 use crate::dml::TableWriter;
-use crate::session::{StatementOutput, ident_name};
+use crate::session::StatementOutput;
 use crate::{NodeError, Session};
 
 /// Bytes read from an object at a time.
@@ -202,14 +202,7 @@ impl Session {
                 ),
             ));
         }
-        let state = self.txn_mut().txn.state().clone();
-        let table = self.resolve_table(&state, table_name)?;
-        let targets: Vec<String> = if columns.is_empty() {
-            table.columns.iter().map(|c| c.name.clone()).collect()
-        } else {
-            columns.iter().map(ident_name).collect()
-        };
-        let plan = self.column_plan(&table, &targets).await?;
+        let (table, targets, plan) = self.copy_target(table_name, columns).await?;
         let writer = TableWriter::new(self, table.id);
         let mut load = CopyIn::new(writer, plan, targets.len(), opts.format(targets.len()));
         let total: u64 = files.iter().map(|f| f.size).sum();
