@@ -503,8 +503,9 @@ pub(crate) fn stl_query(
     batch(stl_query_schema(), rows)
 }
 
-pub(crate) fn stl_scan_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// The columns Redshift's per-step logs (STL_SCAN, STL_DIST, ...) start with.
+fn step_log_fields() -> Vec<Field> {
+    vec![
         Field::new("userid", DataType::Int32, true),
         Field::new("query", DataType::Int32, true),
         Field::new("slice", DataType::Int32, true),
@@ -515,6 +516,12 @@ pub(crate) fn stl_scan_schema() -> SchemaRef {
         Field::new("tasknum", DataType::Int32, true),
         Field::new("rows", DataType::Int64, true),
         Field::new("bytes", DataType::Int64, true),
+    ]
+}
+
+pub(crate) fn stl_scan_schema() -> SchemaRef {
+    let mut fields = step_log_fields();
+    fields.extend([
         Field::new("fetches", DataType::Int64, true),
         Field::new("type", DataType::Int32, true),
         Field::new("tbl", DataType::Int32, true),
@@ -526,7 +533,8 @@ pub(crate) fn stl_scan_schema() -> SchemaRef {
         // BasaltDB's own: blocks (row groups with zone maps) read and skipped.
         Field::new("blocks_read", DataType::Int64, true),
         Field::new("blocks_skipped", DataType::Int64, true),
-    ]))
+    ]);
+    Arc::new(Schema::new(fields))
 }
 
 /// Redshift's STL_SCAN `type` for a scan of a permanent user table.
@@ -570,19 +578,9 @@ pub(crate) fn stl_scan(
 
 /// STL_DIST, STL_BCAST and STL_RETURN: Redshift's columns.
 pub(crate) fn stl_movement_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("userid", DataType::Int32, true),
-        Field::new("query", DataType::Int32, true),
-        Field::new("slice", DataType::Int32, true),
-        Field::new("segment", DataType::Int32, true),
-        Field::new("step", DataType::Int32, true),
-        ts_field("starttime"),
-        ts_field("endtime"),
-        Field::new("tasknum", DataType::Int32, true),
-        Field::new("rows", DataType::Int64, true),
-        Field::new("bytes", DataType::Int64, true),
-        Field::new("packets", DataType::Int64, true),
-    ]))
+    let mut fields = step_log_fields();
+    fields.push(Field::new("packets", DataType::Int64, true));
+    Arc::new(Schema::new(fields))
 }
 
 /// The rows of one of STL_DIST / STL_BCAST / STL_RETURN: per network step and receiving task,

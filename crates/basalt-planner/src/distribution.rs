@@ -136,14 +136,21 @@ fn co_located(
     Ok((hashed(&left, left_keys) && hashed(&right, right_keys)).then_some((left, right)))
 }
 
+/// The column of a one-column key (a join's or a hash partitioning's).
+fn single_column(exprs: &[PhysicalExprRef]) -> Option<&Column> {
+    match exprs {
+        [key] => key.downcast_ref::<Column>(),
+        _ => None,
+    }
+}
+
 /// `plan` hash-partitioned inside its task on its one key, when its rows are placed on their
 /// node by that key (and are not already hash-partitioned on it).
 fn partitioned_in_place(
     plan: &Arc<dyn ExecutionPlan>,
     keys: &[PhysicalExprRef],
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let [key] = keys else { return Ok(None) };
-    let Some(column) = key.downcast_ref::<Column>() else {
+    let Some(column) = single_column(keys) else {
         return Ok(None);
     };
     if matches!(plan.output_partitioning(), Partitioning::Hash(..)) {
@@ -230,10 +237,7 @@ impl PhysicalOptimizerRule for NodeLocalRepartitionRule {
             let Partitioning::Hash(exprs, partitions) = repartition.partitioning() else {
                 return Ok(Transformed::no(node));
             };
-            let [key] = exprs.as_slice() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(column) = key.downcast_ref::<Column>() else {
+            let Some(column) = single_column(exprs) else {
                 return Ok(Transformed::no(node));
             };
             if placed_on(repartition.input()) != Some((column.index(), *partitions)) {
@@ -296,8 +300,7 @@ impl NodeLocalRepartitionExec {
     /// The column hashed and the partition count.
     pub fn key(&self) -> Result<(&Column, usize)> {
         if let Partitioning::Hash(exprs, n) = self.repartition.partitioning()
-            && let [key] = exprs.as_slice()
-            && let Some(column) = key.downcast_ref::<Column>()
+            && let Some(column) = single_column(exprs)
         {
             return Ok((column, *n));
         }
