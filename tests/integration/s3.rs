@@ -231,6 +231,71 @@ async fn copy_from_s3_loads_every_object_under_the_prefix() {
     );
     // Nothing of the failed COPYs is visible, and the session goes on.
     assert_eq!(one(&client, "select count(*) from sales").await, "5");
+
+    // A manifest names files in any bucket; a missing optional file is skipped, a missing
+    // mandatory one fails the COPY.
+    s3.create_bucket("other");
+    s3.put("s3://other/more/m1.txt", b"6|south|60.00\n".to_vec())
+        .await;
+    s3.put(
+        "s3://warehouse/manifests/ok",
+        br#"{"entries": [
+            {"url": "s3://warehouse/sales/part_1.txt", "mandatory": true},
+            {"url": "s3://other/more/m1.txt"},
+            {"url": "s3://other/more/gone.txt", "mandatory": false}]}"#
+            .to_vec(),
+    )
+    .await;
+    s3.put(
+        "s3://warehouse/manifests/missing",
+        br#"{"entries": [{"url": "s3://warehouse/sales/part_1.txt", "mandatory": true},
+            {"url": "s3://other/more/gone.txt", "mandatory": true}]}"#
+            .to_vec(),
+    )
+    .await;
+    let n = client
+        .execute(
+            &format!("copy sales from 's3://warehouse/manifests/ok' {keys} manifest maxerror 1"),
+            &[],
+        )
+        .await
+        .expect("copy with a manifest");
+    // part_1.txt's header line is rejected (no IGNOREHEADER): 2 rows, 1 error.
+    assert_eq!(n, 2);
+    assert_eq!(
+        one(
+            &client,
+            "select count(*), min(err_code) from stl_load_errors where query = pg_last_copy_id()"
+        )
+        .await,
+        "1|1207"
+    );
+    assert_eq!(
+        one(
+            &client,
+            "select count(*) from stl_load_commits where query = pg_last_copy_id()"
+        )
+        .await,
+        "2"
+    );
+    let e = client
+        .execute(
+            &format!("copy sales from 's3://warehouse/manifests/missing' {keys} manifest"),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "58P01", "{e:?}");
+    assert!(e.to_string().contains("gone.txt") || format!("{e:?}").contains("gone.txt"));
+    assert_eq!(one(&client, "select count(*) from sales").await, "7");
+    // The credentials are in no system table: STL_QUERY has the COPYs with them blanked.
+    let texts = one(
+        &client,
+        "select listagg(querytxt, ' ; ') from stl_query where querytxt ilike 'copy%'",
+    )
+    .await;
+    assert!(texts.contains("secret_access_key ''"), "{texts}");
+    assert!(!texts.contains(SECRET_KEY), "{texts}");
     dead.shutdown().await.expect("shutdown");
     cluster.shutdown().await.expect("shutdown");
 }

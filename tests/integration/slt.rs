@@ -214,6 +214,14 @@ async fn run_file(
     if engine == "basalt" {
         runner.add_label("basalt");
     }
+    // COPY's test files.
+    runner.set_var(
+        "COPY_DATA".into(),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/copy")
+            .display()
+            .to_string(),
+    );
     runner.with_normalizer(normalize);
     runner.with_column_validator(remember_types);
     runner.with_validator(validate);

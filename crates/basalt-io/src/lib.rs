@@ -338,6 +338,40 @@ impl Storage {
     }
 
     /// The bytes of `file`, decompressed.
+    /// The object at this location's exact key (not a prefix).
+    pub async fn head(&self) -> Result<ObjectFile, IoError> {
+        let path = ObjectPath::from(self.key()?.as_str());
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|source| IoError::Store {
+                url: self.location.url(),
+                source,
+            })?;
+        Ok(ObjectFile {
+            url: self.url_of(&meta.location),
+            path: meta.location,
+            size: meta.size,
+            etag: meta.e_tag,
+        })
+    }
+
+    /// All of an object's bytes (a manifest, a Parquet file).
+    pub async fn read_all(&self, file: &ObjectFile) -> Result<bytes::Bytes, IoError> {
+        let err = |source| IoError::Store {
+            url: file.url.clone(),
+            source,
+        };
+        self.store
+            .get(&file.path)
+            .await
+            .map_err(err)?
+            .bytes()
+            .await
+            .map_err(err)
+    }
+
     pub async fn read(
         &self,
         file: &ObjectFile,

@@ -8,14 +8,17 @@
 
 use std::sync::Arc;
 
-use basalt_catalog::TableMeta;
+use std::borrow::Cow;
+
+use basalt_catalog::{ColumnMeta, TableMeta};
 use basalt_sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
     Statement,
 };
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
+use crate::convert::{LoadError, Rejects, Rows, Rules, code, convert};
 use crate::dml::{ColumnSource, TableWriter};
 use crate::session::{StatementOutput, ident_name};
 use crate::{NodeError, Session};
@@ -286,15 +289,31 @@ fn check_client_target(target: &CopyTarget, to: bool) -> Result<(), NodeError> {
     }
 }
 
+/// Backslash escapes in delimited text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Escapes {
+    /// Redshift's default: a backslash is data.
+    None,
+    /// Postgres' text format: `\t`, `\n`, `\\`, octal, ...; a backslash before any other
+    /// character stands for that character.
+    Postgres,
+    /// Redshift's ESCAPE: a backslash makes the next character data, whatever it is (a
+    /// delimiter, a newline, a quote, a backslash).
+    Redshift,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Format {
     Text {
         delimiter: u8,
         null: String,
-        /// Backslash escapes (`\t`, `\\`, ...): always in Postgres' text format, only with
-        /// `ESCAPE` in Redshift's delimited format.
-        escapes: bool,
+        escapes: Escapes,
+        /// Redshift's REMOVEQUOTES: a field in double quotes loses them, and a delimiter
+        /// inside them is data.
+        remove_quotes: bool,
     },
+    /// Redshift's FIXEDWIDTH: each field is so many characters of the line.
+    Fixed { widths: Vec<usize>, null: String },
     Csv {
         delimiter: u8,
         quote: u8,
@@ -307,6 +326,22 @@ pub(crate) enum Format {
     },
 }
 
+/// How a Redshift COPY treats its rows: a row that cannot load is rejected (up to MAXERROR)
+/// rather than failing the COPY, and text becomes values under the COPY's conversion rules.
+/// COPY FROM STDIN (Postgres) has none of this: its first bad row fails it.
+pub(crate) struct RedshiftRows {
+    pub rules: Rules,
+    pub rejects: Rejects,
+    /// FILLRECORD: missing trailing fields are empty.
+    pub fill_record: bool,
+    /// ACCEPTINVCHARS: each byte of an invalid UTF-8 sequence becomes this character.
+    pub accept_invchars: Option<char>,
+    /// The table column each input field loads.
+    pub columns: Vec<ColumnMeta>,
+    /// The file being read.
+    pub file: String,
+}
+
 /// An open COPY FROM STDIN (or one file after another of a COPY from object storage).
 pub(crate) struct CopyIn {
     pub(crate) writer: TableWriter,
@@ -316,8 +351,15 @@ pub(crate) struct CopyIn {
     /// Header lines still to skip in the current input.
     pub(crate) skip_lines: u64,
     buf: Vec<u8>,
-    rows: Vec<Vec<Option<String>>>,
-    line: u64,
+    /// The fields of the rows parsed and not yet written, one builder per input column.
+    fields: Vec<StringBuilder>,
+    /// The line each of those rows came from.
+    lines: Vec<u64>,
+    /// Lines read of the current input.
+    pub(crate) line: u64,
+    /// The end-of-data marker `\.` was read: the rest of the input is ignored.
+    ended: bool,
+    pub(crate) redshift: Option<RedshiftRows>,
 }
 
 impl Session {
@@ -347,7 +389,7 @@ impl Session {
         else {
             return Err(NodeError::unsupported("COPY (query) FROM"));
         };
-        let (table, targets, plan) = self.copy_target(table_name, columns).await?;
+        let (table, targets, plan) = self.copy_target(table_name, columns, None).await?;
         // FORCE_NOT_NULL / FORCE_NULL columns → flags per target column.
         let flags = |cols: &[Ident], what: &str| -> Result<Vec<bool>, NodeError> {
             let mut flags = vec![false; targets.len()];
@@ -387,40 +429,56 @@ impl Session {
             Kind::Text | Kind::Binary => Format::Text {
                 delimiter: opts.delimiter,
                 null: opts.null,
-                escapes: true,
+                escapes: Escapes::Postgres,
+                remove_quotes: false,
             },
         };
         let writer = TableWriter::new(self, table.id);
-        self.copy_in = Some(CopyIn {
-            writer,
-            plan,
-            width: targets.len(),
-            format,
-            skip_lines: u64::from(opts.header),
-            buf: vec![],
-            rows: vec![],
-            line: 0,
-        });
+        let mut copy_in = CopyIn::new(writer, plan, targets.len(), format);
+        copy_in.skip_lines = u64::from(opts.header);
+        self.copy_in = Some(copy_in);
         Ok(StatementOutput::CopyIn {
             columns: targets.len(),
         })
     }
 
     /// The table a COPY FROM loads, its target columns (all, or those listed) and how each
-    /// table column gets its value.
+    /// table column gets its value. `explicit_ids` is Redshift's rule for IDENTITY columns
+    /// (None for Postgres' COPY FROM STDIN): without EXPLICIT_IDS they are generated, left out
+    /// of the default column list and refused in a given one.
     pub(crate) async fn copy_target(
         &mut self,
         table_name: &ObjectName,
         columns: &[Ident],
+        explicit_ids: Option<bool>,
     ) -> Result<(TableMeta, Vec<String>, Vec<ColumnSource>), NodeError> {
         let state = self.txn_mut().txn.state().clone();
         let table = self.resolve_table(&state, table_name)?;
+        let generated = |name: &str| {
+            explicit_ids == Some(false) && table.column(name).is_some_and(|c| c.identity.is_some())
+        };
         let targets: Vec<String> = if columns.is_empty() {
-            table.columns.iter().map(|c| c.name.clone()).collect()
+            table
+                .columns
+                .iter()
+                .map(|c| c.name.clone())
+                .filter(|c| !generated(c))
+                .collect()
         } else {
             columns.iter().map(ident_name).collect()
         };
-        let plan = self.column_plan(&table, &targets).await?;
+        if let Some(c) = targets.iter().find(|c| generated(c)) {
+            return Err(NodeError::invalid(
+                "428C9",
+                format!(
+                    "COPY: column \"{c}\" is an IDENTITY column; load values into it with \
+                     EXPLICIT_IDS, or leave it out of the column list"
+                ),
+            ));
+        }
+        let plan = self
+            .column_plan(&table, &targets, explicit_ids == Some(true))
+            .await?;
         Ok((table, targets, plan))
     }
 
@@ -519,13 +577,7 @@ impl Session {
         let Some(mut c) = self.copy_in.take() else {
             return Err(NodeError::invalid("08P01", "no COPY in progress"));
         };
-        c.buf.extend_from_slice(data);
-        let r = c.parse_complete(false);
-        let r = match r {
-            Ok(()) if c.rows.len() >= ROWS_PER_BATCH => c.flush(self).await,
-            other => other,
-        };
-        match r {
+        match c.feed(self, data).await {
             Ok(()) => {
                 self.copy_in = Some(c);
                 Ok(())
@@ -620,8 +672,11 @@ impl CopyIn {
             format,
             skip_lines: 0,
             buf: vec![],
-            rows: vec![],
+            fields: (0..width).map(|_| StringBuilder::new()).collect(),
+            lines: vec![],
             line: 0,
+            ended: false,
+            redshift: None,
         }
     }
 
@@ -629,13 +684,17 @@ impl CopyIn {
     pub(crate) fn next_input(&mut self, skip: u64) {
         self.line = 0;
         self.skip_lines = skip;
+        self.ended = false;
     }
 
     /// Take `data`, writing full batches of rows to the slices.
     pub(crate) async fn feed(&mut self, session: &Session, data: &[u8]) -> Result<(), NodeError> {
+        if self.ended {
+            return Ok(());
+        }
         self.buf.extend_from_slice(data);
         self.parse_complete(false)?;
-        if self.rows.len() >= ROWS_PER_BATCH {
+        if self.lines.len() >= ROWS_PER_BATCH {
             self.flush(session).await?;
         }
         Ok(())
@@ -649,82 +708,66 @@ impl CopyIn {
 
     /// Parse every complete row in the buffer (all of it at the end).
     fn parse_complete(&mut self, at_end: bool) -> Result<(), NodeError> {
-        match self.format.clone() {
-            Format::Text {
-                delimiter,
-                null,
-                escapes,
-            } => {
-                let end = match self.buf.iter().rposition(|b| *b == b'\n') {
-                    Some(p) => p + 1,
-                    None if at_end => self.buf.len(),
-                    None => return Ok(()),
-                };
-                let chunk: Vec<u8> = self.buf.drain(..end).collect();
-                let text = self.utf8(&chunk)?;
-                for line in text.split('\n') {
-                    let line = line.strip_suffix('\r').unwrap_or(line);
-                    if line.is_empty() {
-                        continue;
-                    }
-                    self.line += 1;
-                    if line == "\\." {
-                        break;
-                    }
-                    if self.skip_lines > 0 {
-                        self.skip_lines -= 1;
-                        continue;
-                    }
-                    let fields: Vec<Option<String>> = line
-                        .split(delimiter as char)
-                        .map(|f| {
-                            if f == null {
-                                None
-                            } else if escapes {
-                                Some(unescape_text(f))
-                            } else {
-                                Some(f.to_string())
-                            }
-                        })
-                        .collect();
-                    self.push_row(fields)?;
-                }
-            }
-            Format::Csv {
-                delimiter,
-                quote,
-                escape,
-                null,
-                force_not_null,
-                force_null,
-            } => {
-                let (records, end) = split_csv(&self.buf, delimiter, quote, escape, at_end)
-                    .map_err(|e| {
-                        NodeError::invalid(
-                            "22P04",
-                            format!("COPY CSV, line {}: {e}", self.line + e.record + 1),
-                        )
-                    })?;
-                let chunk: Vec<u8> = self.buf.drain(..end).collect();
-                // The chunk is valid UTF-8 and the special characters are ASCII, so every
-                // field is too; checking the whole chunk reports the line of a bad byte.
-                self.utf8(&chunk)?;
-                for rec in records {
-                    self.line += 1;
-                    if let [f] = rec.as_slice()
-                        && !f.quoted
-                        && f.text == b"\\."
-                    {
-                        break;
-                    }
-                    if self.skip_lines > 0 {
-                        self.skip_lines -= 1;
-                        continue;
-                    }
-                    let fields = rec
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, f)| {
+        if self.ended {
+            self.buf.clear();
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let used =
+            match self.format.clone() {
+                Format::Text {
+                    delimiter,
+                    null,
+                    escapes,
+                    remove_quotes,
+                } => self.parse_text(&buf, at_end, |line, out| {
+                    split_text(line, delimiter, escapes, remove_quotes, |raw, escaped| {
+                        out.push(if raw == null {
+                            None
+                        } else if escaped {
+                            Some(Cow::Owned(unescape(raw, escapes)))
+                        } else {
+                            Some(Cow::Borrowed(raw))
+                        });
+                    })
+                })?,
+                Format::Fixed { widths, null } => self.parse_text(&buf, at_end, |line, out| {
+                    split_fixed(line, &widths, |raw| {
+                        out.push((raw != null).then_some(Cow::Borrowed(raw)));
+                    })
+                })?,
+                Format::Csv {
+                    delimiter,
+                    quote,
+                    escape,
+                    null,
+                    force_not_null,
+                    force_null,
+                } => {
+                    let (records, end) = split_csv(&buf, delimiter, quote, escape, at_end)
+                        .map_err(|e| {
+                            NodeError::invalid(
+                                "22P04",
+                                format!("COPY CSV, line {}: {e}", self.line + e.record + 1),
+                            )
+                        })?;
+                    let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(self.width);
+                    for rec in &records {
+                        self.line += 1;
+                        if let [f] = rec.as_slice()
+                            && !f.quoted
+                            && f.text == b"\\."
+                        {
+                            self.ended = true;
+                            break;
+                        }
+                        if self.skip_lines > 0 {
+                            self.skip_lines -= 1;
+                            continue;
+                        }
+                        fields.clear();
+                        let mut bad = None;
+                        for (i, f) in rec.iter().enumerate() {
                             // As Postgres: only an unquoted field is the NULL string, unless
                             // FORCE_NOT_NULL; with FORCE_NULL a quoted one is too.
                             let is_null = if !f.quoted && f.text == null.as_bytes() {
@@ -735,63 +778,213 @@ impl CopyIn {
                                     && force_null.get(i).copied().unwrap_or(false)
                             };
                             if is_null {
-                                Ok(None)
-                            } else {
-                                String::from_utf8(f.text).map(Some)
+                                fields.push(None);
+                                continue;
                             }
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| self.utf8_error(&e.utf8_error()))?;
-                    self.push_row(fields)?;
+                            match std::str::from_utf8(&f.text) {
+                                Ok(s) => fields.push(Some(Cow::Borrowed(s))),
+                                Err(e) => {
+                                    bad = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        if let Some(e) = bad {
+                            let raw = csv_raw_line(rec, delimiter);
+                            match self.invalid_utf8(&raw, e)? {
+                                // Re-read the record with its bytes replaced.
+                                Some(fixed) => {
+                                    fields.clear();
+                                    fields.extend(
+                                        fixed
+                                            .split(delimiter as char)
+                                            .map(|f| Some(Cow::Owned(f.to_string()))),
+                                    );
+                                    if fields.len() != rec.len() {
+                                        fields.clear();
+                                        fields.extend(rec.iter().map(|f| {
+                                            Some(Cow::Owned(self.replace_invalid(&f.text)))
+                                        }));
+                                    }
+                                }
+                                None => continue,
+                            }
+                        }
+                        let raw = if self.redshift.is_some() {
+                            csv_raw_line(rec, delimiter)
+                        } else {
+                            vec![]
+                        };
+                        self.push_row(&raw, &mut fields)?;
+                    }
+                    end
                 }
-            }
+            };
+        if !self.ended {
+            self.buf = buf[used..].to_vec();
         }
         Ok(())
     }
 
-    fn utf8<'a>(&self, chunk: &'a [u8]) -> Result<&'a str, NodeError> {
-        std::str::from_utf8(chunk).map_err(|e| self.utf8_error(&e))
-    }
-
-    fn utf8_error(&self, e: &std::str::Utf8Error) -> NodeError {
-        NodeError::invalid(
-            "22021",
-            format!(
-                "invalid byte sequence for encoding \"UTF8\" near line {}: {e}",
-                self.line + 1
-            ),
-        )
-    }
-
-    fn push_row(&mut self, fields: Vec<Option<String>>) -> Result<(), NodeError> {
-        if fields.len() != self.width {
-            return Err(NodeError::invalid(
-                "22P04",
-                format!(
-                    "COPY line {}: expected {} columns, found {}",
-                    self.line,
-                    self.width,
-                    fields.len()
-                ),
-            ));
+    /// Parse the complete lines of text at the start of `buf`, each split into fields by
+    /// `split`; returns the bytes they span.
+    fn parse_text<'b>(
+        &mut self,
+        buf: &'b [u8],
+        at_end: bool,
+        split: impl for<'l> Fn(&'l str, &mut Vec<Option<Cow<'l, str>>>),
+    ) -> Result<usize, NodeError> {
+        let escapes = match &self.format {
+            Format::Text { escapes, .. } => *escapes,
+            _ => Escapes::None,
+        };
+        let mut pos = 0;
+        while pos < buf.len() {
+            let rest = &buf[pos..];
+            let (mut line, next) = match line_end(rest, escapes != Escapes::None) {
+                Some(end) => (&rest[..end], end + 1),
+                None if at_end => (rest, rest.len()),
+                None => break,
+            };
+            pos += next;
+            if let Some(l) = line.strip_suffix(b"\r") {
+                line = l;
+            }
+            self.line += 1;
+            if line.is_empty() {
+                continue;
+            }
+            if line == b"\\." && escapes == Escapes::Postgres {
+                self.ended = true;
+                break;
+            }
+            if self.skip_lines > 0 {
+                self.skip_lines -= 1;
+                continue;
+            }
+            let text: Cow<'_, str> = match std::str::from_utf8(line) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(e) => match self.invalid_utf8(line, e)? {
+                    Some(fixed) => Cow::Owned(fixed),
+                    None => continue,
+                },
+            };
+            let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(self.width);
+            split(&text, &mut fields);
+            self.push_row(text.as_bytes(), &mut fields)?;
         }
-        self.rows.push(fields);
+        Ok(pos)
+    }
+
+    /// Rows rejected so far.
+    pub(crate) fn rejected(&self) -> usize {
+        self.redshift.as_ref().map_or(0, |r| r.rejects.found.len())
+    }
+
+    /// A line that is not valid UTF-8: with ACCEPTINVCHARS its bad bytes are replaced; in a
+    /// Redshift COPY it is rejected (`None`); in COPY FROM STDIN it fails the COPY.
+    fn invalid_utf8(
+        &mut self,
+        bytes: &[u8],
+        e: std::str::Utf8Error,
+    ) -> Result<Option<String>, NodeError> {
+        let line = self.line;
+        match &mut self.redshift {
+            None => Err(NodeError::invalid(
+                "22021",
+                format!("invalid byte sequence for encoding \"UTF8\" near line {line}: {e}"),
+            )),
+            Some(r) if r.accept_invchars.is_some() => Ok(Some(self.replace_invalid(bytes))),
+            Some(r) => {
+                let err = LoadError::line(
+                    &r.file,
+                    line,
+                    &String::from_utf8_lossy(bytes),
+                    code::INVALID_UTF8,
+                    "22021",
+                    format!("Invalid UTF8 byte sequence at byte {}", e.valid_up_to()),
+                );
+                r.rejects.reject(err)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// ACCEPTINVCHARS: each byte of an invalid UTF-8 sequence becomes the replacement.
+    fn replace_invalid(&self, bytes: &[u8]) -> String {
+        let with = self
+            .redshift
+            .as_ref()
+            .and_then(|r| r.accept_invchars)
+            .unwrap_or('?');
+        let mut out = String::with_capacity(bytes.len());
+        for chunk in bytes.utf8_chunks() {
+            out.push_str(chunk.valid());
+            out.extend(std::iter::repeat_n(with, chunk.invalid().len()));
+        }
+        out
+    }
+
+    /// One parsed row: checked for its number of fields, then buffered. `raw` is its line.
+    fn push_row(
+        &mut self,
+        raw: &[u8],
+        fields: &mut Vec<Option<Cow<'_, str>>>,
+    ) -> Result<(), NodeError> {
+        if fields.len() != self.width {
+            let Some(r) = &mut self.redshift else {
+                return Err(NodeError::invalid(
+                    "22P04",
+                    format!(
+                        "COPY line {}: expected {} columns, found {}",
+                        self.line,
+                        self.width,
+                        fields.len()
+                    ),
+                ));
+            };
+            if fields.len() < self.width && r.fill_record {
+                fields.resize(self.width, Some(Cow::Borrowed("")));
+            } else {
+                let (code, reason) = if fields.len() > self.width {
+                    (code::EXTRA_COLUMNS, "Extra column(s) found")
+                } else {
+                    (code::DELIMITER_NOT_FOUND, "Delimiter not found")
+                };
+                let err = LoadError::line(
+                    &r.file,
+                    self.line,
+                    &String::from_utf8_lossy(raw),
+                    code,
+                    "22P04",
+                    format!(
+                        "{reason}: expected {} columns, found {}",
+                        self.width,
+                        fields.len()
+                    ),
+                );
+                return r.rejects.reject(err);
+            }
+        }
+        for (b, f) in self.fields.iter_mut().zip(fields.iter()) {
+            match f {
+                Some(v) => b.append_value(v),
+                None => b.append_null(),
+            }
+        }
+        self.lines.push(self.line);
         Ok(())
     }
 
     async fn flush(&mut self, session: &Session) -> Result<(), NodeError> {
-        if self.rows.is_empty() {
+        if self.lines.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::take(&mut self.rows);
-        let cols: Vec<ArrayRef> = (0..self.width)
-            .map(|i| {
-                Arc::new(
-                    rows.iter()
-                        .map(|r| r[i].as_deref())
-                        .collect::<StringArray>(),
-                ) as ArrayRef
-            })
+        let lines = std::mem::take(&mut self.lines);
+        let cols: Vec<ArrayRef> = self
+            .fields
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
         let schema = Arc::new(Schema::new(
             (0..self.width)
@@ -799,8 +992,140 @@ impl CopyIn {
                 .collect::<Vec<_>>(),
         ));
         let batch = RecordBatch::try_new(schema, cols)?;
+        let batch = match &mut self.redshift {
+            None => batch,
+            Some(r) => {
+                let delimiter = match &self.format {
+                    Format::Text { delimiter, .. } | Format::Csv { delimiter, .. } => {
+                        *delimiter as char
+                    }
+                    Format::Fixed { .. } => ' ',
+                };
+                let columns: Vec<&ColumnMeta> = r.columns.iter().collect();
+                let rows = Rows {
+                    file: &r.file,
+                    lines: &lines,
+                    delimiter,
+                };
+                convert(&batch, &columns, &rows, &r.rules, &mut r.rejects)?
+            }
+        };
         self.writer.push(session, &batch, &self.plan).await
     }
+}
+
+/// The end of the first line of `buf` (the position of its newline); with escapes, a newline
+/// after a backslash is data.
+fn line_end(buf: &[u8], escapes: bool) -> Option<usize> {
+    if !escapes {
+        return memchr::memchr(b'\n', buf);
+    }
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(b'\n', b'\\', &buf[from..]) {
+        let at = from + i;
+        if buf[at] == b'\n' {
+            return Some(at);
+        }
+        from = at + 2;
+        if from >= buf.len() {
+            return None;
+        }
+    }
+    None
+}
+
+/// Split one line of delimited text into fields, calling `field(raw, escaped)` for each:
+/// `raw` is the field's text as written (without REMOVEQUOTES' quotes), `escaped` whether it
+/// holds a backslash to undo.
+fn split_text<'a>(
+    line: &'a str,
+    delimiter: u8,
+    escapes: Escapes,
+    remove_quotes: bool,
+    mut field: impl FnMut(&'a str, bool),
+) {
+    let bytes = line.as_bytes();
+    if escapes == Escapes::None && !remove_quotes {
+        for f in line.split(delimiter as char) {
+            field(f, false);
+        }
+        return;
+    }
+    let mut emit = |start: usize, end: usize, escaped: bool| {
+        let mut f = &line[start..end];
+        if remove_quotes && f.len() >= 2 && f.starts_with('"') && f.ends_with('"') {
+            f = &f[1..f.len() - 1];
+        }
+        field(f, escaped);
+    };
+    let (mut start, mut escaped, mut quoted, mut i) = (0, false, false, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\\' && escapes != Escapes::None {
+            escaped = true;
+            i += 2;
+        } else if remove_quotes && b == b'"' && (i == start || quoted) {
+            quoted = !quoted;
+            i += 1;
+        } else if b == delimiter && !quoted {
+            emit(start, i, escaped);
+            (start, escaped) = (i + 1, false);
+            i += 1;
+        } else {
+            i += 1;
+        }
+    }
+    emit(start, bytes.len(), escaped);
+}
+
+/// Split a fixed-width line: each field is its width in characters; a short line has fewer
+/// fields.
+fn split_fixed<'a>(line: &'a str, widths: &[usize], mut field: impl FnMut(&'a str)) {
+    let mut rest = line;
+    for w in widths {
+        if rest.is_empty() {
+            return;
+        }
+        let end = rest.char_indices().nth(*w).map_or(rest.len(), |(i, _)| i);
+        field(&rest[..end]);
+        rest = &rest[end..];
+    }
+    if !rest.is_empty() {
+        // More text than the widths cover: an extra field.
+        field(rest);
+    }
+}
+
+/// Undo backslash escapes.
+fn unescape(f: &str, escapes: Escapes) -> String {
+    match escapes {
+        Escapes::Postgres => unescape_text(f),
+        Escapes::None => f.to_string(),
+        Escapes::Redshift => {
+            let mut out = String::with_capacity(f.len());
+            let mut chars = f.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    out.push(chars.next().unwrap_or('\\'));
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// A CSV record's fields joined back into a line (for STL_LOAD_ERRORS).
+fn csv_raw_line(rec: &[CsvField], delimiter: u8) -> Vec<u8> {
+    let mut raw = vec![];
+    for (i, f) in rec.iter().enumerate() {
+        if i > 0 {
+            raw.push(delimiter);
+        }
+        raw.extend_from_slice(&f.text);
+    }
+    raw
 }
 
 /// One CSV field as Postgres reads it: its bytes, and whether any of it was quoted (a quoted

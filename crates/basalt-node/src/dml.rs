@@ -294,7 +294,7 @@ impl Session {
                 "INSERT has more target columns than expressions",
             ));
         }
-        let plan = self.column_plan(&table, &targets).await?;
+        let plan = self.column_plan(&table, &targets, false).await?;
         self.write_stream(table_id, stream, &plan, false).await
     }
 
@@ -312,10 +312,13 @@ impl Session {
 
     /// How each column of `table` is filled from source columns named `targets`: from the
     /// source, the next IDENTITY value, the DEFAULT, or NULL. Shared by INSERT and COPY.
+    /// `explicit_ids`: a GENERATED ALWAYS identity column may be given values (Redshift
+    /// COPY's EXPLICIT_IDS).
     pub(crate) async fn column_plan(
         &mut self,
         table: &TableMeta,
         targets: &[String],
+        explicit_ids: bool,
     ) -> Result<Vec<ColumnSource>, NodeError> {
         for t in targets {
             if table.column(t).is_none() {
@@ -329,7 +332,9 @@ impl Session {
         let mut plan = vec![];
         for c in &table.columns {
             plan.push(match targets.iter().position(|t| *t == c.name) {
-                Some(_) if c.identity.as_ref().is_some_and(|id| !id.by_default) => {
+                Some(_)
+                    if !explicit_ids && c.identity.as_ref().is_some_and(|id| !id.by_default) =>
+                {
                     return Err(NodeError::invalid(
                         "428C9",
                         format!("cannot set an identity column \"{}\" to a value", c.name),
@@ -826,7 +831,7 @@ fn conform(
     Ok(RecordBatch::try_new(table.arrow_schema(), cols)?)
 }
 
-fn cast_value(
+pub(crate) fn cast_value(
     a: &ArrayRef,
     target: &DataType,
     c: &basalt_catalog::ColumnMeta,

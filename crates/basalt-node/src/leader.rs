@@ -39,6 +39,8 @@ pub struct Leader {
     vacuum: Arc<tokio::sync::Mutex<()>>,
     /// Recent queries, for STL_QUERY, STL_SCAN and SVL_QUERY_SUMMARY.
     query_log: Arc<crate::querylog::QueryLog>,
+    /// Rejected rows and committed files of COPYs (STL_LOAD_ERRORS, STL_LOAD_COMMITS).
+    load_log: Arc<crate::loadlog::LoadLog>,
     /// The running and recent VACUUMs (SVV_VACUUM_PROGRESS, SYS_VACUUM_HISTORY).
     vacuum_activity: Arc<crate::vacuum::VacuumActivity>,
     /// Per table, the columns queries used in filters, joins and GROUP BY since the start
@@ -125,6 +127,7 @@ impl Leader {
             reclaimer: Mutex::new(Reclaimer::default()),
             vacuum: Arc::new(tokio::sync::Mutex::new(())),
             query_log: Default::default(),
+            load_log: Default::default(),
             vacuum_activity: Default::default(),
             predicate_columns: Default::default(),
         });
@@ -311,6 +314,10 @@ impl Leader {
 
     pub(crate) fn vacuum_activity(&self) -> &Arc<crate::vacuum::VacuumActivity> {
         &self.vacuum_activity
+    }
+
+    pub(crate) fn load_log(&self) -> &Arc<crate::loadlog::LoadLog> {
+        &self.load_log
     }
 
     pub(crate) fn query_log(&self) -> &Arc<crate::querylog::QueryLog> {

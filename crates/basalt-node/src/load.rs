@@ -1,41 +1,82 @@
 //! Redshift's `COPY table [(columns)] FROM '<location>' <parameters>`: every object under an
-//! S3 prefix (or local path prefix), parsed as delimited text or CSV, decompressed, placed on
-//! the slices by DISTSTYLE, in one transaction.
+//! S3 prefix (or local path prefix), or the files a manifest lists, parsed as delimited text,
+//! CSV or fixed-width text, decompressed, converted under the COPY's data conversion rules,
+//! placed on the slices by DISTSTYLE, in one transaction.
 //!
 //! ```text
 //!  parameters (basalt-sql lifts them) -> LoadOptions
 //!  S3Settings: config file < AWS_* environment < the statement's credentials / REGION
-//!  basalt-io: list the prefix -> read each object (GZIP/BZIP2/ZSTD) -> CopyIn (the parser of
-//!             COPY FROM STDIN) -> TableWriter (conform, place, write segments)
+//!  basalt-io: list the prefix | read the manifest -> read each object (GZIP/BZIP2/ZSTD)
+//!     -> CopyIn (the parser of COPY FROM STDIN, with Redshift's row rules) -> convert
+//!     (reject rows up to MAXERROR) -> TableWriter (place, write segments)
 //! ```
 //!
-//! A failure anywhere (a missing prefix, a bad row, a lost endpoint) fails the statement and
-//! its transaction rolls back: nothing of the COPY is visible.
+//! A failure anywhere (a missing prefix, more bad rows than MAXERROR allows, a lost endpoint)
+//! fails the statement and its transaction rolls back: nothing of the COPY is visible. The rows
+//! it rejected stay in STL_LOAD_ERRORS either way; the files of a committed COPY are in
+//! STL_LOAD_COMMITS.
 
-use basalt_io::{Compression, Location, S3Settings, Storage};
+use std::sync::Arc;
+
+use basalt_io::{Compression, Location, ObjectFile, S3Settings, Storage};
 use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
+use chrono::Utc;
 use tokio::io::AsyncReadExt;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
-use crate::copy::{CopyIn, Format};
+use crate::convert::{Rejects, Rules, TimeFormat};
+use crate::copy::{CopyIn, Escapes, Format, RedshiftRows};
 use crate::dml::TableWriter;
+use crate::loadlog::{FileCommit, LoadRun};
 use crate::session::StatementOutput;
 use crate::{NodeError, Session};
 
 /// Bytes read from an object at a time.
 const READ_CHUNK: usize = 1 << 20;
+/// Redshift's largest MAXERROR.
+const MAXERROR_LIMIT: u64 = 100_000;
+
+/// The layout of the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FileFormat {
+    /// Redshift's delimited text (pipe by default).
+    Delimited,
+    Csv,
+    /// `FIXEDWIDTH 'label:width,...'`: the widths in characters.
+    FixedWidth(Vec<usize>),
+}
+
+impl FileFormat {
+    /// STL_LOAD_COMMITS.file_format.
+    fn name(&self) -> &'static str {
+        match self {
+            FileFormat::Delimited => "Text",
+            FileFormat::Csv => "Csv",
+            FileFormat::FixedWidth(_) => "Fixed",
+        }
+    }
+}
 
 /// The parameters of a COPY from a location that this build applies.
 #[derive(Debug)]
 struct LoadOptions {
-    csv: bool,
+    format: FileFormat,
     delimiter: u8,
     quote: u8,
     null: String,
     escapes: bool,
+    remove_quotes: bool,
     ignore_header: u64,
     compression: Compression,
+    manifest: bool,
+    max_errors: u64,
+    fill_record: bool,
+    accept_invchars: Option<char>,
+    explicit_ids: bool,
+    /// NOLOAD: check the files, load nothing.
+    no_load: bool,
+    rules: Rules,
     /// The statement's own credentials and region, over the environment's.
     settings: S3Settings,
 }
@@ -43,43 +84,120 @@ struct LoadOptions {
 fn one_byte(name: &str, value: &str) -> Result<u8, NodeError> {
     match value.as_bytes() {
         [b] if b.is_ascii() => Ok(*b),
-        // Redshift's tab: DELIMITER '\t'.
+        // Redshift's tab: DELIMITER '\t'; octal: '\ddd'.
         b"\\t" => Ok(b'\t'),
-        _ => Err(NodeError::invalid(
-            "22023",
-            format!("COPY {name} must be a single one-byte character, not '{value}'"),
-        )),
+        [b'\\', o @ ..] if o.len() == 3 && o.iter().all(|d| (b'0'..=b'7').contains(d)) => {
+            u8::from_str_radix(&value[1..], 8)
+                .ok()
+                .filter(u8::is_ascii)
+                .ok_or_else(|| bad_byte(name, value))
+        }
+        _ => Err(bad_byte(name, value)),
     }
+}
+
+fn bad_byte(name: &str, value: &str) -> NodeError {
+    NodeError::invalid(
+        "22023",
+        format!("COPY {name} must be a single one-byte character, not '{value}'"),
+    )
+}
+
+fn invalid(message: impl Into<String>) -> NodeError {
+    NodeError::invalid("22023", message)
+}
+
+/// `FIXEDWIDTH 'id:4,name:10'`: the widths.
+fn fixed_widths(spec: &str) -> Result<Vec<usize>, NodeError> {
+    spec.split(',')
+        .map(|part| {
+            let (_, width) = part.rsplit_once(':').ok_or_else(|| {
+                invalid(format!(
+                    "COPY FIXEDWIDTH: '{part}' is not label:width (in '{spec}')"
+                ))
+            })?;
+            width
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|w| *w > 0)
+                .ok_or_else(|| invalid(format!("COPY FIXEDWIDTH: bad width in '{part}'")))
+        })
+        .collect()
 }
 
 impl LoadOptions {
     fn parse(params: &[CopyParameter]) -> Result<LoadOptions, NodeError> {
-        let mut csv = false;
+        let mut format = FileFormat::Delimited;
         let mut delimiter = None;
-        let mut quote = b'"';
+        let mut quote = None;
         let mut null = None;
         let mut escapes = false;
+        let mut remove_quotes = false;
         let mut ignore_header = 0;
         let mut compression = Compression::None;
+        let mut manifest = false;
+        let mut max_errors = 0;
+        let mut fill_record = false;
+        let mut accept_invchars = None;
+        let mut explicit_ids = false;
+        let mut no_load = false;
+        let mut rules = Rules::default();
         let mut statement = S3Settings::default();
         let mut keys = false;
         let mut credentials = false;
         for p in params {
             let value = || p.value.clone().unwrap_or_default();
+            let number = |what: &str| {
+                value()
+                    .parse::<u64>()
+                    .map_err(|_| invalid(format!("COPY {what} takes a number")))
+            };
             match p.name.as_str() {
-                "CSV" => csv = true,
+                "CSV" => format = FileFormat::Csv,
+                "FIXEDWIDTH" => format = FileFormat::FixedWidth(fixed_widths(&value())?),
                 "DELIMITER" => delimiter = Some(one_byte("DELIMITER", &value())?),
-                "QUOTE" => quote = one_byte("QUOTE", &value())?,
+                "QUOTE" => quote = Some(one_byte("QUOTE", &value())?),
                 "NULL" => null = Some(value()),
                 "ESCAPE" => escapes = true,
-                "IGNOREHEADER" => {
-                    ignore_header = value().parse().map_err(|_| {
-                        NodeError::invalid("22023", "IGNOREHEADER takes a number of lines")
-                    })?
-                }
+                "REMOVEQUOTES" => remove_quotes = true,
+                "IGNOREHEADER" => ignore_header = number("IGNOREHEADER")?,
                 "GZIP" => compression = Compression::Gzip,
                 "BZIP2" => compression = Compression::Bzip2,
                 "ZSTD" => compression = Compression::Zstd,
+                "MANIFEST" => manifest = true,
+                "MAXERROR" => {
+                    max_errors = number("MAXERROR")?;
+                    if max_errors > MAXERROR_LIMIT {
+                        return Err(invalid(format!(
+                            "COPY MAXERROR is at most {MAXERROR_LIMIT}, not {max_errors}"
+                        )));
+                    }
+                }
+                "IGNOREALLERRORS" => max_errors = u64::MAX,
+                "FILLRECORD" => fill_record = true,
+                "ACCEPTINVCHARS" => {
+                    let c = p.value.as_deref().unwrap_or("?");
+                    let mut chars = c.chars();
+                    accept_invchars = match (chars.next(), chars.next()) {
+                        (Some(c), None) if c.is_ascii() => Some(c),
+                        _ => {
+                            return Err(invalid(format!(
+                                "COPY ACCEPTINVCHARS takes one ASCII character, not '{c}'"
+                            )));
+                        }
+                    };
+                }
+                "EXPLICIT_IDS" => explicit_ids = true,
+                "NOLOAD" => no_load = true,
+                "BLANKSASNULL" => rules.blanks_as_null = true,
+                "EMPTYASNULL" => rules.empty_as_null = true,
+                "TRIMBLANKS" => rules.trim_blanks = true,
+                "TRUNCATECOLUMNS" => rules.truncate_columns = true,
+                "ROUNDEC" => rules.round_decimals = true,
+                "ACCEPTANYDATE" => rules.accept_any_date = true,
+                "DATEFORMAT" => rules.date_format = TimeFormat::parse(&value(), true)?,
+                "TIMEFORMAT" => rules.time_format = TimeFormat::parse(&value(), false)?,
                 "ACCESS_KEY_ID" => {
                     keys = true;
                     statement.access_key_id = p.value.clone();
@@ -99,8 +217,9 @@ impl LoadOptions {
                 "REGION" => statement.region = p.value.clone(),
                 // Accepted: the configured credentials stand for the role (no STS here).
                 "IAM_ROLE" => {}
-                // Encodings and statistics are chosen as for any load.
-                "COMPUPDATE" | "STATUPDATE" | "COMPROWS" => {}
+                // Encodings and statistics are chosen as for any load; blank lines are
+                // always skipped.
+                "COMPUPDATE" | "STATUPDATE" | "COMPROWS" | "IGNOREBLANKLINES" => {}
                 "ENCODING" if value().eq_ignore_ascii_case("utf8") => {}
                 other => {
                     return Err(NodeError::unsupported(format!(
@@ -110,63 +229,127 @@ impl LoadOptions {
             }
         }
         if keys && (statement.access_key_id.is_none() || statement.secret_access_key.is_none()) {
-            return Err(NodeError::invalid(
-                "22023",
-                "ACCESS_KEY_ID and SECRET_ACCESS_KEY go together",
-            ));
+            return Err(invalid("ACCESS_KEY_ID and SECRET_ACCESS_KEY go together"));
         }
         if keys && credentials {
-            return Err(NodeError::invalid(
-                "22023",
+            return Err(invalid(
                 "CREDENTIALS cannot be combined with ACCESS_KEY_ID / SECRET_ACCESS_KEY",
             ));
         }
-        if csv && escapes {
-            return Err(NodeError::invalid(
-                "22023",
-                "COPY: ESCAPE cannot be used with CSV",
-            ));
+        let csv = format == FileFormat::Csv;
+        let fixed = matches!(format, FileFormat::FixedWidth(_));
+        for (set, what) in [(escapes, "ESCAPE"), (remove_quotes, "REMOVEQUOTES")] {
+            if set && csv {
+                return Err(invalid(format!("COPY: {what} cannot be used with CSV")));
+            }
+            if set && fixed {
+                return Err(invalid(format!(
+                    "COPY: {what} cannot be used with FIXEDWIDTH"
+                )));
+            }
+        }
+        if quote.is_some() && !csv {
+            return Err(invalid("COPY: QUOTE is used only with CSV"));
+        }
+        if fixed && delimiter.is_some() {
+            return Err(invalid("COPY: DELIMITER cannot be used with FIXEDWIDTH"));
         }
         Ok(LoadOptions {
-            csv,
             delimiter: delimiter.unwrap_or(if csv { b',' } else { b'|' }),
-            quote,
+            quote: quote.unwrap_or(b'"'),
             // Redshift: `\N` in delimited text; in CSV an empty unquoted field.
             null: null.unwrap_or_else(|| if csv { String::new() } else { "\\N".into() }),
+            format,
             escapes,
+            remove_quotes,
             ignore_header,
             compression,
+            manifest,
+            max_errors,
+            fill_record,
+            accept_invchars,
+            explicit_ids,
+            no_load,
+            rules,
             settings: statement,
         })
     }
 
-    fn format(&self, width: usize) -> Format {
-        if self.csv {
-            Format::Csv {
+    fn parser_format(&self, width: usize) -> Format {
+        match &self.format {
+            FileFormat::Csv => Format::Csv {
                 delimiter: self.delimiter,
                 quote: self.quote,
                 escape: self.quote,
                 null: self.null.clone(),
                 force_not_null: vec![false; width],
                 force_null: vec![false; width],
-            }
-        } else {
-            Format::Text {
+            },
+            FileFormat::Delimited => Format::Text {
                 delimiter: self.delimiter,
                 null: self.null.clone(),
-                escapes: self.escapes,
-            }
+                escapes: if self.escapes {
+                    Escapes::Redshift
+                } else {
+                    Escapes::None
+                },
+                remove_quotes: self.remove_quotes,
+            },
+            FileFormat::FixedWidth(widths) => Format::Fixed {
+                widths: widths.clone(),
+                null: self.null.clone(),
+            },
         }
     }
 }
 
+/// One file to load and the bucket it is in.
+struct Source {
+    storage: Arc<Storage>,
+    file: ObjectFile,
+}
+
+/// A manifest: `{"entries": [{"url": "s3://...", "mandatory": true}, ...]}`.
+#[derive(serde::Deserialize)]
+struct Manifest {
+    entries: Vec<ManifestEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestEntry {
+    url: String,
+    #[serde(default)]
+    mandatory: bool,
+}
+
 impl Session {
     /// `COPY table [(columns)] FROM '<location>' <parameters>`: load every object under the
-    /// location's prefix, in this statement's transaction.
+    /// location's prefix (or in its manifest), in this statement's transaction. The COPY is
+    /// in STL_QUERY (its text without credentials), under the id `pg_last_copy_id()` gives.
     pub(crate) async fn copy_from_location(
         &mut self,
         stmt: &Statement,
         params: &[CopyParameter],
+    ) -> Result<StatementOutput, NodeError> {
+        let query = self.leader.query_log().next_id();
+        let start = Utc::now().naive_utc();
+        let out = self.load_location(stmt, params, query).await;
+        self.leader.query_log().record_statement(
+            query,
+            self.id as i32,
+            &self.user,
+            &self.statement_text,
+            start,
+            out.is_err(),
+        );
+        out
+    }
+
+    async fn load_location(
+        &mut self,
+        stmt: &Statement,
+        params: &[CopyParameter],
+        query: i64,
     ) -> Result<StatementOutput, NodeError> {
         let Statement::Copy {
             source:
@@ -183,7 +366,20 @@ impl Session {
                 "this form of COPY with Redshift parameters",
             ));
         };
+        // PG_LAST_COPY_ID names this COPY from now on, even if it fails.
+        self.last_copy.set(query, 0);
         let opts = LoadOptions::parse(params)?;
+        let (table, targets, plan) = self
+            .copy_target(table_name, columns, Some(opts.explicit_ids))
+            .await?;
+        let run = Arc::new(LoadRun {
+            query,
+            user: self.user.clone(),
+            pid: self.id as i32,
+            table_id: table.id.0,
+            table: table.name.clone(),
+            start: Utc::now().naive_utc(),
+        });
         let location = Location::parse(filename)?;
         let settings = self
             .leader
@@ -191,32 +387,92 @@ impl Session {
             .s3
             .overlaid_with(&S3Settings::from_env())
             .overlaid_with(&opts.settings);
-        let storage = Storage::open(&location, &settings)?;
-        let files = storage.list_prefix().await?;
-        if files.is_empty() {
-            return Err(NodeError::invalid(
-                "58P01",
-                format!(
-                    "COPY: no objects match '{}' (the prefix must name at least one file)",
-                    location.url()
-                ),
-            ));
-        }
-        let (table, targets, plan) = self.copy_target(table_name, columns).await?;
-        let writer = TableWriter::new(self, table.id);
-        let mut load = CopyIn::new(writer, plan, targets.len(), opts.format(targets.len()));
-        let total: u64 = files.iter().map(|f| f.size).sum();
-        info!(table = %table.name, location = %location.url(), files = files.len(), bytes = total, "COPY started");
-        for (n, file) in files.iter().enumerate() {
-            let read = self
-                .load_file(&storage, file, &opts, &mut load)
-                .instrument(info_span!("copy_file", url = %file.url, size = file.size))
-                .await;
-            if let Err(e) = read {
-                load.writer.abandon(self);
-                return Err(e);
+        let files = if opts.manifest {
+            manifest_files(&location, &settings).await?
+        } else {
+            let storage = Arc::new(Storage::open(&location, &settings)?);
+            let files = storage.list_prefix().await?;
+            if files.is_empty() {
+                return Err(NodeError::invalid(
+                    "58P01",
+                    format!(
+                        "COPY: no objects match '{}' (the prefix must name at least one file)",
+                        location.url()
+                    ),
+                ));
             }
-            info!(file = %file.url, done = n + 1, of = files.len(), "COPY file loaded");
+            files
+                .into_iter()
+                .map(|file| Source {
+                    storage: storage.clone(),
+                    file,
+                })
+                .collect()
+        };
+        let columns = targets
+            .iter()
+            .map(|t| table.column(t).cloned().expect("target columns exist"))
+            .collect();
+        let writer = TableWriter::new(self, table.id);
+        let mut load = CopyIn::new(
+            writer,
+            plan,
+            targets.len(),
+            opts.parser_format(targets.len()),
+        );
+        load.redshift = Some(RedshiftRows {
+            rules: opts.rules.clone(),
+            rejects: Rejects {
+                max: opts.max_errors,
+                table: table.name.clone(),
+                found: vec![],
+            },
+            fill_record: opts.fill_record,
+            accept_invchars: opts.accept_invchars,
+            columns,
+            file: String::new(),
+        });
+        let total: u64 = files.iter().map(|f| f.file.size).sum();
+        info!(query = run.query, table = %table.name, location = %location.url(), files = files.len(), bytes = total, "COPY started");
+        let mut commits = vec![];
+        let mut read = Ok(());
+        for (n, source) in files.iter().enumerate() {
+            let rejected_before = load.rejected();
+            read = self
+                .load_file(source, &opts, &mut load)
+                .instrument(
+                    info_span!("copy_file", url = %source.file.url, size = source.file.size),
+                )
+                .await;
+            if read.is_err() {
+                break;
+            }
+            commits.push(FileCommit {
+                file: source.file.url.clone(),
+                bytes: source.file.size,
+                lines: load.line,
+                errors: (load.rejected() - rejected_before) as u64,
+                format: opts.format.name(),
+                at: Utc::now().naive_utc(),
+            });
+            info!(file = %source.file.url, done = n + 1, of = files.len(), "COPY file loaded");
+        }
+        // Rejected rows are logged whether or not the COPY goes on to commit.
+        let rejected = load
+            .redshift
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.rejects.found))
+            .unwrap_or_default();
+        let errors = rejected.len();
+        self.leader.load_log().record_errors(&run, rejected);
+        if let Err(e) = read {
+            load.writer.abandon(self);
+            return Err(e);
+        }
+        if opts.no_load {
+            load.writer.abandon(self);
+            info!(query = run.query, table = %table.name, errors, "COPY checked the files (NOLOAD)");
+            return Ok(StatementOutput::command_rows("COPY", 0));
         }
         let (table_id, was_empty) = (load.writer.table_id(), load.writer.was_empty);
         let rows = load.writer.finish(self, false).await?;
@@ -224,27 +480,38 @@ impl Session {
         if was_empty && rows > 0 {
             self.analyze_after_load(table_id).await?;
         }
-        info!(table = %table.name, rows, "COPY done");
+        self.last_copy.set(run.query, rows as i64);
+        self.leader.load_log().record_commits(&run, commits);
+        if errors > 0 {
+            warn!(query = run.query, table = %table.name, rows, errors, "COPY done, rows rejected (STL_LOAD_ERRORS)");
+        } else {
+            info!(query = run.query, table = %table.name, rows, "COPY done");
+        }
         Ok(StatementOutput::command_rows("COPY", rows))
     }
 
     /// Feed one object through the parser; errors name the object.
     async fn load_file(
         &mut self,
-        storage: &Storage,
-        file: &basalt_io::ObjectFile,
+        source: &Source,
         opts: &LoadOptions,
         load: &mut CopyIn,
     ) -> Result<(), NodeError> {
+        let file = &source.file;
         let named = |e: NodeError| match e {
-            NodeError::InvalidInput { sqlstate, message } => NodeError::InvalidInput {
-                sqlstate,
-                message: format!("{message} (file {})", file.url),
-            },
+            NodeError::InvalidInput { sqlstate, message } if !message.contains(&file.url) => {
+                NodeError::InvalidInput {
+                    sqlstate,
+                    message: format!("{message} (file {})", file.url),
+                }
+            }
             other => other,
         };
         load.next_input(opts.ignore_header);
-        let mut reader = storage.read(file, opts.compression).await?;
+        if let Some(r) = &mut load.redshift {
+            r.file.clone_from(&file.url);
+        }
+        let mut reader = source.storage.read(file, opts.compression).await?;
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
             let n = reader
@@ -261,4 +528,48 @@ impl Session {
         }
         load.end_input(self).await.map_err(named)
     }
+}
+
+/// The files a manifest lists. A missing `mandatory` file fails the COPY; a missing optional
+/// one is skipped.
+async fn manifest_files(
+    location: &Location,
+    settings: &S3Settings,
+) -> Result<Vec<Source>, NodeError> {
+    let storage = Storage::open(location, settings)?;
+    let object = storage.head().await?;
+    let bytes = storage.read_all(&object).await?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        NodeError::invalid(
+            "22P02",
+            format!("COPY: the manifest {} is not valid: {e}", object.url),
+        )
+    })?;
+    let mut files = vec![];
+    for entry in manifest.entries {
+        let storage = Arc::new(Storage::open(&Location::parse(&entry.url)?, settings)?);
+        match storage.head().await {
+            Ok(file) => files.push(Source { storage, file }),
+            Err(e) if e.is_not_found() && !entry.mandatory => {
+                warn!(url = %entry.url, manifest = %object.url, "COPY: optional manifest file not found, skipped");
+            }
+            Err(e) if e.is_not_found() => {
+                return Err(NodeError::invalid(
+                    "58P01",
+                    format!(
+                        "COPY: the mandatory file {} of manifest {} does not exist",
+                        entry.url, object.url
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if files.is_empty() {
+        return Err(NodeError::invalid(
+            "58P01",
+            format!("COPY: manifest {} names no file that exists", object.url),
+        ));
+    }
+    Ok(files)
 }

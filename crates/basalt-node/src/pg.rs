@@ -61,6 +61,58 @@ pub(crate) fn last_query_id_udf(last: Arc<std::sync::atomic::AtomicI64>) -> Scal
     )
 }
 
+/// The session's last COPY: `pg_last_copy_id()` (its query id, -1 before one) and
+/// `pg_last_copy_count()` (the rows it loaded; 0 if it failed).
+#[derive(Debug, Clone)]
+pub(crate) struct LastCopy {
+    id: Arc<std::sync::atomic::AtomicI64>,
+    count: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Default for LastCopy {
+    fn default() -> Self {
+        LastCopy {
+            id: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+            count: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+        }
+    }
+}
+
+impl LastCopy {
+    pub(crate) fn set(&self, id: i64, count: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.id.store(id, Relaxed);
+        self.count.store(count, Relaxed);
+    }
+
+    pub(crate) fn udfs(&self) -> [ScalarUDF; 2] {
+        let counter = |name: &str, value: Arc<std::sync::atomic::AtomicI64>, int: bool| {
+            create_udf(
+                name,
+                vec![],
+                if int {
+                    DataType::Int32
+                } else {
+                    DataType::Int64
+                },
+                Volatility::Volatile,
+                Arc::new(move |_args: &[ColumnarValue]| {
+                    let v = value.load(std::sync::atomic::Ordering::Relaxed);
+                    Ok(ColumnarValue::Scalar(if int {
+                        ScalarValue::Int32(Some(v as i32))
+                    } else {
+                        ScalarValue::Int64(Some(v))
+                    }))
+                }),
+            )
+        };
+        [
+            counter("pg_last_copy_id", self.id.clone(), true),
+            counter("pg_last_copy_count", self.count.clone(), false),
+        ]
+    }
+}
+
 fn constant_udf(name: &str, value: String) -> ScalarUDF {
     create_udf(
         name,

@@ -54,6 +54,8 @@ pub(crate) struct PgCatalogOverlay {
     topology: basalt_catalog::Topology,
     /// Recent queries (STL_QUERY, STL_SCAN, SVL_QUERY_SUMMARY).
     query_log: Arc<crate::querylog::QueryLog>,
+    /// COPYs' rejected rows and committed files (STL_LOAD_ERRORS, STL_LOAD_COMMITS).
+    load_log: Arc<crate::loadlog::LoadLog>,
     /// Running and recent VACUUMs (SVV_VACUUM_PROGRESS, SYS_VACUUM_HISTORY).
     vacuum: Arc<crate::vacuum::VacuumActivity>,
     /// The compute nodes (STV_BLOCKLIST reads segment footers).
@@ -83,6 +85,8 @@ enum Kind {
     StlDist,
     StlBcast,
     StlReturn,
+    StlLoadErrors,
+    StlLoadCommits,
     SvlQuerySummary,
     SvvVacuumProgress,
     SysVacuumHistory,
@@ -107,6 +111,8 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "stl_dist",
     "stl_bcast",
     "stl_return",
+    "stl_load_errors",
+    "stl_load_commits",
     "svl_query_summary",
     "svv_vacuum_progress",
     "sys_vacuum_history",
@@ -137,6 +143,8 @@ impl Kind {
             "stl_dist" => Kind::StlDist,
             "stl_bcast" => Kind::StlBcast,
             "stl_return" => Kind::StlReturn,
+            "stl_load_errors" => Kind::StlLoadErrors,
+            "stl_load_commits" => Kind::StlLoadCommits,
             "svl_query_summary" => Kind::SvlQuerySummary,
             "svv_vacuum_progress" => Kind::SvvVacuumProgress,
             "sys_vacuum_history" => Kind::SysVacuumHistory,
@@ -162,6 +170,7 @@ impl PgCatalogOverlay {
             users,
             topology: leader.compute().topology,
             query_log: leader.query_log().clone(),
+            load_log: leader.load_log().clone(),
             vacuum: leader.vacuum_activity().clone(),
             compute: leader.compute().clone(),
             auto_actions: leader.auto_actions().clone(),
@@ -315,6 +324,22 @@ impl PgCatalogOverlay {
                     self.topology.slices_per_node,
                     |u| Some(self.usesysid(u)),
                 )
+            }
+            Kind::StlLoadErrors => {
+                let oids: HashMap<u64, i32> = self
+                    .tables_with_oids(state)
+                    .await?
+                    .iter()
+                    .map(|(oid, t)| (t.id.0, *oid))
+                    .collect();
+                crate::loadlog::stl_load_errors(
+                    &self.load_log,
+                    |u| Some(self.usesysid(u)),
+                    |id| oids.get(&id).copied().unwrap_or(id as i32),
+                )
+            }
+            Kind::StlLoadCommits => {
+                crate::loadlog::stl_load_commits(&self.load_log, |u| Some(self.usesysid(u)))
             }
             Kind::SvvVacuumProgress => crate::system_tables::svv_vacuum_progress(&self.vacuum),
             Kind::StvBlocklist | Kind::SvvDiskusage => {
@@ -664,6 +689,8 @@ impl PgCatalogOverlay {
                 return Ok(crate::querylog::stl_movement_schema());
             }
             Kind::SvlQuerySummary => return Ok(crate::querylog::svl_query_summary_schema()),
+            Kind::StlLoadErrors => return Ok(crate::loadlog::stl_load_errors_schema()),
+            Kind::StlLoadCommits => return Ok(crate::loadlog::stl_load_commits_schema()),
             Kind::SvvVacuumProgress => {
                 return Ok(crate::system_tables::svv_vacuum_progress_schema());
             }
@@ -788,6 +815,7 @@ impl SchemaProvider for PgCatalogOverlay {
                 users: self.users.clone(),
                 topology: self.topology,
                 query_log: self.query_log.clone(),
+                load_log: self.load_log.clone(),
                 vacuum: self.vacuum.clone(),
                 compute: self.compute.clone(),
                 auto_actions: self.auto_actions.clone(),

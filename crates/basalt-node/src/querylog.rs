@@ -136,6 +136,31 @@ impl QueryLog {
         records.push_back(Arc::new(record));
     }
 
+    /// Record a statement that runs no query plan of its own (a COPY): its text, user and
+    /// times, with no steps.
+    pub(crate) fn record_statement(
+        &self,
+        query: i64,
+        pid: i32,
+        user: &str,
+        text: &str,
+        start: NaiveDateTime,
+        aborted: bool,
+    ) {
+        self.push(QueryRecord {
+            query,
+            pid,
+            user: user.to_string(),
+            text: text.to_string(),
+            start,
+            end: Utc::now().naive_utc(),
+            aborted,
+            steps: vec![],
+            scans: vec![],
+            moves: vec![],
+        });
+    }
+
     /// The recorded queries, oldest first.
     pub(crate) fn records(&self) -> Vec<Arc<QueryRecord>> {
         self.records.lock().iter().cloned().collect()

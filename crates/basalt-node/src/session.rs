@@ -143,8 +143,10 @@ pub struct Session {
     closed: bool,
     /// The id of this session's last finished query (`pg_last_query_id()`), -1 before one.
     last_query: Arc<std::sync::atomic::AtomicI64>,
+    /// `pg_last_copy_id()` and `pg_last_copy_count()`.
+    pub(crate) last_copy: crate::pg::LastCopy,
     /// The text of the statement running (STL_QUERY's `querytxt`).
-    statement_text: String,
+    pub(crate) statement_text: String,
 }
 
 impl Drop for Session {
@@ -272,6 +274,10 @@ impl Session {
         }
         let last_query = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         ctx.register_udf(crate::pg::last_query_id_udf(last_query.clone()));
+        let last_copy = crate::pg::LastCopy::default();
+        for udf in last_copy.udfs() {
+            ctx.register_udf(udf);
+        }
         Ok(Session {
             id,
             settings: Settings::new(&user),
@@ -287,6 +293,7 @@ impl Session {
             sql_prepared: Default::default(),
             closed: false,
             last_query,
+            last_copy,
             statement_text: String::new(),
         })
     }

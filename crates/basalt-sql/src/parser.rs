@@ -99,13 +99,20 @@ pub struct CopyParameter {
     pub value: Option<String>,
 }
 
+impl CopyParameter {
+    /// Parameters whose values are credentials, never shown.
+    pub fn is_secret(name: &str) -> bool {
+        matches!(
+            name,
+            "SECRET_ACCESS_KEY" | "SESSION_TOKEN" | "CREDENTIALS" | "ACCESS_KEY_ID"
+        )
+    }
+}
+
 impl std::fmt::Debug for CopyParameter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Credentials never reach logs.
-        let secret = matches!(
-            self.name.as_str(),
-            "SECRET_ACCESS_KEY" | "SESSION_TOKEN" | "CREDENTIALS" | "ACCESS_KEY_ID"
-        );
+        let secret = CopyParameter::is_secret(&self.name);
         match (&self.value, secret) {
             (Some(_), true) => write!(f, "{} '***'", self.name),
             (Some(v), false) => write!(f, "{} '{v}'", self.name),
@@ -189,7 +196,9 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
         drop_approximate(&mut stmt_tokens);
         let no_schema_binding = lift_no_schema_binding(&mut stmt_tokens);
         let (compression, predicate_columns) = lift_analyze_options(&mut stmt_tokens)?;
-        let copy_parameters = lift_copy_parameters(&mut stmt_tokens)?;
+        let (copy_parameters, redacted) = lift_copy_parameters(&mut stmt_tokens)?;
+        // Credentials never reach logs or system tables (STL_QUERY shows `CREDENTIALS ''`).
+        let text = redacted.unwrap_or(text);
         let table_attributes = lift_table_attributes(&mut stmt_tokens)?;
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(stmt_tokens);
         let statement = parser
@@ -384,12 +393,15 @@ fn lift_analyze_options(
 
 /// `COPY t [(cols)] FROM '<location>' <parameters>`: take the Redshift parameters off the
 /// statement. A COPY from STDIN (Postgres' form) is left as it is.
+/// Also returns the statement's text with the values of its credentials blanked, if it has
+/// any.
+#[allow(clippy::type_complexity)]
 fn lift_copy_parameters(
     tokens: &mut [TokenWithSpan],
-) -> Result<Option<Vec<CopyParameter>>, SqlError> {
+) -> Result<(Option<Vec<CopyParameter>>, Option<String>), SqlError> {
     let idx = significant_indices(tokens);
     if idx.is_empty() || !word_is(&tokens[idx[0]].token, "COPY") {
-        return Ok(None);
+        return Ok((None, None));
     }
     // FROM at the top level (not inside a column list), followed by a string literal.
     let mut depth = 0;
@@ -405,10 +417,12 @@ fn lift_copy_parameters(
             _ => {}
         }
     }
-    let Some(from) = from else { return Ok(None) };
+    let Some(from) = from else {
+        return Ok((None, None));
+    };
     match idx.get(from + 1).map(|&i| &tokens[i].token) {
         Some(Token::SingleQuotedString(_)) => {}
-        _ => return Ok(None),
+        _ => return Ok((None, None)),
     }
     let syntax = |message: String| SqlError::Syntax {
         message,
@@ -421,6 +435,7 @@ fn lift_copy_parameters(
     };
     let rest = &idx[from + 2..];
     let mut params = vec![];
+    let mut secrets = vec![];
     let mut k = 0;
     while k < rest.len() {
         let token = &tokens[rest[k]].token;
@@ -458,6 +473,9 @@ fn lift_copy_parameters(
             let Some(value) = value else {
                 return Err(syntax(format!("COPY {name} needs an argument")));
             };
+            if CopyParameter::is_secret(&name) {
+                secrets.push(rest[k]);
+            }
             k += 1;
             params.push(CopyParameter {
                 name,
@@ -484,11 +502,26 @@ fn lift_copy_parameters(
         }
         return Err(syntax(format!("COPY parameter {name} is not recognized")));
     }
+    let redacted = (!secrets.is_empty()).then(|| {
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if secrets.contains(&i) {
+                    "''".to_string()
+                } else {
+                    t.token.to_string()
+                }
+            })
+            .collect::<String>()
+            .trim()
+            .to_string()
+    });
     // sqlparser sees `COPY t [(cols)] FROM '<location>'`.
     for &i in rest {
         tokens[i].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
     }
-    Ok(Some(params))
+    Ok((Some(params), redacted))
 }
 
 /// Redshift's late-binding views end with `WITH NO SCHEMA BINDING`, which sqlparser accepts
@@ -744,6 +777,19 @@ mod tests {
         assert_eq!(get("IAM_ROLE").as_deref(), Some("default"));
         let shown = format!("{params:?}");
         assert!(!shown.contains("SK") && !shown.contains("'AK'"), "{shown}");
+        // The statement's text (logs, STL_QUERY) has the credentials blanked.
+        assert!(
+            p[0].sql.starts_with(
+                "COPY s.t (a, b) FROM 's3://b/p/x' ACCESS_KEY_ID '' SECRET_ACCESS_KEY ''"
+            ),
+            "{}",
+            p[0].sql
+        );
+        let p2 = parse(
+            "copy t from 's3://b/p' credentials 'aws_access_key_id=A;aws_secret_access_key=S'",
+        )
+        .unwrap();
+        assert_eq!(p2[0].sql, "copy t from 's3://b/p' credentials ''");
         // Postgres' COPY FROM STDIN is sqlparser's.
         let p = parse("COPY t FROM STDIN WITH (FORMAT csv)").unwrap();
         assert!(p[0].copy_parameters.is_none());

@@ -1,0 +1,173 @@
+//! The leader's log of loads, behind Redshift's `STL_LOAD_ERRORS` (the rows a COPY rejected,
+//! kept whether or not the COPY committed) and `STL_LOAD_COMMITS` (each file a committed COPY
+//! loaded). Like the query log it holds the most recent entries in memory.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{Result, ScalarValue};
+use parking_lot::Mutex;
+
+use crate::convert::LoadError;
+use crate::system_tables::{batch, timestamp, ts_field};
+
+/// Rejected rows and committed files the log keeps.
+const KEEP: usize = 100_000;
+
+/// What one COPY was, for its log entries.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadRun {
+    pub query: i64,
+    pub user: String,
+    pub pid: i32,
+    /// The table's catalog id (shown as its pg_class oid).
+    pub table_id: u64,
+    pub table: String,
+    pub start: NaiveDateTime,
+}
+
+/// One file of a committed COPY (a row of STL_LOAD_COMMITS).
+#[derive(Debug, Clone)]
+pub(crate) struct FileCommit {
+    pub file: String,
+    pub bytes: u64,
+    pub lines: u64,
+    pub errors: u64,
+    pub format: &'static str,
+    pub at: NaiveDateTime,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LoadLog {
+    errors: Mutex<VecDeque<(Arc<LoadRun>, LoadError)>>,
+    commits: Mutex<VecDeque<(Arc<LoadRun>, FileCommit)>>,
+}
+
+fn push_all<T>(log: &Mutex<VecDeque<T>>, items: impl IntoIterator<Item = T>) {
+    let mut log = log.lock();
+    for item in items {
+        if log.len() == KEEP {
+            log.pop_front();
+        }
+        log.push_back(item);
+    }
+}
+
+impl LoadLog {
+    pub(crate) fn record_errors(&self, run: &Arc<LoadRun>, errors: Vec<LoadError>) {
+        push_all(&self.errors, errors.into_iter().map(|e| (run.clone(), e)));
+    }
+
+    pub(crate) fn record_commits(&self, run: &Arc<LoadRun>, files: Vec<FileCommit>) {
+        push_all(&self.commits, files.into_iter().map(|f| (run.clone(), f)));
+    }
+}
+
+pub(crate) fn stl_load_errors_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("slice", DataType::Int32, true),
+        Field::new("tbl", DataType::Int32, true),
+        ts_field("starttime"),
+        Field::new("session", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("filename", DataType::Utf8, true),
+        Field::new("line_number", DataType::Int64, true),
+        Field::new("colname", DataType::Utf8, true),
+        Field::new("type", DataType::Utf8, true),
+        Field::new("col_length", DataType::Utf8, true),
+        Field::new("position", DataType::Int32, true),
+        Field::new("raw_line", DataType::Utf8, true),
+        Field::new("raw_field_value", DataType::Utf8, true),
+        Field::new("err_code", DataType::Int32, true),
+        Field::new("err_reason", DataType::Utf8, true),
+        Field::new("is_partial", DataType::Int32, true),
+        Field::new("start_offset", DataType::Int64, true),
+    ]))
+}
+
+/// `userid`: a user's usesysid; `oid`: a table's pg_class oid by catalog id.
+pub(crate) fn stl_load_errors(
+    log: &LoadLog,
+    userid: impl Fn(&str) -> Option<i32>,
+    oid: impl Fn(u64) -> i32,
+) -> Result<RecordBatch> {
+    let rows = log
+        .errors
+        .lock()
+        .iter()
+        .map(|(run, e)| {
+            vec![
+                ScalarValue::Int32(userid(&run.user)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int32(Some(oid(run.table_id))),
+                timestamp(run.start),
+                ScalarValue::Int32(Some(run.pid)),
+                ScalarValue::Int32(Some(run.query as i32)),
+                ScalarValue::from(e.file.as_str()),
+                ScalarValue::Int64(Some(e.line as i64)),
+                ScalarValue::from(e.column.as_str()),
+                ScalarValue::from(e.ty.as_str()),
+                ScalarValue::from(e.col_length.as_str()),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::from(e.raw_line.as_str()),
+                ScalarValue::from(e.raw_value.as_str()),
+                ScalarValue::Int32(Some(e.code)),
+                ScalarValue::from(e.reason.as_str()),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int64(Some(0)),
+            ]
+        })
+        .collect();
+    batch(stl_load_errors_schema(), rows)
+}
+
+pub(crate) fn stl_load_commits_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("slice", DataType::Int32, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("filename", DataType::Utf8, true),
+        Field::new("byte_offset", DataType::Int64, true),
+        Field::new("lines_scanned", DataType::Int64, true),
+        Field::new("errors", DataType::Int64, true),
+        ts_field("curtime"),
+        Field::new("status", DataType::Int32, true),
+        Field::new("file_format", DataType::Utf8, true),
+        Field::new("is_partial", DataType::Int32, true),
+        Field::new("start_offset", DataType::Int64, true),
+    ]))
+}
+
+pub(crate) fn stl_load_commits(
+    log: &LoadLog,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let rows = log
+        .commits
+        .lock()
+        .iter()
+        .map(|(run, f)| {
+            vec![
+                ScalarValue::Int32(userid(&run.user)),
+                ScalarValue::Int32(Some(run.query as i32)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::from(run.table.as_str()),
+                ScalarValue::from(f.file.as_str()),
+                ScalarValue::Int64(Some(f.bytes as i64)),
+                ScalarValue::Int64(Some(f.lines as i64)),
+                ScalarValue::Int64(Some(f.errors as i64)),
+                timestamp(f.at),
+                ScalarValue::Int32(Some(1)),
+                ScalarValue::from(f.format),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int64(Some(0)),
+            ]
+        })
+        .collect();
+    batch(stl_load_commits_schema(), rows)
+}
