@@ -23,15 +23,76 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use tokio::io::{AsyncRead, BufReader};
 use tokio_util::io::StreamReader;
 
 pub use settings::S3Settings;
+
+/// The record batches of a Parquet object.
+pub type ParquetBatches = parquet::arrow::async_reader::ParquetRecordBatchStream<ParquetObject>;
+
+/// A Parquet object read by byte ranges: the footer first, then the column chunks.
+pub struct ParquetObject {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    size: u64,
+}
+
+/// Bytes fetched with the footer, so small files need one request for their metadata.
+const PARQUET_FOOTER_HINT: usize = 64 * 1024;
+
+impl AsyncFileReader for ParquetObject {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a parquet::arrow::arrow_reader::ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(PARQUET_FOOTER_HINT))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
 
 /// Errors reaching or reading object storage.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +110,13 @@ pub enum IoError {
         #[source]
         source: object_store::Error,
     },
+    /// A Parquet file that cannot be read.
+    #[error("{url}: {source}")]
+    Parquet {
+        url: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
     /// Reading (or decompressing) an object's bytes failed.
     #[error("{url}: {source}")]
     Read {
@@ -63,6 +131,7 @@ impl IoError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             IoError::InvalidLocation { .. } | IoError::Credentials(_) => "22023",
+            IoError::Parquet { .. } => "22P04",
             _ if self.is_not_found() => "58P01",
             _ if self.is_denied() => "42501",
             IoError::Store { .. } | IoError::Read { .. } => "58030",
@@ -355,6 +424,30 @@ impl Storage {
             size: meta.size,
             etag: meta.e_tag,
         })
+    }
+
+    /// The record batches of a Parquet object, read by ranges (footer, then column chunks),
+    /// `batch_rows` rows at a time.
+    pub async fn parquet_batches(
+        &self,
+        file: &ObjectFile,
+        batch_rows: usize,
+    ) -> Result<ParquetBatches, IoError> {
+        let err = |source| IoError::Parquet {
+            url: file.url.clone(),
+            source,
+        };
+        let reader = ParquetObject {
+            store: self.store.clone(),
+            path: file.path.clone(),
+            size: file.size,
+        };
+        ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(err)?
+            .with_batch_size(batch_rows)
+            .build()
+            .map_err(err)
     }
 
     /// All of an object's bytes (a manifest, a Parquet file).

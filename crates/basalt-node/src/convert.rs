@@ -15,7 +15,8 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::DataType;
 
 use crate::NodeError;
 
@@ -37,6 +38,7 @@ pub(crate) mod code {
     pub const NOT_NULL: i32 = 1213;
     pub const DELIMITER_NOT_FOUND: i32 = 1214;
     pub const INVALID_UTF8: i32 = 1220;
+    pub const MALFORMED_JSON: i32 = 1224;
 }
 
 /// One rejected row (a row of STL_LOAD_ERRORS).
@@ -291,10 +293,7 @@ impl Rows<'_> {
             if i > 0 {
                 line.push(self.delimiter);
             }
-            let s = c.as_string::<i32>();
-            if s.is_valid(row) {
-                line.push_str(s.value(row));
-            }
+            line.push_str(&display(c, row));
         }
         line
     }
@@ -315,7 +314,7 @@ pub(crate) fn convert(
     let mut out: Vec<ArrayRef> = Vec::with_capacity(columns.len());
     let mut errors: Vec<(usize, LoadError)> = vec![];
     for (i, c) in columns.iter().enumerate() {
-        let text = prepare(batch.column(i).as_string::<i32>(), &c.ty, rules);
+        let input = batch.column(i);
         let (ty_name, col_length) = redshift_type(&c.ty);
         let error = |row: usize, raw: &str, code: i32, sqlstate, reason: String| LoadError {
             file: rows.file.to_string(),
@@ -330,7 +329,7 @@ pub(crate) fn convert(
             sqlstate,
         };
         let mut failed = vec![false; n];
-        let converted = convert_column(&text, c, rules, &mut |row, raw, sqlstate, reason| {
+        let converted = convert_any(input, c, rules, &mut |row, raw, sqlstate, reason| {
             failed[row] = true;
             errors.push((
                 row,
@@ -381,6 +380,60 @@ pub(crate) fn convert(
     }
     let keep: BooleanArray = bad.iter().map(|b| Some(!b)).collect();
     Ok(filter_record_batch(&converted, &keep)?)
+}
+
+/// A value as text (empty for NULL), for STL_LOAD_ERRORS.
+fn display(a: &ArrayRef, row: usize) -> String {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    if a.is_null(row) {
+        return String::new();
+    }
+    ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())
+        .map(|f| f.value(row).to_string())
+        .unwrap_or_default()
+}
+
+/// Convert one input column of any type: text under the COPY's rules, typed values (Parquet)
+/// by a cast, value by value where the cast fails.
+fn convert_any(
+    input: &ArrayRef,
+    c: &ColumnMeta,
+    rules: &Rules,
+    reject: &mut dyn FnMut(usize, &str, &'static str, String),
+) -> Result<ArrayRef, NodeError> {
+    let target = c.ty.to_arrow();
+    if matches!(input.data_type(), DataType::Utf8View | DataType::LargeUtf8) || c.ty.is_string() {
+        let text = cast(input, &DataType::Utf8)?;
+        let text = prepare(text.as_string::<i32>(), &c.ty, rules);
+        return convert_column(&text, c, rules, reject);
+    }
+    if input.data_type() == &DataType::Utf8 {
+        let text = prepare(input.as_string::<i32>(), &c.ty, rules);
+        return convert_column(&text, c, rules, reject);
+    }
+    if input.data_type() == &target {
+        return Ok(input.clone());
+    }
+    match crate::dml::cast_value(input, &target, c) {
+        Ok(a) => Ok(a),
+        Err(_) => {
+            let mut keep = vec![true; input.len()];
+            for (r, k) in keep.iter_mut().enumerate() {
+                if input.is_valid(r)
+                    && let Err(e) = crate::dml::cast_value(&input.slice(r, 1), &target, c)
+                {
+                    let (sqlstate, reason) = reason_of(e);
+                    reject(r, &display(input, r), sqlstate, reason);
+                    *k = false;
+                }
+            }
+            let kept = datafusion::arrow::compute::nullif(
+                input,
+                &keep.iter().map(|k| Some(!k)).collect::<BooleanArray>(),
+            )?;
+            crate::dml::cast_value(&kept, &target, c)
+        }
+    }
 }
 
 /// Apply the text rules before conversion: TRIMBLANKS, BLANKSASNULL, EMPTYASNULL and

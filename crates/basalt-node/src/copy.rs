@@ -24,7 +24,7 @@ use crate::session::{StatementOutput, ident_name};
 use crate::{NodeError, Session};
 
 /// Rows parsed before they are handed to the writer.
-const ROWS_PER_BATCH: usize = 64 * 1024;
+pub(crate) const ROWS_PER_BATCH: usize = 64 * 1024;
 
 /// How `COPY ... TO STDOUT` writes rows, with Postgres' defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -976,7 +976,8 @@ impl CopyIn {
         Ok(())
     }
 
-    async fn flush(&mut self, session: &Session) -> Result<(), NodeError> {
+    /// Write the buffered rows.
+    pub(crate) async fn flush(&mut self, session: &Session) -> Result<(), NodeError> {
         if self.lines.is_empty() {
             return Ok(());
         }
@@ -992,6 +993,79 @@ impl CopyIn {
                 .collect::<Vec<_>>(),
         ));
         let batch = RecordBatch::try_new(schema, cols)?;
+        self.write(session, batch, &lines).await
+    }
+
+    /// Rows parsed and not yet written.
+    pub(crate) fn buffered(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// One record of a format parsed elsewhere (JSON), ending on `line`: checked and buffered
+    /// like a line of text.
+    pub(crate) fn push_record(
+        &mut self,
+        line: u64,
+        raw: &[u8],
+        mut fields: Vec<Option<Cow<'_, str>>>,
+    ) -> Result<(), NodeError> {
+        self.line = line;
+        self.push_row(raw, &mut fields)
+    }
+
+    /// Reject a record of a format parsed elsewhere (JSON) that cannot load (1224).
+    pub(crate) fn reject_record(
+        &mut self,
+        line: u64,
+        raw: &[u8],
+        reason: String,
+    ) -> Result<(), NodeError> {
+        self.line = line;
+        let Some(r) = &mut self.redshift else {
+            return Err(NodeError::invalid("22P02", reason));
+        };
+        let err = LoadError::line(
+            &r.file,
+            line,
+            &String::from_utf8_lossy(raw),
+            code::MALFORMED_JSON,
+            "22P02",
+            reason,
+        );
+        r.rejects.reject(err)
+    }
+
+    /// Load a batch of typed columns (Parquet), one per input column: converted to the
+    /// table's types, bad values rejected, and written. Its rows are the next lines.
+    pub(crate) async fn push_batch(
+        &mut self,
+        session: &Session,
+        batch: RecordBatch,
+    ) -> Result<(), NodeError> {
+        if batch.num_columns() != self.width {
+            return Err(NodeError::invalid(
+                "22P04",
+                format!(
+                    "the file has {} columns and the COPY loads {}: columnar files map \
+                     columns by position",
+                    batch.num_columns(),
+                    self.width
+                ),
+            ));
+        }
+        let n = batch.num_rows() as u64;
+        let lines: Vec<u64> = (self.line + 1..=self.line + n).collect();
+        self.line += n;
+        self.write(session, batch, &lines).await
+    }
+
+    /// Convert (under a Redshift COPY's rules) and write rows that came from `lines`.
+    async fn write(
+        &mut self,
+        session: &Session,
+        batch: RecordBatch,
+        lines: &[u64],
+    ) -> Result<(), NodeError> {
         let batch = match &mut self.redshift {
             None => batch,
             Some(r) => {
@@ -1004,7 +1078,7 @@ impl CopyIn {
                 let columns: Vec<&ColumnMeta> = r.columns.iter().collect();
                 let rows = Rows {
                     file: &r.file,
-                    lines: &lines,
+                    lines,
                     delimiter,
                 };
                 convert(&batch, &columns, &rows, &r.rules, &mut r.rejects)?

@@ -22,12 +22,14 @@ use basalt_io::{Compression, Location, ObjectFile, S3Settings, Storage};
 use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 use chrono::Utc;
+use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::convert::{Rejects, Rules, TimeFormat};
-use crate::copy::{CopyIn, Escapes, Format, RedshiftRows};
+use crate::copy::{CopyIn, Escapes, Format, ROWS_PER_BATCH, RedshiftRows};
 use crate::dml::TableWriter;
+use crate::json::JsonSpec;
 use crate::loadlog::{FileCommit, LoadRun};
 use crate::session::StatementOutput;
 use crate::{NodeError, Session};
@@ -45,6 +47,18 @@ enum FileFormat {
     Csv,
     /// `FIXEDWIDTH 'label:width,...'`: the widths in characters.
     FixedWidth(Vec<usize>),
+    /// `JSON 'auto' | 'auto ignorecase' | 's3://jsonpaths'`; the paths file is read when the
+    /// COPY starts.
+    Json(JsonArg),
+    /// Columns map by position.
+    Parquet,
+}
+
+/// JSON's argument as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum JsonArg {
+    Auto { ignore_case: bool },
+    PathsFile(String),
 }
 
 impl FileFormat {
@@ -54,6 +68,8 @@ impl FileFormat {
             FileFormat::Delimited => "Text",
             FileFormat::Csv => "Csv",
             FileFormat::FixedWidth(_) => "Fixed",
+            FileFormat::Json(_) => "Json",
+            FileFormat::Parquet => "Parquet",
         }
     }
 }
@@ -156,6 +172,24 @@ impl LoadOptions {
             match p.name.as_str() {
                 "CSV" => format = FileFormat::Csv,
                 "FIXEDWIDTH" => format = FileFormat::FixedWidth(fixed_widths(&value())?),
+                "PARQUET" => format = FileFormat::Parquet,
+                "JSON" => {
+                    let arg = p.value.clone().unwrap_or_else(|| "auto".into());
+                    format = FileFormat::Json(match arg.to_ascii_lowercase().as_str() {
+                        "auto" => JsonArg::Auto { ignore_case: false },
+                        "auto ignorecase" => JsonArg::Auto { ignore_case: true },
+                        "noshred" => {
+                            return Err(NodeError::unsupported("COPY JSON 'noshred' (SUPER)"));
+                        }
+                        _ => JsonArg::PathsFile(arg),
+                    })
+                }
+                "ORC" | "AVRO" => {
+                    return Err(NodeError::unsupported(format!(
+                        "COPY from {} files",
+                        p.name
+                    )));
+                }
                 "DELIMITER" => delimiter = Some(one_byte("DELIMITER", &value())?),
                 "QUOTE" => quote = Some(one_byte("QUOTE", &value())?),
                 "NULL" => null = Some(value()),
@@ -248,6 +282,26 @@ impl LoadOptions {
                 )));
             }
         }
+        let other = matches!(format, FileFormat::Json(_) | FileFormat::Parquet);
+        if other
+            && (escapes
+                || remove_quotes
+                || delimiter.is_some()
+                || null.is_some()
+                || fill_record
+                || ignore_header > 0)
+        {
+            return Err(invalid(
+                "COPY: ESCAPE, REMOVEQUOTES, DELIMITER, NULL AS, FILLRECORD and IGNOREHEADER \
+                 apply to text files, not JSON or PARQUET",
+            ));
+        }
+        if format == FileFormat::Parquet && compression != Compression::None {
+            return Err(invalid(
+                "COPY: PARQUET files carry their own compression; GZIP, BZIP2 and ZSTD do not \
+                 apply",
+            ));
+        }
         if quote.is_some() && !csv {
             return Err(invalid("COPY: QUOTE is used only with CSV"));
         }
@@ -298,6 +352,16 @@ impl LoadOptions {
             FileFormat::FixedWidth(widths) => Format::Fixed {
                 widths: widths.clone(),
                 null: self.null.clone(),
+            },
+            // Records arrive already split (JSON) or typed (Parquet); `,` joins fields in
+            // STL_LOAD_ERRORS.raw_line.
+            FileFormat::Json(_) | FileFormat::Parquet => Format::Csv {
+                delimiter: b',',
+                quote: b'"',
+                escape: b'"',
+                null: String::new(),
+                force_not_null: vec![],
+                force_null: vec![],
             },
         }
     }
@@ -409,6 +473,27 @@ impl Session {
                 })
                 .collect()
         };
+        let json = match &opts.format {
+            FileFormat::Json(JsonArg::Auto { ignore_case }) => Some(JsonSpec::Auto {
+                ignore_case: *ignore_case,
+            }),
+            FileFormat::Json(JsonArg::PathsFile(url)) => {
+                let at = Location::parse(url)?;
+                let storage = Storage::open(&at, &settings)?;
+                let object = storage.head().await?;
+                let paths = crate::json::parse_paths_file(&storage.read_all(&object).await?, url)?;
+                if paths.len() != targets.len() {
+                    return Err(invalid(format!(
+                        "COPY: the JSONPaths file {url} has {} expressions and the COPY loads {} \
+                         columns",
+                        paths.len(),
+                        targets.len()
+                    )));
+                }
+                Some(JsonSpec::Paths(paths))
+            }
+            _ => None,
+        };
         let columns = targets
             .iter()
             .map(|t| table.column(t).cloned().expect("target columns exist"))
@@ -439,7 +524,7 @@ impl Session {
         for (n, source) in files.iter().enumerate() {
             let rejected_before = load.rejected();
             read = self
-                .load_file(source, &opts, &mut load)
+                .load_file(source, &opts, json.as_ref(), &targets, &mut load)
                 .instrument(
                     info_span!("copy_file", url = %source.file.url, size = source.file.size),
                 )
@@ -495,6 +580,8 @@ impl Session {
         &mut self,
         source: &Source,
         opts: &LoadOptions,
+        json: Option<&JsonSpec>,
+        targets: &[String],
         load: &mut CopyIn,
     ) -> Result<(), NodeError> {
         let file = &source.file;
@@ -511,7 +598,32 @@ impl Session {
         if let Some(r) = &mut load.redshift {
             r.file.clone_from(&file.url);
         }
+        if opts.format == FileFormat::Parquet {
+            let mut batches = source.storage.parquet_batches(file, ROWS_PER_BATCH).await?;
+            while let Some(batch) = batches.next().await {
+                let batch = batch.map_err(|source| basalt_io::IoError::Parquet {
+                    url: file.url.clone(),
+                    source,
+                })?;
+                load.push_batch(self, batch).await.map_err(named)?;
+            }
+            return Ok(());
+        }
         let mut reader = source.storage.read(file, opts.compression).await?;
+        if let Some(spec) = json {
+            let mut bytes = vec![];
+            reader
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|source| basalt_io::IoError::Read {
+                    url: file.url.clone(),
+                    source,
+                })?;
+            return self
+                .load_json(&bytes, spec, targets, load)
+                .await
+                .map_err(named);
+        }
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
             let n = reader
@@ -527,6 +639,58 @@ impl Session {
             load.feed(self, &chunk[..n]).await.map_err(named)?;
         }
         load.end_input(self).await.map_err(named)
+    }
+}
+
+impl Session {
+    /// Load the JSON values of one file. A value that does not parse is rejected (1224) and
+    /// reading goes on at the next line.
+    async fn load_json(
+        &mut self,
+        bytes: &[u8],
+        spec: &JsonSpec,
+        targets: &[String],
+        load: &mut CopyIn,
+    ) -> Result<(), NodeError> {
+        // `start`: where the current deserializer began, on line `start_line`; `line`: the
+        // line of the position reached.
+        let (mut start, mut start_line) = (0, 1u64);
+        'file: while start < bytes.len() {
+            let mut line = start_line;
+            let mut values = serde_json::Deserializer::from_slice(&bytes[start..])
+                .into_iter::<serde_json::Value>();
+            loop {
+                let from = start + values.byte_offset();
+                match values.next() {
+                    None => break 'file,
+                    Some(Ok(value)) => {
+                        let raw = &bytes[from..start + values.byte_offset()];
+                        // The line the value ends on (STL_LOAD_ERRORS' rule for JSON).
+                        line += memchr::memchr_iter(b'\n', raw).count() as u64;
+                        let raw = raw.trim_ascii();
+                        match crate::json::fields(&value, spec, targets) {
+                            Ok(fields) => load.push_record(line, raw, fields)?,
+                            Err(reason) => load.reject_record(line, raw, reason)?,
+                        }
+                        if load.buffered() >= ROWS_PER_BATCH {
+                            load.flush(self).await?;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        // Reject what is left of the line the error is on; go on after it.
+                        let bad_line = start_line + e.line().saturating_sub(1) as u64;
+                        let next = memchr::memchr_iter(b'\n', &bytes[start..])
+                            .nth(e.line().saturating_sub(1))
+                            .map_or(bytes.len(), |i| start + i + 1);
+                        let raw = bytes[from.min(next)..next].trim_ascii();
+                        load.reject_record(bad_line, raw, format!("Invalid JSON: {e}"))?;
+                        (start, start_line) = (next, bad_line + 1);
+                        continue 'file;
+                    }
+                }
+            }
+        }
+        load.flush(self).await
     }
 }
 
