@@ -30,6 +30,7 @@ mod loadlog;
 mod params;
 mod pg;
 mod pg_overlay;
+pub mod pgtext;
 mod querylog;
 mod session;
 mod settings;

@@ -27,7 +27,6 @@ mod copy_out;
 mod handler;
 mod params;
 mod server;
-mod text;
 mod types;
 
 pub use server::PgServer;

@@ -63,7 +63,7 @@ fn as_node_literal(v: ScalarValue) -> ScalarValue {
                 Ok(ScalarValue::TimestampMicrosecond(Some(us), _)) => us,
                 _ => return v,
             };
-            if !crate::text::write_timestamp(&mut text, micros, tz.is_some()) {
+            if !basalt_node::pgtext::write_timestamp(&mut text, micros, tz.is_some()) {
                 return v;
             }
         }
@@ -73,7 +73,7 @@ fn as_node_literal(v: ScalarValue) -> ScalarValue {
         | ScalarValue::Time64Nanosecond(Some(_)) => {
             match v.cast_to(&DataType::Time64(TimeUnit::Microsecond)) {
                 Ok(ScalarValue::Time64Microsecond(Some(us))) => {
-                    crate::text::write_time(&mut text, us)
+                    basalt_node::pgtext::write_time(&mut text, us)
                 }
                 _ => return v,
             }

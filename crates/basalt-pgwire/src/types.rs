@@ -1,7 +1,6 @@
 //! Arrow → Postgres: column types (OID, typmod, typlen) and the encoding of values into
 //! `DataRow`s, text or binary per column.
 
-use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 
 use basalt_catalog::{SQL_TYPE_METADATA_KEY, SqlType};
@@ -11,7 +10,6 @@ use chrono::{DateTime, NaiveTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::*;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{Stream, StreamExt};
 use pgwire::api::Type;
@@ -22,7 +20,11 @@ use pgwire::messages::data::DataRow;
 use postgres_types::ToSql;
 
 use crate::handler::{panic_message, to_pg_error};
-use crate::text;
+use basalt_node::pgtext as text;
+use basalt_node::pgtext::{
+    binary_value, date_days, decimal_parts, interval_parts, string_value, time_micros,
+    timestamp_micros, write_padded,
+};
 
 /// Microseconds from 1970-01-01 to 2000-01-01, the Postgres binary epoch.
 const PG_EPOCH_MICROS: i64 = 946_684_800 * text::MICROS_PER_SECOND;
@@ -330,153 +332,6 @@ pub(crate) fn write_value(
     Ok(())
 }
 
-/// Microseconds of a timestamp value, whatever its unit (nanoseconds are rounded).
-fn timestamp_micros(array: &dyn Array, row: usize, unit: &TimeUnit) -> i64 {
-    match unit {
-        TimeUnit::Second => array
-            .as_primitive::<TimestampSecondType>()
-            .value(row)
-            .saturating_mul(1_000_000),
-        TimeUnit::Millisecond => array
-            .as_primitive::<TimestampMillisecondType>()
-            .value(row)
-            .saturating_mul(1_000),
-        TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
-        TimeUnit::Nanosecond => {
-            round_nanos(array.as_primitive::<TimestampNanosecondType>().value(row))
-        }
-    }
-}
-
-fn round_nanos(ns: i64) -> i64 {
-    (ns.saturating_add(500)).div_euclid(1_000)
-}
-
-fn time_micros(array: &dyn Array, row: usize) -> i64 {
-    match array.data_type() {
-        DataType::Time32(TimeUnit::Second) => {
-            array.as_primitive::<Time32SecondType>().value(row) as i64 * 1_000_000
-        }
-        DataType::Time32(_) => {
-            array.as_primitive::<Time32MillisecondType>().value(row) as i64 * 1_000
-        }
-        DataType::Time64(TimeUnit::Nanosecond) => {
-            round_nanos(array.as_primitive::<Time64NanosecondType>().value(row))
-        }
-        _ => array.as_primitive::<Time64MicrosecondType>().value(row),
-    }
-}
-
-/// (months, days, microseconds) of an interval or duration value.
-fn interval_parts(array: &dyn Array, row: usize) -> (i32, i32, i64) {
-    match array.data_type() {
-        DataType::Interval(IntervalUnit::YearMonth) => (
-            array.as_primitive::<IntervalYearMonthType>().value(row),
-            0,
-            0,
-        ),
-        DataType::Interval(IntervalUnit::DayTime) => {
-            let v = array.as_primitive::<IntervalDayTimeType>().value(row);
-            (0, v.days, v.milliseconds as i64 * 1_000)
-        }
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            let v = array.as_primitive::<IntervalMonthDayNanoType>().value(row);
-            (v.months, v.days, round_nanos(v.nanoseconds))
-        }
-        // A duration is what `timestamp - timestamp` gives; Postgres shows it with whole days
-        // split off (`1 day 01:30:00`), both parts with the duration's sign.
-        DataType::Duration(unit) => {
-            let v = match unit {
-                TimeUnit::Second => array
-                    .as_primitive::<DurationSecondType>()
-                    .value(row)
-                    .saturating_mul(1_000_000),
-                TimeUnit::Millisecond => array
-                    .as_primitive::<DurationMillisecondType>()
-                    .value(row)
-                    .saturating_mul(1_000),
-                TimeUnit::Microsecond => array.as_primitive::<DurationMicrosecondType>().value(row),
-                TimeUnit::Nanosecond => {
-                    round_nanos(array.as_primitive::<DurationNanosecondType>().value(row))
-                }
-            };
-            const DAY: i64 = 86_400_000_000;
-            (0, (v / DAY) as i32, v % DAY)
-        }
-        _ => (0, 0, 0),
-    }
-}
-
-/// Days since 1970-01-01 of a date value.
-fn date_days(array: &dyn Array, row: usize) -> i32 {
-    match array.data_type() {
-        DataType::Date64 => array
-            .as_primitive::<Date64Type>()
-            .value(row)
-            .div_euclid(86_400_000) as i32,
-        _ => array.as_primitive::<Date32Type>().value(row),
-    }
-}
-
-/// The unscaled integer of a decimal value as a decimal string, and its scale.
-fn decimal_parts(array: &dyn Array, row: usize) -> Option<(String, i8)> {
-    Some(match array.data_type() {
-        DataType::Decimal32(_, s) => (
-            array.as_primitive::<Decimal32Type>().value(row).to_string(),
-            *s,
-        ),
-        DataType::Decimal64(_, s) => (
-            array.as_primitive::<Decimal64Type>().value(row).to_string(),
-            *s,
-        ),
-        DataType::Decimal128(_, s) => (
-            array
-                .as_primitive::<Decimal128Type>()
-                .value(row)
-                .to_string(),
-            *s,
-        ),
-        DataType::Decimal256(_, s) => (
-            array
-                .as_primitive::<Decimal256Type>()
-                .value(row)
-                .to_string(),
-            *s,
-        ),
-        DataType::UInt64 => (array.as_primitive::<UInt64Type>().value(row).to_string(), 0),
-        _ => return None,
-    })
-}
-
-fn string_value(array: &dyn Array, row: usize) -> Option<&str> {
-    Some(match array.data_type() {
-        DataType::Utf8 => array.as_string::<i32>().value(row),
-        DataType::LargeUtf8 => array.as_string::<i64>().value(row),
-        DataType::Utf8View => array.as_string_view().value(row),
-        _ => return None,
-    })
-}
-
-fn binary_value(array: &dyn Array, row: usize) -> Option<&[u8]> {
-    Some(match array.data_type() {
-        DataType::Binary => array.as_binary::<i32>().value(row),
-        DataType::LargeBinary => array.as_binary::<i64>().value(row),
-        DataType::BinaryView => array.as_binary_view().value(row),
-        DataType::FixedSizeBinary(_) => array.as_fixed_size_binary().value(row),
-        _ => return None,
-    })
-}
-
-fn write_padded(buf: &mut BytesMut, s: &str, pad_to: Option<usize>) {
-    buf.put_slice(s.as_bytes());
-    if let Some(n) = pad_to {
-        let len = s.chars().count();
-        for _ in len..n {
-            buf.put_u8(b' ');
-        }
-    }
-}
-
 /// A value (not NULL) in Postgres' text output format.
 pub(crate) fn write_text(
     array: &dyn Array,
@@ -484,91 +339,14 @@ pub(crate) fn write_text(
     col: &PgColumn,
     buf: &mut BytesMut,
 ) -> Result<(), NodeError> {
-    let dt = array.data_type();
-    let ok = match dt {
-        DataType::Boolean => {
-            buf.put_u8(if array.as_boolean().value(row) {
-                b't'
-            } else {
-                b'f'
-            });
-            true
-        }
-        DataType::Int8 => write!(buf, "{}", array.as_primitive::<Int8Type>().value(row)).is_ok(),
-        DataType::Int16 => write!(buf, "{}", array.as_primitive::<Int16Type>().value(row)).is_ok(),
-        DataType::Int32 => write!(buf, "{}", array.as_primitive::<Int32Type>().value(row)).is_ok(),
-        DataType::Int64 => write!(buf, "{}", array.as_primitive::<Int64Type>().value(row)).is_ok(),
-        DataType::UInt8 => write!(buf, "{}", array.as_primitive::<UInt8Type>().value(row)).is_ok(),
-        DataType::UInt16 => {
-            write!(buf, "{}", array.as_primitive::<UInt16Type>().value(row)).is_ok()
-        }
-        DataType::UInt32 => {
-            write!(buf, "{}", array.as_primitive::<UInt32Type>().value(row)).is_ok()
-        }
-        DataType::UInt64 => {
-            write!(buf, "{}", array.as_primitive::<UInt64Type>().value(row)).is_ok()
-        }
-        DataType::Float16 => {
-            text::write_f32(buf, array.as_primitive::<Float16Type>().value(row).to_f32());
-            true
-        }
-        DataType::Float32 => {
-            text::write_f32(buf, array.as_primitive::<Float32Type>().value(row));
-            true
-        }
-        DataType::Float64 => {
-            text::write_f64(buf, array.as_primitive::<Float64Type>().value(row));
-            true
-        }
-        DataType::Decimal32(..)
-        | DataType::Decimal64(..)
-        | DataType::Decimal128(..)
-        | DataType::Decimal256(..) => match decimal_parts(array, row) {
-            Some((digits, scale)) => {
-                text::write_decimal(buf, &digits, scale);
-                true
-            }
-            None => false,
-        },
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            match string_value(array, row) {
-                Some(s) => {
-                    write_padded(buf, s, col.pad_to);
-                    true
-                }
-                None => false,
-            }
-        }
-        DataType::Date32 | DataType::Date64 => text::write_date(buf, date_days(array, row)),
-        DataType::Timestamp(unit, tz) => {
-            text::write_timestamp(buf, timestamp_micros(array, row, unit), tz.is_some())
-        }
-        DataType::Time32(_) | DataType::Time64(_) => {
-            text::write_time(buf, time_micros(array, row));
-            true
-        }
-        DataType::Interval(_) | DataType::Duration(_) => {
-            let (m, d, us) = interval_parts(array, row);
-            text::write_interval(buf, m, d, us);
-            true
-        }
-        DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView
-        | DataType::FixedSizeBinary(_) => match binary_value(array, row) {
-            Some(b) => {
-                text::write_bytea(buf, b);
-                true
-            }
-            None => false,
-        },
+    let ok = match array.data_type() {
         DataType::List(_) => write_array(&array.as_list::<i32>().value(row), buf)?,
         DataType::LargeList(_) => write_array(&array.as_list::<i64>().value(row), buf)?,
         DataType::FixedSizeList(..) => write_array(&array.as_fixed_size_list().value(row), buf)?,
-        _ => false,
+        _ => text::write_value(array, row, col.pad_to, buf),
     };
     if !ok {
-        write_display(array, row, buf)?;
+        text::write_display(array, row, buf)?;
     }
     Ok(())
 }
@@ -598,14 +376,6 @@ fn write_array(values: &ArrayRef, buf: &mut BytesMut) -> Result<bool, NodeError>
     }
     buf.put_u8(b'}');
     Ok(true)
-}
-
-/// Any other type: Arrow's display formatting.
-fn write_display(array: &dyn Array, row: usize, buf: &mut BytesMut) -> Result<(), NodeError> {
-    let options = FormatOptions::default();
-    let formatter = ArrayFormatter::try_new(array, &options)?;
-    write!(buf, "{}", formatter.value(row))
-        .map_err(|e| NodeError::internal(format!("formatting a value: {e}")))
 }
 
 fn to_sql_err(e: Box<dyn std::error::Error + Sync + Send>) -> NodeError {

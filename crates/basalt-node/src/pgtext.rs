@@ -1,21 +1,29 @@
 //! Values in PostgreSQL 15's text output format (what `psql` shows), checked against a real
 //! PostgreSQL 15 server: floats (`float8out`/`float4out` with `extra_float_digits = 1`), numeric,
 //! dates and times (`DateStyle = ISO`), intervals (`IntervalStyle = postgres`) and bytea (hex).
+//! The wire layer (result rows, COPY TO STDOUT) and UNLOAD write values with these.
 
 use std::fmt::Write;
+
+use bytes::{BufMut, BytesMut};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::*;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::NodeError;
 
 use chrono::{Datelike, NaiveDate};
 
 /// Days from 0001-01-01 (CE day 1) to 1970-01-01.
 const UNIX_EPOCH_FROM_CE: i32 = 719_163;
-pub(crate) const MICROS_PER_SECOND: i64 = 1_000_000;
-pub(crate) const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 const MICROS_PER_HOUR: i64 = 3_600 * MICROS_PER_SECOND;
 const MICROS_PER_MINUTE: i64 = 60 * MICROS_PER_SECOND;
 
 /// `float8out`: shortest round-trip digits, fixed notation when the decimal exponent is in
 /// [-4, 15), otherwise `d.ddde±XX`.
-pub(crate) fn write_f64(out: &mut impl Write, v: f64) {
+pub fn write_f64(out: &mut impl Write, v: f64) {
     if let Some(special) = special_float(v.is_nan(), v.is_infinite(), v < 0.0) {
         let _ = out.write_str(special);
     } else if v == 0.0 {
@@ -26,7 +34,7 @@ pub(crate) fn write_f64(out: &mut impl Write, v: f64) {
 }
 
 /// `float4out`: like [`write_f64`] with the fixed-notation range [-4, 6).
-pub(crate) fn write_f32(out: &mut impl Write, v: f32) {
+pub fn write_f32(out: &mut impl Write, v: f32) {
     if let Some(special) = special_float(v.is_nan(), v.is_infinite(), v < 0.0) {
         let _ = out.write_str(special);
     } else if v == 0.0 {
@@ -86,7 +94,7 @@ fn write_shortest(out: &mut impl Write, sci: &str, negative: bool, max_fixed_exp
 
 /// A decimal integer string (optionally signed) with `scale` implied fractional digits, as
 /// numeric prints it: exactly `scale` digits after the point.
-pub(crate) fn write_decimal(out: &mut impl Write, unscaled: &str, scale: i8) {
+pub fn write_decimal(out: &mut impl Write, unscaled: &str, scale: i8) {
     let (negative, digits) = match unscaled.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, unscaled),
@@ -117,7 +125,7 @@ pub(crate) fn write_decimal(out: &mut impl Write, unscaled: &str, scale: i8) {
 }
 
 /// A date from days since 1970-01-01; None when outside chrono's range.
-pub(crate) fn date_from_days(days: i32) -> Option<NaiveDate> {
+pub fn date_from_days(days: i32) -> Option<NaiveDate> {
     NaiveDate::from_num_days_from_ce_opt(days.checked_add(UNIX_EPOCH_FROM_CE)?)
 }
 
@@ -135,7 +143,7 @@ fn write_date_part(out: &mut impl Write, date: NaiveDate) -> bool {
 }
 
 /// A date in ISO style. Returns false when the value is outside the representable range.
-pub(crate) fn write_date(out: &mut impl Write, days: i32) -> bool {
+pub fn write_date(out: &mut impl Write, days: i32) -> bool {
     let Some(date) = date_from_days(days) else {
         return false;
     };
@@ -146,7 +154,7 @@ pub(crate) fn write_date(out: &mut impl Write, days: i32) -> bool {
 }
 
 /// `HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
-pub(crate) fn write_time(out: &mut impl Write, micros_of_day: i64) {
+pub fn write_time(out: &mut impl Write, micros_of_day: i64) {
     let secs = micros_of_day.div_euclid(MICROS_PER_SECOND);
     let frac = micros_of_day.rem_euclid(MICROS_PER_SECOND);
     let _ = write!(
@@ -168,7 +176,7 @@ fn write_fraction(out: &mut impl Write, frac_micros: i64) {
 
 /// A timestamp from microseconds since 1970-01-01 (UTC); `with_zone` appends `+00` (the
 /// session time zone is always UTC). Returns false when out of range.
-pub(crate) fn write_timestamp(out: &mut impl Write, micros: i64, with_zone: bool) -> bool {
+pub fn write_timestamp(out: &mut impl Write, micros: i64, with_zone: bool) -> bool {
     let days = micros.div_euclid(MICROS_PER_DAY);
     let Some(date) = i32::try_from(days).ok().and_then(date_from_days) else {
         return false;
@@ -186,7 +194,7 @@ pub(crate) fn write_timestamp(out: &mut impl Write, micros: i64, with_zone: bool
 }
 
 /// An interval in `IntervalStyle = postgres` (Postgres' `EncodeInterval`).
-pub(crate) fn write_interval(out: &mut impl Write, months: i32, days: i32, micros: i64) {
+pub fn write_interval(out: &mut impl Write, months: i32, days: i32, micros: i64) {
     let mut is_zero = true;
     let mut is_before = false;
     let mut part = |out: &mut dyn Write, value: i64, unit: &str| {
@@ -238,7 +246,7 @@ pub(crate) fn write_interval(out: &mut impl Write, months: i32, days: i32, micro
 }
 
 /// bytea in hex output format: `\x0102`.
-pub(crate) fn write_bytea(out: &mut impl Write, bytes: &[u8]) {
+pub fn write_bytea(out: &mut impl Write, bytes: &[u8]) {
     let _ = out.write_str("\\x");
     for b in bytes {
         let _ = write!(out, "{b:02x}");
@@ -246,7 +254,7 @@ pub(crate) fn write_bytea(out: &mut impl Write, bytes: &[u8]) {
 }
 
 /// Quote one element of an array literal as `array_out` does, if needed.
-pub(crate) fn write_array_element(out: &mut impl Write, text: &str) {
+pub fn write_array_element(out: &mut impl Write, text: &str) {
     let needs_quotes = text.is_empty()
         || text.eq_ignore_ascii_case("NULL")
         || text
@@ -264,6 +272,251 @@ pub(crate) fn write_array_element(out: &mut impl Write, text: &str) {
         let _ = out.write_char(c);
     }
     let _ = out.write_char('"');
+}
+
+/// A scalar value (not NULL) in Postgres' text output format; CHAR(n) values are blank-padded
+/// to `pad_to`. False for a type it does not know (lists, structs): the caller formats those.
+pub fn write_value(
+    array: &dyn Array,
+    row: usize,
+    pad_to: Option<usize>,
+    buf: &mut BytesMut,
+) -> bool {
+    let dt = array.data_type();
+    match dt {
+        DataType::Boolean => {
+            buf.put_u8(if array.as_boolean().value(row) {
+                b't'
+            } else {
+                b'f'
+            });
+            true
+        }
+        DataType::Int8 => write!(buf, "{}", array.as_primitive::<Int8Type>().value(row)).is_ok(),
+        DataType::Int16 => write!(buf, "{}", array.as_primitive::<Int16Type>().value(row)).is_ok(),
+        DataType::Int32 => write!(buf, "{}", array.as_primitive::<Int32Type>().value(row)).is_ok(),
+        DataType::Int64 => write!(buf, "{}", array.as_primitive::<Int64Type>().value(row)).is_ok(),
+        DataType::UInt8 => write!(buf, "{}", array.as_primitive::<UInt8Type>().value(row)).is_ok(),
+        DataType::UInt16 => {
+            write!(buf, "{}", array.as_primitive::<UInt16Type>().value(row)).is_ok()
+        }
+        DataType::UInt32 => {
+            write!(buf, "{}", array.as_primitive::<UInt32Type>().value(row)).is_ok()
+        }
+        DataType::UInt64 => {
+            write!(buf, "{}", array.as_primitive::<UInt64Type>().value(row)).is_ok()
+        }
+        DataType::Float16 => {
+            write_f32(buf, array.as_primitive::<Float16Type>().value(row).to_f32());
+            true
+        }
+        DataType::Float32 => {
+            write_f32(buf, array.as_primitive::<Float32Type>().value(row));
+            true
+        }
+        DataType::Float64 => {
+            write_f64(buf, array.as_primitive::<Float64Type>().value(row));
+            true
+        }
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => match decimal_parts(array, row) {
+            Some((digits, scale)) => {
+                write_decimal(buf, &digits, scale);
+                true
+            }
+            None => false,
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            match string_value(array, row) {
+                Some(s) => {
+                    write_padded(buf, s, pad_to);
+                    true
+                }
+                None => false,
+            }
+        }
+        DataType::Date32 | DataType::Date64 => write_date(buf, date_days(array, row)),
+        DataType::Timestamp(unit, tz) => {
+            write_timestamp(buf, timestamp_micros(array, row, unit), tz.is_some())
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            write_time(buf, time_micros(array, row));
+            true
+        }
+        DataType::Interval(_) | DataType::Duration(_) => {
+            let (m, d, us) = interval_parts(array, row);
+            write_interval(buf, m, d, us);
+            true
+        }
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => match binary_value(array, row) {
+            Some(b) => {
+                write_bytea(buf, b);
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Microseconds of a timestamp value, whatever its unit (nanoseconds are rounded).
+pub fn timestamp_micros(array: &dyn Array, row: usize, unit: &TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => array
+            .as_primitive::<TimestampSecondType>()
+            .value(row)
+            .saturating_mul(1_000_000),
+        TimeUnit::Millisecond => array
+            .as_primitive::<TimestampMillisecondType>()
+            .value(row)
+            .saturating_mul(1_000),
+        TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
+        TimeUnit::Nanosecond => {
+            round_nanos(array.as_primitive::<TimestampNanosecondType>().value(row))
+        }
+    }
+}
+
+fn round_nanos(ns: i64) -> i64 {
+    (ns.saturating_add(500)).div_euclid(1_000)
+}
+
+pub fn time_micros(array: &dyn Array, row: usize) -> i64 {
+    match array.data_type() {
+        DataType::Time32(TimeUnit::Second) => {
+            array.as_primitive::<Time32SecondType>().value(row) as i64 * 1_000_000
+        }
+        DataType::Time32(_) => {
+            array.as_primitive::<Time32MillisecondType>().value(row) as i64 * 1_000
+        }
+        DataType::Time64(TimeUnit::Nanosecond) => {
+            round_nanos(array.as_primitive::<Time64NanosecondType>().value(row))
+        }
+        _ => array.as_primitive::<Time64MicrosecondType>().value(row),
+    }
+}
+
+/// (months, days, microseconds) of an interval or duration value.
+pub fn interval_parts(array: &dyn Array, row: usize) -> (i32, i32, i64) {
+    match array.data_type() {
+        DataType::Interval(IntervalUnit::YearMonth) => (
+            array.as_primitive::<IntervalYearMonthType>().value(row),
+            0,
+            0,
+        ),
+        DataType::Interval(IntervalUnit::DayTime) => {
+            let v = array.as_primitive::<IntervalDayTimeType>().value(row);
+            (0, v.days, v.milliseconds as i64 * 1_000)
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = array.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            (v.months, v.days, round_nanos(v.nanoseconds))
+        }
+        // A duration is what `timestamp - timestamp` gives; Postgres shows it with whole days
+        // split off (`1 day 01:30:00`), both parts with the duration's sign.
+        DataType::Duration(unit) => {
+            let v = match unit {
+                TimeUnit::Second => array
+                    .as_primitive::<DurationSecondType>()
+                    .value(row)
+                    .saturating_mul(1_000_000),
+                TimeUnit::Millisecond => array
+                    .as_primitive::<DurationMillisecondType>()
+                    .value(row)
+                    .saturating_mul(1_000),
+                TimeUnit::Microsecond => array.as_primitive::<DurationMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => {
+                    round_nanos(array.as_primitive::<DurationNanosecondType>().value(row))
+                }
+            };
+            const DAY: i64 = 86_400_000_000;
+            (0, (v / DAY) as i32, v % DAY)
+        }
+        _ => (0, 0, 0),
+    }
+}
+
+/// Days since 1970-01-01 of a date value.
+pub fn date_days(array: &dyn Array, row: usize) -> i32 {
+    match array.data_type() {
+        DataType::Date64 => array
+            .as_primitive::<Date64Type>()
+            .value(row)
+            .div_euclid(86_400_000) as i32,
+        _ => array.as_primitive::<Date32Type>().value(row),
+    }
+}
+
+/// The unscaled integer of a decimal value as a decimal string, and its scale.
+pub fn decimal_parts(array: &dyn Array, row: usize) -> Option<(String, i8)> {
+    Some(match array.data_type() {
+        DataType::Decimal32(_, s) => (
+            array.as_primitive::<Decimal32Type>().value(row).to_string(),
+            *s,
+        ),
+        DataType::Decimal64(_, s) => (
+            array.as_primitive::<Decimal64Type>().value(row).to_string(),
+            *s,
+        ),
+        DataType::Decimal128(_, s) => (
+            array
+                .as_primitive::<Decimal128Type>()
+                .value(row)
+                .to_string(),
+            *s,
+        ),
+        DataType::Decimal256(_, s) => (
+            array
+                .as_primitive::<Decimal256Type>()
+                .value(row)
+                .to_string(),
+            *s,
+        ),
+        DataType::UInt64 => (array.as_primitive::<UInt64Type>().value(row).to_string(), 0),
+        _ => return None,
+    })
+}
+
+pub fn string_value(array: &dyn Array, row: usize) -> Option<&str> {
+    Some(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().value(row),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(row),
+        DataType::Utf8View => array.as_string_view().value(row),
+        _ => return None,
+    })
+}
+
+pub fn binary_value(array: &dyn Array, row: usize) -> Option<&[u8]> {
+    Some(match array.data_type() {
+        DataType::Binary => array.as_binary::<i32>().value(row),
+        DataType::LargeBinary => array.as_binary::<i64>().value(row),
+        DataType::BinaryView => array.as_binary_view().value(row),
+        DataType::FixedSizeBinary(_) => array.as_fixed_size_binary().value(row),
+        _ => return None,
+    })
+}
+
+pub fn write_padded(buf: &mut BytesMut, s: &str, pad_to: Option<usize>) {
+    buf.put_slice(s.as_bytes());
+    if let Some(n) = pad_to {
+        let len = s.chars().count();
+        for _ in len..n {
+            buf.put_u8(b' ');
+        }
+    }
+}
+
+/// Any other type: Arrow's display formatting.
+pub fn write_display(array: &dyn Array, row: usize, buf: &mut BytesMut) -> Result<(), NodeError> {
+    let options = FormatOptions::default();
+    let formatter = ArrayFormatter::try_new(array, &options)?;
+    write!(buf, "{}", formatter.value(row))
+        .map_err(|e| NodeError::internal(format!("formatting a value: {e}")))
 }
 
 #[cfg(test)]
