@@ -260,6 +260,12 @@ pub struct ObjectFile {
     pub etag: Option<String>,
 }
 
+/// A stream writing a new object (compressed as asked).
+pub type ObjectWriter = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+/// Bytes an object writer holds before it starts a multipart upload.
+const WRITE_BUFFER: usize = 8 << 20;
+
 /// A decompressed stream of an object's bytes.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -505,6 +511,49 @@ impl Storage {
     }
 
     /// Write `bytes` to `key` under this store (tests and UNLOAD).
+    /// The path of the object named by this location's prefix followed by `suffix`
+    /// (`unload/t_` + `0000_part_00`).
+    pub fn path_with(&self, suffix: &str) -> Result<ObjectPath, IoError> {
+        let key = format!("{}{suffix}", self.key()?);
+        ObjectPath::parse(&key).map_err(|e| IoError::InvalidLocation {
+            location: key.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The URL of an object of this store.
+    pub fn url(&self, path: &ObjectPath) -> String {
+        self.url_of(path)
+    }
+
+    /// Write a new object as a stream, compressed with `compression`. The object appears
+    /// only when the stream is shut down (an interrupted write leaves no object behind).
+    pub fn create(&self, path: &ObjectPath, compression: Compression) -> ObjectWriter {
+        use async_compression::tokio::write::{BzEncoder, GzipEncoder, ZstdEncoder};
+        let raw = object_store::buffered::BufWriter::with_capacity(
+            self.store.clone(),
+            path.clone(),
+            WRITE_BUFFER,
+        );
+        match compression {
+            Compression::None => Box::pin(raw),
+            Compression::Gzip => Box::pin(GzipEncoder::new(raw)),
+            Compression::Bzip2 => Box::pin(BzEncoder::new(raw)),
+            Compression::Zstd => Box::pin(ZstdEncoder::new(raw)),
+        }
+    }
+
+    /// Delete an object.
+    pub async fn delete(&self, path: &ObjectPath) -> Result<(), IoError> {
+        self.store
+            .delete(path)
+            .await
+            .map_err(|source| IoError::Store {
+                url: self.url_of(path),
+                source,
+            })
+    }
+
     pub async fn put(&self, path: &ObjectPath, bytes: bytes::Bytes) -> Result<(), IoError> {
         self.store
             .put(path, bytes.into())

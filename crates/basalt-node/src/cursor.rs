@@ -208,6 +208,7 @@ impl Session {
             compression: None,
             predicate_columns: false,
             copy_parameters: None,
+            unload: None,
         }))
         .await
     }

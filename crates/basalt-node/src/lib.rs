@@ -37,6 +37,7 @@ mod settings;
 mod system_tables;
 #[cfg(test)]
 mod tests;
+mod unload;
 mod vacuum;
 mod view;
 

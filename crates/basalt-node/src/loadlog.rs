@@ -40,10 +40,31 @@ pub(crate) struct FileCommit {
     pub at: NaiveDateTime,
 }
 
+/// One file an UNLOAD wrote (a row of STL_UNLOAD_LOG).
+#[derive(Debug, Clone)]
+pub(crate) struct UnloadFile {
+    pub url: String,
+    pub rows: u64,
+    /// Bytes written (before compression for text formats).
+    pub bytes: u64,
+    pub format: &'static str,
+    pub start: NaiveDateTime,
+    pub end: NaiveDateTime,
+}
+
+/// What one UNLOAD was.
+#[derive(Debug, Clone)]
+pub(crate) struct UnloadRun {
+    pub query: i64,
+    pub user: String,
+    pub pid: i32,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct LoadLog {
     errors: Mutex<VecDeque<(Arc<LoadRun>, LoadError)>>,
     commits: Mutex<VecDeque<(Arc<LoadRun>, FileCommit)>>,
+    unloads: Mutex<VecDeque<(Arc<UnloadRun>, UnloadFile)>>,
 }
 
 fn push_all<T>(log: &Mutex<VecDeque<T>>, items: impl IntoIterator<Item = T>) {
@@ -59,6 +80,11 @@ fn push_all<T>(log: &Mutex<VecDeque<T>>, items: impl IntoIterator<Item = T>) {
 impl LoadLog {
     pub(crate) fn record_errors(&self, run: &Arc<LoadRun>, errors: Vec<LoadError>) {
         push_all(&self.errors, errors.into_iter().map(|e| (run.clone(), e)));
+    }
+
+    pub(crate) fn record_unload(&self, run: UnloadRun, files: Vec<UnloadFile>) {
+        let run = Arc::new(run);
+        push_all(&self.unloads, files.into_iter().map(|f| (run.clone(), f)));
     }
 
     pub(crate) fn record_commits(&self, run: &Arc<LoadRun>, files: Vec<FileCommit>) {
@@ -170,4 +196,54 @@ pub(crate) fn stl_load_commits(
         })
         .collect();
     batch(stl_load_commits_schema(), rows)
+}
+
+pub(crate) fn stl_unload_log_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("slice", DataType::Int32, true),
+        Field::new("pid", DataType::Int32, true),
+        Field::new("path", DataType::Utf8, true),
+        ts_field("start_time"),
+        ts_field("end_time"),
+        Field::new("line_count", DataType::Int64, true),
+        Field::new("transfer_size", DataType::Int64, true),
+        Field::new("file_format", DataType::Utf8, true),
+    ]))
+}
+
+pub(crate) fn stl_unload_log(
+    log: &LoadLog,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let rows = log
+        .unloads
+        .lock()
+        .iter()
+        .map(|(run, f)| {
+            // The slice is the one in the file's name (`0003_part_00`), else 0.
+            let slice = f
+                .url
+                .rsplit('/')
+                .next()
+                .and_then(|name| name.split_once("_part_"))
+                .and_then(|(head, _)| head.get(head.len().saturating_sub(4)..))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            vec![
+                ScalarValue::Int32(userid(&run.user)),
+                ScalarValue::Int32(Some(run.query as i32)),
+                ScalarValue::Int32(Some(slice)),
+                ScalarValue::Int32(Some(run.pid)),
+                ScalarValue::from(f.url.as_str()),
+                timestamp(f.start),
+                timestamp(f.end),
+                ScalarValue::Int64(Some(f.rows as i64)),
+                ScalarValue::Int64(Some(f.bytes as i64)),
+                ScalarValue::from(f.format),
+            ]
+        })
+        .collect();
+    batch(stl_unload_log_schema(), rows)
 }

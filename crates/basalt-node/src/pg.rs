@@ -974,6 +974,7 @@ pub(crate) fn parse_fallback(sql: &str) -> Option<Vec<ParsedStatement>> {
                 compression: None,
                 predicate_columns: false,
                 copy_parameters: None,
+                unload: None,
             })
             .collect(),
     )

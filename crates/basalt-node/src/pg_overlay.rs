@@ -87,6 +87,7 @@ enum Kind {
     StlReturn,
     StlLoadErrors,
     StlLoadCommits,
+    StlUnloadLog,
     SvlQuerySummary,
     SvvVacuumProgress,
     SysVacuumHistory,
@@ -113,6 +114,7 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "stl_return",
     "stl_load_errors",
     "stl_load_commits",
+    "stl_unload_log",
     "svl_query_summary",
     "svv_vacuum_progress",
     "sys_vacuum_history",
@@ -145,6 +147,7 @@ impl Kind {
             "stl_return" => Kind::StlReturn,
             "stl_load_errors" => Kind::StlLoadErrors,
             "stl_load_commits" => Kind::StlLoadCommits,
+            "stl_unload_log" => Kind::StlUnloadLog,
             "svl_query_summary" => Kind::SvlQuerySummary,
             "svv_vacuum_progress" => Kind::SvvVacuumProgress,
             "sys_vacuum_history" => Kind::SysVacuumHistory,
@@ -340,6 +343,9 @@ impl PgCatalogOverlay {
             }
             Kind::StlLoadCommits => {
                 crate::loadlog::stl_load_commits(&self.load_log, |u| Some(self.usesysid(u)))
+            }
+            Kind::StlUnloadLog => {
+                crate::loadlog::stl_unload_log(&self.load_log, |u| Some(self.usesysid(u)))
             }
             Kind::SvvVacuumProgress => crate::system_tables::svv_vacuum_progress(&self.vacuum),
             Kind::StvBlocklist | Kind::SvvDiskusage => {
@@ -691,6 +697,7 @@ impl PgCatalogOverlay {
             Kind::SvlQuerySummary => return Ok(crate::querylog::svl_query_summary_schema()),
             Kind::StlLoadErrors => return Ok(crate::loadlog::stl_load_errors_schema()),
             Kind::StlLoadCommits => return Ok(crate::loadlog::stl_load_commits_schema()),
+            Kind::StlUnloadLog => return Ok(crate::loadlog::stl_unload_log_schema()),
             Kind::SvvVacuumProgress => {
                 return Ok(crate::system_tables::svv_vacuum_progress_schema());
             }

@@ -590,6 +590,9 @@ impl Session {
         if !matches!(ps.statement, Statement::CreateView(_)) {
             self.expand_views(&mut ps.statement)?;
         }
+        if let Some(u) = &ps.unload {
+            return self.unload(&ps.statement, &u.location, &u.parameters).await;
+        }
         let stmt = &ps.statement;
         match stmt {
             Statement::StartTransaction { modifier, .. } => {
@@ -1031,6 +1034,10 @@ impl Session {
         let stmt = &expanded;
         if stmt.compression.is_some() {
             return Ok((vec![], Some(crate::analyze::compression_schema())));
+        }
+        // UNLOAD returns no rows.
+        if stmt.unload.is_some() {
+            return Ok((vec![], None));
         }
         match &stmt.statement {
             Statement::ShowVariable { variable } => {

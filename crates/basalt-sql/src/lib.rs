@@ -18,6 +18,6 @@ pub use dialect::BasaltDialect;
 pub use error::SqlError;
 pub use parser::{
     ColumnAttribute, CompressionAnalysis, CopyParameter, ParsedStatement, SortKeyAttr,
-    SortKeyStyle, TableAttributes, column_attribute, parse,
+    SortKeyStyle, TableAttributes, Unload, column_attribute, parse,
 };
 pub use sqlparser;

@@ -89,6 +89,15 @@ pub struct ParsedStatement {
     /// `COPY t FROM '<location>' <Redshift parameters>`: the parameters, lifted off the
     /// statement (sqlparser then sees `COPY t FROM '<location>'`).
     pub copy_parameters: Option<Vec<CopyParameter>>,
+    /// `UNLOAD ('query') TO '<location>' <parameters>`: the statement is the query.
+    pub unload: Option<Unload>,
+}
+
+/// Where and how an UNLOAD writes its query's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unload {
+    pub location: String,
+    pub parameters: Vec<CopyParameter>,
 }
 
 /// One parameter of a Redshift `COPY ... FROM '<location>'`, name upper-cased, with its
@@ -193,6 +202,28 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             continue;
         }
         let text = statement_text(sql, &stmt_tokens);
+        if let Some((query, unload, redacted)) = lift_unload(&stmt_tokens)? {
+            let mut inner = parse(&query)?;
+            let statement = match (inner.pop(), inner.is_empty()) {
+                (Some(q), true) if matches!(q.statement, Statement::Query(_)) => q.statement,
+                _ => {
+                    return Err(SqlError::Syntax {
+                        message: "UNLOAD's query must be one SELECT".into(),
+                        position: None,
+                    });
+                }
+            };
+            out.push(ParsedStatement {
+                sql: redacted.unwrap_or(text),
+                statement,
+                table_attributes: None,
+                compression: None,
+                predicate_columns: false,
+                copy_parameters: None,
+                unload: Some(unload),
+            });
+            continue;
+        }
         drop_approximate(&mut stmt_tokens);
         let no_schema_binding = lift_no_schema_binding(&mut stmt_tokens);
         let (compression, predicate_columns) = lift_analyze_options(&mut stmt_tokens)?;
@@ -235,6 +266,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             compression,
             predicate_columns,
             copy_parameters,
+            unload: None,
         });
     }
     Ok(out)
@@ -424,6 +456,94 @@ fn lift_copy_parameters(
         Some(Token::SingleQuotedString(_)) => {}
         _ => return Ok((None, None)),
     }
+    let rest = idx[from + 2..].to_vec();
+    let (params, secrets) = redshift_parameters(tokens, &rest, Command::Copy)?;
+    let redacted = redacted_text(tokens, &secrets);
+    // sqlparser sees `COPY t [(cols)] FROM '<location>'`.
+    for &i in &rest {
+        tokens[i].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
+    }
+    Ok((Some(params), redacted))
+}
+
+/// Which statement's parameters are being read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Copy,
+    Unload,
+}
+
+/// The text of a statement with the tokens at `secrets` (credential values) blanked to `''`.
+fn redacted_text(tokens: &[TokenWithSpan], secrets: &[usize]) -> Option<String> {
+    (!secrets.is_empty()).then(|| {
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if secrets.contains(&i) {
+                    "''".to_string()
+                } else {
+                    t.token.to_string()
+                }
+            })
+            .collect::<String>()
+            .trim()
+            .to_string()
+    })
+}
+
+/// `UNLOAD ('select ...') TO '<location>' <parameters>`: the query's text, the location, the
+/// parameters and the statement's text with credentials blanked.
+#[allow(clippy::type_complexity)]
+fn lift_unload(
+    tokens: &[TokenWithSpan],
+) -> Result<Option<(String, Unload, Option<String>)>, SqlError> {
+    let idx = significant_indices(tokens);
+    if idx.is_empty() || !word_is(&tokens[idx[0]].token, "UNLOAD") {
+        return Ok(None);
+    }
+    let syntax = |message: &str| SqlError::Syntax {
+        message: message.to_string(),
+        position: None,
+    };
+    let at = |n: usize| idx.get(n).map(|&i| &tokens[i].token);
+    let (Some(Token::LParen), Some(Token::SingleQuotedString(query)), Some(Token::RParen)) =
+        (at(1), at(2), at(3))
+    else {
+        return Err(syntax(
+            "UNLOAD takes its query as a string in parentheses: UNLOAD ('select ...') TO 's3://...'",
+        ));
+    };
+    let (Some(to), Some(Token::SingleQuotedString(location))) = (at(4), at(5)) else {
+        return Err(syntax(
+            "UNLOAD needs TO 's3://bucket/prefix' after its query",
+        ));
+    };
+    if !word_is(to, "TO") {
+        return Err(syntax(
+            "UNLOAD needs TO 's3://bucket/prefix' after its query",
+        ));
+    }
+    let rest = idx[6..].to_vec();
+    let (parameters, secrets) = redshift_parameters(tokens, &rest, Command::Unload)?;
+    Ok(Some((
+        query.clone(),
+        Unload {
+            location: location.clone(),
+            parameters,
+        },
+        redacted_text(tokens, &secrets),
+    )))
+}
+
+/// Read Redshift COPY / UNLOAD parameters from the tokens at `rest`; also returns the token
+/// positions of credential values.
+#[allow(clippy::type_complexity)]
+fn redshift_parameters(
+    tokens: &[TokenWithSpan],
+    rest: &[usize],
+    command: Command,
+) -> Result<(Vec<CopyParameter>, Vec<usize>), SqlError> {
     let syntax = |message: String| SqlError::Syntax {
         message,
         position: None,
@@ -433,7 +553,6 @@ fn lift_copy_parameters(
         Token::Number(n, _) => Some(n.clone()),
         _ => None,
     };
-    let rest = &idx[from + 2..];
     let mut params = vec![];
     let mut secrets = vec![];
     let mut k = 0;
@@ -458,6 +577,96 @@ fn lift_copy_parameters(
             }
         };
         let name_str = name.as_str();
+        if command == Command::Unload {
+            match name_str {
+                // PARTITION BY (a, b): the columns, comma-separated.
+                "PARTITION" => {
+                    if k < rest.len() && word_is(&tokens[rest[k]].token, "BY") {
+                        k += 1;
+                    }
+                    if !matches!(rest.get(k).map(|&i| &tokens[i].token), Some(Token::LParen)) {
+                        return Err(syntax("UNLOAD PARTITION BY needs (columns)".into()));
+                    }
+                    k += 1;
+                    let mut cols = vec![];
+                    while let Some(&i) = rest.get(k) {
+                        k += 1;
+                        match &tokens[i].token {
+                            Token::RParen => break,
+                            Token::Comma => {}
+                            Token::Word(w) => cols.push(if w.quote_style.is_some() {
+                                w.value.clone()
+                            } else {
+                                w.value.to_lowercase()
+                            }),
+                            other => {
+                                return Err(syntax(format!(
+                                    "UNLOAD PARTITION BY: unexpected {other}"
+                                )));
+                            }
+                        }
+                    }
+                    params.push(CopyParameter {
+                        name,
+                        value: Some(cols.join(",")),
+                    });
+                    continue;
+                }
+                "MAXFILESIZE" | "ROWGROUPSIZE" => {
+                    skip_as(&mut k);
+                    let Some(n) = rest.get(k).and_then(|&i| literal(&tokens[i].token)) else {
+                        return Err(syntax(format!("UNLOAD {name} needs a size")));
+                    };
+                    k += 1;
+                    let unit = match rest.get(k).map(|&i| &tokens[i].token) {
+                        Some(Token::Word(w))
+                            if ["MB", "GB"].contains(&w.value.to_ascii_uppercase().as_str()) =>
+                        {
+                            k += 1;
+                            w.value.to_ascii_uppercase()
+                        }
+                        _ => "MB".into(),
+                    };
+                    params.push(CopyParameter {
+                        name,
+                        value: Some(format!("{n} {unit}")),
+                    });
+                    continue;
+                }
+                "HEADER" | "ADDQUOTES" | "ALLOWOVERWRITE" | "CLEANPATH" | "INCLUDE" | "VERBOSE"
+                | "JSON" => {
+                    params.push(CopyParameter { name, value: None });
+                    continue;
+                }
+                "PARALLEL" => {
+                    let value = match rest.get(k).map(|&i| &tokens[i].token) {
+                        Some(Token::Word(w))
+                            if ["ON", "OFF", "TRUE", "FALSE"]
+                                .contains(&w.value.to_ascii_uppercase().as_str()) =>
+                        {
+                            k += 1;
+                            Some(w.value.to_ascii_uppercase())
+                        }
+                        _ => None,
+                    };
+                    params.push(CopyParameter { name, value });
+                    continue;
+                }
+                "EXTENSION" | "KMS_KEY_ID" => {
+                    skip_as(&mut k);
+                    let Some(v) = rest.get(k).and_then(|&i| literal(&tokens[i].token)) else {
+                        return Err(syntax(format!("UNLOAD {name} needs an argument")));
+                    };
+                    k += 1;
+                    params.push(CopyParameter {
+                        name,
+                        value: Some(v),
+                    });
+                    continue;
+                }
+                _ => {}
+            }
+        }
         if COPY_FLAGS.contains(&name_str) {
             params.push(CopyParameter { name, value: None });
             continue;
@@ -500,28 +709,14 @@ fn lift_copy_parameters(
             params.push(CopyParameter { name, value });
             continue;
         }
-        return Err(syntax(format!("COPY parameter {name} is not recognized")));
+        let what = if command == Command::Copy {
+            "COPY"
+        } else {
+            "UNLOAD"
+        };
+        return Err(syntax(format!("{what} parameter {name} is not recognized")));
     }
-    let redacted = (!secrets.is_empty()).then(|| {
-        tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if secrets.contains(&i) {
-                    "''".to_string()
-                } else {
-                    t.token.to_string()
-                }
-            })
-            .collect::<String>()
-            .trim()
-            .to_string()
-    });
-    // sqlparser sees `COPY t [(cols)] FROM '<location>'`.
-    for &i in rest {
-        tokens[i].token = Token::Whitespace(sqlparser::tokenizer::Whitespace::Space);
-    }
-    Ok((Some(params), redacted))
+    Ok((params, secrets))
 }
 
 /// Redshift's late-binding views end with `WITH NO SCHEMA BINDING`, which sqlparser accepts
