@@ -299,3 +299,127 @@ async fn copy_from_s3_loads_every_object_under_the_prefix() {
     dead.shutdown().await.expect("shutdown");
     cluster.shutdown().await.expect("shutdown");
 }
+
+/// DuckDB (Python) answering `sql` over files, if it is installed: one row, `|`-separated.
+/// `scripts/test` installs it and sets BASALT_REQUIRE_DUCKDB, so CI cannot skip the check.
+fn duckdb(sql: &str) -> Option<String> {
+    let python = |script: &str| {
+        std::process::Command::new("python3")
+            .args(["-c", script])
+            .output()
+    };
+    let installed = python("import duckdb").is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var("BASALT_REQUIRE_DUCKDB").is_err(),
+            "DuckDB is required (BASALT_REQUIRE_DUCKDB) but python3 cannot import duckdb"
+        );
+        eprintln!("skipping the DuckDB read-back: python3 cannot import duckdb");
+        return None;
+    }
+    let script = format!(
+        "import duckdb\nrow = duckdb.connect().execute({sql:?}).fetchall()[0]\nprint('|'.join('NULL' if v is None else str(v) for v in row))"
+    );
+    let out = python(&script).expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "DuckDB failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// UNLOAD to an S3 server writes files that DuckDB reads with the same content, and that
+/// COPY loads back: COPY -> UNLOAD -> COPY through S3 gives the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unload_to_s3_is_read_back_by_duckdb_and_copy() {
+    let s3 = S3Server::start().await;
+    s3.create_bucket("lake");
+    let mut rows = String::new();
+    for i in 0..2000 {
+        let name = if i % 7 == 0 {
+            "\\N".to_string()
+        } else {
+            format!("name {}", i % 13)
+        };
+        rows.push_str(&format!(
+            "{i}|{name}|2024-{:02}-{:02}|{}.{:02}|{}\n",
+            1 + i % 12,
+            1 + i % 28,
+            i * 3,
+            i % 100,
+            if i % 2 == 0 { "t" } else { "f" }
+        ));
+    }
+    s3.put("s3://lake/in/rows.txt", rows.into_bytes()).await;
+    let cluster = basaltdb::Cluster::builder()
+        .nodes(2)
+        .slices_per_node(2)
+        .s3(s3.endpoint_only())
+        .start()
+        .await
+        .expect("cluster starts");
+    let client = crate::durability::connect(cluster.pg_addr().port()).await;
+    client
+        .batch_execute(
+            "create table t (id int, name varchar(20), day date, amt decimal(10,2), ok boolean) distkey(id);
+             create table back (like t)",
+        )
+        .await
+        .unwrap();
+    let keys = format!("access_key_id '{ACCESS_KEY}' secret_access_key '{SECRET_KEY}'");
+    let n = client
+        .execute(&format!("copy t from 's3://lake/in/' {keys}"), &[])
+        .await
+        .expect("copy in");
+    assert_eq!(n, 2000);
+    let n = client
+        .execute(
+            &format!("unload ('select * from t') to 's3://lake/out/t_' {keys} format parquet"),
+            &[],
+        )
+        .await
+        .expect("unload parquet");
+    assert_eq!(n, 2000);
+    let n = client
+        .execute(
+            &format!("unload ('select * from t') to 's3://lake/csv/t_' {keys} csv header gzip"),
+            &[],
+        )
+        .await
+        .expect("unload csv");
+    assert_eq!(n, 2000);
+    let n = client
+        .execute(&format!("copy back from 's3://lake/out/t_' {keys} parquet"), &[])
+        .await
+        .expect("copy back");
+    assert_eq!(n, 2000);
+    let summary = "count(*), sum(id), sum(amt), count(name), count(distinct name), min(day), max(day), sum(case when ok then 1 else 0 end)";
+    let ours = one(&client, &format!("select {summary} from t")).await;
+    assert_eq!(
+        one(&client, &format!("select {summary} from back")).await,
+        ours
+    );
+    assert_eq!(
+        one(
+            &client,
+            "select count(*) from (select * from t except select * from back) d"
+        )
+        .await,
+        "0"
+    );
+    // Another engine reads the same rows from the files the server stored.
+    let dir = s3.root.path().join("lake");
+    let parquet = format!("read_parquet('{}/out/t_*.parquet')", dir.display());
+    let csv = format!("read_csv('{}/csv/t_*.gz', header = true)", dir.display());
+    for source in [parquet, csv] {
+        // CSV carries no types: DuckDB is told the decimal and boolean columns.
+        let sql = format!("select {summary} from {source}")
+            .replace("ok then", "ok::boolean then")
+            .replace("sum(amt)", "sum(amt::decimal(10, 2))");
+        if let Some(theirs) = duckdb(&sql) {
+            assert_eq!(theirs, ours.replace("|t|", "|true|"), "{sql}");
+        }
+    }
+    cluster.shutdown().await.expect("shutdown");
+}
