@@ -272,3 +272,67 @@ async fn crash_trials_keep_committed_state() {
         "no kill landed inside a statement"
     );
 }
+
+/// `kill -9` in the middle of a COPY of several files, once it has written segment files but
+/// before it commits: after the restart nothing of the COPY is visible and none of its files
+/// is left; the same COPY then loads everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_copy_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("data dir");
+    let (files, rows_per_file) = (8, 150_000);
+    for f in 0..files {
+        let mut text = String::with_capacity(rows_per_file * 40);
+        for i in 0..rows_per_file {
+            let id = f * rows_per_file + i;
+            text.push_str(&format!(
+                "{id}|row number {id}|2024-01-{:02}\n",
+                1 + id % 28
+            ));
+        }
+        std::fs::write(data.path().join(format!("part_{f}.txt")), text).expect("write data");
+    }
+    let copy = format!("copy big from '{}/part_'", data.path().display());
+    let port = free_port();
+    let mut server = start(dir.path(), port);
+    let client = connect(port).await;
+    client
+        .batch_execute("create table big (id bigint, name varchar(40), day date) distkey(id)")
+        .await
+        .expect("create");
+    let before = data_files(dir.path());
+    let handle = tokio::spawn(async move { client.batch_execute(&copy).await.is_ok() });
+    // Kill as soon as the COPY has written its first segment file, before it commits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while data_files(dir.path()) == before && !handle.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the COPY wrote nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.kill().expect("kill -9");
+    let _ = server.wait();
+    assert!(
+        !handle.await.unwrap_or(false),
+        "the COPY finished before the kill: make the files bigger"
+    );
+    let mut server = start(dir.path(), port);
+    let client = connect(port).await;
+    let n: i64 = client
+        .query_one("select count(*) from big", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "a killed COPY left rows behind");
+    assert_eq!(
+        data_files(dir.path()),
+        catalog_files(dir.path()),
+        "a killed COPY left files behind"
+    );
+    let copy = format!("copy big from '{}/part_'", data.path().display());
+    let loaded = client.execute(&copy, &[]).await.expect("copy again");
+    assert_eq!(loaded, (files * rows_per_file) as u64);
+    server.kill().expect("stop");
+    let _ = server.wait();
+}

@@ -390,7 +390,10 @@ async fn unload_to_s3_is_read_back_by_duckdb_and_copy() {
         .expect("unload csv");
     assert_eq!(n, 2000);
     let n = client
-        .execute(&format!("copy back from 's3://lake/out/t_' {keys} parquet"), &[])
+        .execute(
+            &format!("copy back from 's3://lake/out/t_' {keys} parquet"),
+            &[],
+        )
         .await
         .expect("copy back");
     assert_eq!(n, 2000);
