@@ -255,7 +255,9 @@ async fn copy_from_s3_loads_every_object_under_the_prefix() {
     .await;
     let n = client
         .execute(
-            &format!("copy sales from 's3://warehouse/manifests/ok' {keys} manifest maxerror 1"),
+            &format!(
+                "copy sales from 's3://warehouse/manifests/ok' {keys} manifest maxerror 1 force"
+            ),
             &[],
         )
         .await
@@ -288,6 +290,31 @@ async fn copy_from_s3_loads_every_object_under_the_prefix() {
     assert_eq!(sqlstate(&e), "58P01", "{e:?}");
     assert!(e.to_string().contains("gone.txt") || format!("{e:?}").contains("gone.txt"));
     assert_eq!(one(&client, "select count(*) from sales").await, "7");
+    // The load ledger knows part_1.txt and m1.txt by their ETags: loading the manifest again
+    // loads nothing.
+    let n = client
+        .execute(
+            &format!("copy sales from 's3://warehouse/manifests/ok' {keys} manifest maxerror 1"),
+            &[],
+        )
+        .await
+        .expect("copy the manifest again");
+    assert_eq!(n, 0);
+    // A changed object (new ETag and size) loads again.
+    s3.put(
+        "s3://other/more/m1.txt",
+        b"8|south|80.00\n9|south|90.00\n".to_vec(),
+    )
+    .await;
+    let n = client
+        .execute(
+            &format!("copy sales from 's3://warehouse/manifests/ok' {keys} manifest maxerror 1"),
+            &[],
+        )
+        .await
+        .expect("copy the changed object");
+    assert_eq!(n, 2);
+    assert_eq!(one(&client, "select count(*) from sales").await, "9");
     // The credentials are in no system table: STL_QUERY has the COPYs with them blanked.
     let texts = one(
         &client,

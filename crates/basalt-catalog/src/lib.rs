@@ -24,8 +24,8 @@ pub use store::{
     CatalogState, CatalogStore, SchemaMeta, Topology, Transaction, UserMeta, ViewMeta,
 };
 pub use table::{
-    ColumnMeta, ColumnStats, Constraints, DeleteVectorMeta, ForeignKey, Identity, SegmentMeta,
-    SortKey, SortKeyKind, TableData, TableMeta, TableStats,
+    ColumnMeta, ColumnStats, Constraints, DeleteVectorMeta, ForeignKey, Identity, LoadedObject,
+    SegmentMeta, SortKey, SortKeyKind, TableData, TableMeta, TableStats,
 };
 pub use types::{CHAR_MAX, DistStyle, Encoding, SQL_TYPE_METADATA_KEY, SqlType, VARCHAR_MAX};
 
@@ -65,6 +65,6 @@ impl std::fmt::Display for NodeId {
 
 /// Format version of the persisted catalog file. Bump on any change to the persisted structs;
 /// `tests::frozen_format` fails when the serialized shape changes without a bump.
-/// Version 2 added views, 3 delete vectors, 4 segment checksums (`SegmentMeta::crc32`);
-/// files of versions 1 to 3 are still read.
-pub const CATALOG_FORMAT_VERSION: u32 = 4;
+/// Version 2 added views, 3 delete vectors, 4 segment checksums (`SegmentMeta::crc32`), 5 the
+/// load ledger (`TableMeta::loaded`); files of versions 1 to 4 are still read.
+pub const CATALOG_FORMAT_VERSION: u32 = 5;

@@ -678,6 +678,7 @@ mod tests {
             stats: None,
             rows_changed: 0,
             auto_style: None,
+            loaded: Default::default(),
             version: 0,
             data: TableData::default(),
         }
@@ -894,6 +895,6 @@ mod tests {
         let json = serde_json::to_string(&state).unwrap();
         let expected = r#"{"version":0,"ddl_version":0,"topology":{"nodes":1,"slices_per_node":2},"next_table_id":100000,"schemas":{"public":{"name":"public","owner":"basalt"}},"tables":{"100000":{"id":100000,"schema":"public","name":"t","columns":[{"id":0,"name":"a","ty":"integer","nullable":true,"default":null,"identity":null,"encoding":"az64"}],"next_column_id":1,"diststyle":"even","distkey":null,"sortkey":null,"encode_auto":true,"backup":true,"temporary":false,"constraints":{"primary_key":[],"unique":[],"foreign_keys":[]},"owner":"basalt","created_at":"2026-01-01 00:00:00","hash_fingerprint":0,"identity_next":{},"version":0,"data":{"slices":{"1":[{"file":"s.parquet","rows":3,"bytes":10,"sorted":false,"sorted_region":false,"deleted":{"file":"s.1.del","rows":1},"crc32":7}]}},"stats":null,"rows_changed":0}},"users":{"basalt":{"name":"basalt","superuser":true}},"views":[{"schema":"public","name":"v","query":"SELECT a FROM t","columns":[["a","integer"]],"column_list":false,"late_binding":false,"owner":"basalt","created_at":"2026-01-01 00:00:00"}]}"#;
         assert_eq!(json, expected, "persisted catalog format changed");
-        assert_eq!(CATALOG_FORMAT_VERSION, 4);
+        assert_eq!(CATALOG_FORMAT_VERSION, 5);
     }
 }

@@ -162,6 +162,20 @@ pub struct TableMeta {
     /// KEY on `distkey`); `None` while it is still ALL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_style: Option<DistStyle>,
+    /// The load ledger: objects COPY has loaded into the table, by URL. A later COPY skips an
+    /// object with the same ETag and size unless told FORCE. TRUNCATE empties it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub loaded: BTreeMap<String, LoadedObject>,
+}
+
+/// One object in a table's load ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadedObject {
+    pub etag: Option<String>,
+    pub size: u64,
+    /// The COPY's query id (`pg_last_copy_id()`).
+    pub query: i64,
+    pub loaded_at: String,
 }
 
 /// Table statistics from ANALYZE.

@@ -230,6 +230,8 @@ impl Session {
                         .expect("resolved table exists");
                     t.rows_changed += t.data.row_count();
                     t.data = TableData::default();
+                    // The load ledger goes with the rows: the same files load again.
+                    t.loaded.clear();
                     t.version += 1;
                 }
                 Ok(StatementOutput::command("TRUNCATE TABLE"))
@@ -564,6 +566,7 @@ impl Session {
             stats: None,
             rows_changed: 0,
             auto_style: None,
+            loaded: Default::default(),
         };
         t.insert_table(table);
         if let Some(q) = ctas_query {

@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use basalt_catalog::LoadedObject;
 use basalt_io::{Compression, Location, ObjectFile, S3Settings, Storage};
 use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
@@ -92,6 +93,8 @@ struct LoadOptions {
     explicit_ids: bool,
     /// NOLOAD: check the files, load nothing.
     no_load: bool,
+    /// FORCE: load objects the load ledger says were loaded already.
+    force: bool,
     rules: Rules,
     /// The statement's own credentials and region, over the environment's.
     settings: S3Settings,
@@ -158,6 +161,7 @@ impl LoadOptions {
         let mut accept_invchars = None;
         let mut explicit_ids = false;
         let mut no_load = false;
+        let mut force = false;
         let mut rules = Rules::default();
         let mut statement = S3Settings::default();
         let mut keys = false;
@@ -224,6 +228,7 @@ impl LoadOptions {
                 }
                 "EXPLICIT_IDS" => explicit_ids = true,
                 "NOLOAD" => no_load = true,
+                "FORCE" => force = true,
                 "BLANKSASNULL" => rules.blanks_as_null = true,
                 "EMPTYASNULL" => rules.empty_as_null = true,
                 "TRIMBLANKS" => rules.trim_blanks = true,
@@ -324,6 +329,7 @@ impl LoadOptions {
             accept_invchars,
             explicit_ids,
             no_load,
+            force,
             rules,
             settings: statement,
         })
@@ -473,6 +479,33 @@ impl Session {
                 })
                 .collect()
         };
+        // The load ledger: objects loaded before (same URL, ETag and size) are skipped.
+        let ledger = self.txn_table(table.id).loaded;
+        let (files, skipped): (Vec<Source>, Vec<Source>) = files.into_iter().partition(|f| {
+            opts.force
+                || !ledger
+                    .get(&f.file.url)
+                    .is_some_and(|l| l.size == f.file.size && l.etag == f.file.etag)
+        });
+        if !skipped.is_empty() {
+            let names: Vec<&str> = skipped
+                .iter()
+                .take(3)
+                .map(|f| f.file.url.as_str())
+                .collect();
+            let more = if skipped.len() > 3 { ", ..." } else { "" };
+            info!(table = %table.name, skipped = skipped.len(), "COPY skipped files already loaded");
+            self.notice(format!(
+                "COPY skipped {} file(s) already loaded into \"{}\" (same ETag and size): {}{more}; \
+                 FORCE loads them again",
+                skipped.len(),
+                table.name,
+                names.join(", ")
+            ));
+        }
+        if files.is_empty() {
+            return Ok(StatementOutput::command_rows("COPY", 0));
+        }
         let json = match &opts.format {
             FileFormat::Json(JsonArg::Auto { ignore_case }) => Some(JsonSpec::Auto {
                 ignore_case: *ignore_case,
@@ -566,6 +599,27 @@ impl Session {
             self.analyze_after_load(table_id).await?;
         }
         self.last_copy.set(run.query, rows as i64);
+        // The ledger commits with the rows.
+        let loaded_at = Utc::now()
+            .naive_utc()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let t = self
+            .txn_mut()
+            .txn
+            .table_mut(table_id)
+            .expect("the loaded table exists");
+        for source in &files {
+            t.loaded.insert(
+                source.file.url.clone(),
+                LoadedObject {
+                    etag: source.file.etag.clone(),
+                    size: source.file.size,
+                    query: run.query,
+                    loaded_at: loaded_at.clone(),
+                },
+            );
+        }
         self.leader.load_log().record_commits(&run, commits);
         if errors > 0 {
             warn!(query = run.query, table = %table.name, rows, errors, "COPY done, rows rejected (STL_LOAD_ERRORS)");

@@ -147,6 +147,8 @@ pub struct Session {
     pub(crate) last_copy: crate::pg::LastCopy,
     /// The text of the statement running (STL_QUERY's `querytxt`).
     pub(crate) statement_text: String,
+    /// NOTICE messages for the client, sent before the statement's completion.
+    notices: Vec<String>,
 }
 
 impl Drop for Session {
@@ -295,7 +297,18 @@ impl Session {
             last_query,
             last_copy,
             statement_text: String::new(),
+            notices: vec![],
         })
+    }
+
+    /// Queue a NOTICE for the client.
+    pub(crate) fn notice(&mut self, message: String) {
+        self.notices.push(message);
+    }
+
+    /// The NOTICEs queued by the statements run since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// End the session the way a Postgres backend ends when its client goes away (Terminate,

@@ -374,6 +374,7 @@ impl QueryHandler {
                     }
                 }
                 Ok(StatementOutput::Command { tag, rows }) => {
+                    send_notices(client, conn).await?;
                     client
                         .feed(PgWireBackendMessage::CommandComplete(
                             command_tag(&tag, rows).into(),
@@ -447,6 +448,7 @@ impl QueryHandler {
                     return Ok(());
                 }
                 StatementOutput::Command { tag, rows } => {
+                    send_notices(client, conn).await?;
                     client
                         .feed(PgWireBackendMessage::CommandComplete(
                             command_tag(&tag, rows).into(),
@@ -550,6 +552,23 @@ fn portal_not_found(name: &str) -> PgWireError {
 }
 
 /// Start a bound portal: decode its parameters and execute its statement on the session.
+/// The session's queued NOTICEs (a COPY that skipped files it had loaded), as
+/// NoticeResponses.
+async fn send_notices<C>(client: &mut C, conn: &Conn) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let notices = conn.session.lock().await.take_notices();
+    for n in notices {
+        let info = ErrorInfo::new("NOTICE".into(), "00000".into(), n);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
+    }
+    Ok(())
+}
+
 async fn start_portal(
     conn: &Conn,
     portal: &Portal<BasaltStatement>,

@@ -152,6 +152,8 @@ const COPY_FLAGS: &[&str] = &[
     "TRIMBLANKS",
     "ROUNDEC",
     "EXPLICIT_IDS",
+    // BasaltDB's own: load objects the load ledger says were loaded already.
+    "FORCE",
     "IGNOREBLANKLINES",
     "NOLOAD",
     "IGNOREALLERRORS",

@@ -221,6 +221,7 @@ mod tests {
             stats: None,
             rows_changed: 0,
             auto_style: None,
+            loaded: Default::default(),
         }
     }
 
