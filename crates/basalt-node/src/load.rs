@@ -17,6 +17,7 @@
 //! STL_LOAD_COMMITS.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use basalt_catalog::LoadedObject;
 use basalt_io::{Compression, Location, ObjectFile, S3Settings, Storage};
@@ -31,7 +32,7 @@ use crate::convert::{Rejects, Rules, TimeFormat};
 use crate::copy::{CopyIn, Escapes, Format, ROWS_PER_BATCH, RedshiftRows};
 use crate::dml::TableWriter;
 use crate::json::JsonSpec;
-use crate::loadlog::{FileCommit, LoadRun};
+use crate::loadlog::{FileCommit, LoadProgress, LoadRun};
 use crate::session::StatementOutput;
 use crate::{NodeError, Session};
 
@@ -552,12 +553,29 @@ impl Session {
         });
         let total: u64 = files.iter().map(|f| f.file.size).sum();
         info!(query = run.query, table = %table.name, location = %location.url(), files = files.len(), bytes = total, "COPY started");
+        let running = self
+            .leader
+            .load_log()
+            .start(run.clone(), files.len() as u64, total);
         let mut commits = vec![];
+        let mut bytes_done = 0;
         let mut read = Ok(());
         for (n, source) in files.iter().enumerate() {
             let rejected_before = load.rejected();
+            running
+                .progress
+                .current_file
+                .lock()
+                .clone_from(&source.file.url);
             read = self
-                .load_file(source, &opts, json.as_ref(), &targets, &mut load)
+                .load_file(
+                    source,
+                    &opts,
+                    json.as_ref(),
+                    &targets,
+                    &mut load,
+                    &running.progress,
+                )
                 .instrument(
                     info_span!("copy_file", url = %source.file.url, size = source.file.size),
                 )
@@ -565,6 +583,11 @@ impl Session {
             if read.is_err() {
                 break;
             }
+            let p = &running.progress;
+            p.files_done.fetch_add(1, Ordering::Relaxed);
+            bytes_done += source.file.size;
+            p.bytes_loaded.store(bytes_done, Ordering::Relaxed);
+            p.lines.fetch_add(load.line, Ordering::Relaxed);
             commits.push(FileCommit {
                 file: source.file.url.clone(),
                 bytes: source.file.size,
@@ -637,6 +660,7 @@ impl Session {
         json: Option<&JsonSpec>,
         targets: &[String],
         load: &mut CopyIn,
+        progress: &LoadProgress,
     ) -> Result<(), NodeError> {
         let file = &source.file;
         let named = |e: NodeError| match e {
@@ -679,6 +703,8 @@ impl Session {
                 .map_err(named);
         }
         let mut chunk = vec![0u8; READ_CHUNK];
+        let done_before = progress.bytes_loaded.load(Ordering::Relaxed);
+        let mut read_total = 0u64;
         loop {
             let n = reader
                 .read(&mut chunk)
@@ -691,6 +717,14 @@ impl Session {
                 break;
             }
             load.feed(self, &chunk[..n]).await.map_err(named)?;
+            // Progress in the object's bytes as stored: known as they are read when it is not
+            // compressed, at its end when it is.
+            read_total += n as u64;
+            if opts.compression == Compression::None {
+                progress
+                    .bytes_loaded
+                    .store(done_before + read_total.min(file.size), Ordering::Relaxed);
+            }
         }
         load.end_input(self).await.map_err(named)
     }

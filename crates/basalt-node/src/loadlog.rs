@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDateTime;
 use datafusion::arrow::array::RecordBatch;
@@ -60,8 +61,34 @@ pub(crate) struct UnloadRun {
     pub pid: i32,
 }
 
+/// A COPY in progress (a row of STV_LOAD_STATE), updated as it reads.
+#[derive(Debug)]
+pub(crate) struct LoadProgress {
+    pub run: Arc<LoadRun>,
+    pub files: u64,
+    pub bytes_to_load: u64,
+    pub files_done: AtomicU64,
+    /// Bytes of the objects read so far (as stored, compressed or not).
+    pub bytes_loaded: AtomicU64,
+    pub lines: AtomicU64,
+    pub current_file: Mutex<String>,
+}
+
+/// Removes a COPY from STV_LOAD_STATE when it ends, however it ends.
+pub(crate) struct Running {
+    log: Arc<LoadLog>,
+    pub progress: Arc<LoadProgress>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.log.running.lock().remove(&self.progress.run.query);
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct LoadLog {
+    running: Mutex<std::collections::BTreeMap<i64, Arc<LoadProgress>>>,
     errors: Mutex<VecDeque<(Arc<LoadRun>, LoadError)>>,
     commits: Mutex<VecDeque<(Arc<LoadRun>, FileCommit)>>,
     unloads: Mutex<VecDeque<(Arc<UnloadRun>, UnloadFile)>>,
@@ -78,6 +105,26 @@ fn push_all<T>(log: &Mutex<VecDeque<T>>, items: impl IntoIterator<Item = T>) {
 }
 
 impl LoadLog {
+    /// Show a COPY in STV_LOAD_STATE until the returned guard drops.
+    pub(crate) fn start(self: &Arc<Self>, run: Arc<LoadRun>, files: u64, bytes: u64) -> Running {
+        let progress = Arc::new(LoadProgress {
+            run,
+            files,
+            bytes_to_load: bytes,
+            files_done: AtomicU64::new(0),
+            bytes_loaded: AtomicU64::new(0),
+            lines: AtomicU64::new(0),
+            current_file: Mutex::new(String::new()),
+        });
+        self.running
+            .lock()
+            .insert(progress.run.query, progress.clone());
+        Running {
+            log: self.clone(),
+            progress,
+        }
+    }
+
     pub(crate) fn record_errors(&self, run: &Arc<LoadRun>, errors: Vec<LoadError>) {
         push_all(&self.errors, errors.into_iter().map(|e| (run.clone(), e)));
     }
@@ -246,4 +293,59 @@ pub(crate) fn stl_unload_log(
         })
         .collect();
     batch(stl_unload_log_schema(), rows)
+}
+
+pub(crate) fn stv_load_state_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("session", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("slice", DataType::Int32, true),
+        Field::new("pid", DataType::Int32, true),
+        ts_field("recordtime"),
+        Field::new("bytes_to_load", DataType::Int64, true),
+        Field::new("bytes_loaded", DataType::Int64, true),
+        Field::new("bytes_to_load_compressed", DataType::Int64, true),
+        Field::new("bytes_loaded_compressed", DataType::Int64, true),
+        Field::new("lines", DataType::Int64, true),
+        Field::new("num_files", DataType::Int32, true),
+        Field::new("num_files_complete", DataType::Int32, true),
+        Field::new("current_file", DataType::Utf8, true),
+        Field::new("pct_complete", DataType::Int32, true),
+    ]))
+}
+
+/// The COPYs running now, one row each, with how far they got.
+pub(crate) fn stv_load_state(
+    log: &LoadLog,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let now = chrono::Utc::now().naive_utc();
+    let rows = log
+        .running
+        .lock()
+        .values()
+        .map(|p| {
+            let loaded = p.bytes_loaded.load(Ordering::Relaxed);
+            let pct = (loaded * 100).checked_div(p.bytes_to_load).unwrap_or(0);
+            vec![
+                ScalarValue::Int32(userid(&p.run.user)),
+                ScalarValue::Int32(Some(p.run.pid)),
+                ScalarValue::Int32(Some(p.run.query as i32)),
+                ScalarValue::Int32(Some(0)),
+                ScalarValue::Int32(Some(p.run.pid)),
+                timestamp(now),
+                ScalarValue::Int64(Some(p.bytes_to_load as i64)),
+                ScalarValue::Int64(Some(loaded as i64)),
+                ScalarValue::Int64(Some(p.bytes_to_load as i64)),
+                ScalarValue::Int64(Some(loaded as i64)),
+                ScalarValue::Int64(Some(p.lines.load(Ordering::Relaxed) as i64)),
+                ScalarValue::Int32(Some(p.files as i32)),
+                ScalarValue::Int32(Some(p.files_done.load(Ordering::Relaxed) as i32)),
+                ScalarValue::from(p.current_file.lock().as_str()),
+                ScalarValue::Int32(Some(pct.min(100) as i32)),
+            ]
+        })
+        .collect();
+    batch(stv_load_state_schema(), rows)
 }

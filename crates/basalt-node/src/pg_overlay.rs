@@ -88,6 +88,7 @@ enum Kind {
     StlLoadErrors,
     StlLoadCommits,
     StlUnloadLog,
+    StvLoadState,
     SvlQuerySummary,
     SvvVacuumProgress,
     SysVacuumHistory,
@@ -115,6 +116,7 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "stl_load_errors",
     "stl_load_commits",
     "stl_unload_log",
+    "stv_load_state",
     "svl_query_summary",
     "svv_vacuum_progress",
     "sys_vacuum_history",
@@ -148,6 +150,7 @@ impl Kind {
             "stl_load_errors" => Kind::StlLoadErrors,
             "stl_load_commits" => Kind::StlLoadCommits,
             "stl_unload_log" => Kind::StlUnloadLog,
+            "stv_load_state" => Kind::StvLoadState,
             "svl_query_summary" => Kind::SvlQuerySummary,
             "svv_vacuum_progress" => Kind::SvvVacuumProgress,
             "sys_vacuum_history" => Kind::SysVacuumHistory,
@@ -346,6 +349,9 @@ impl PgCatalogOverlay {
             }
             Kind::StlUnloadLog => {
                 crate::loadlog::stl_unload_log(&self.load_log, |u| Some(self.usesysid(u)))
+            }
+            Kind::StvLoadState => {
+                crate::loadlog::stv_load_state(&self.load_log, |u| Some(self.usesysid(u)))
             }
             Kind::SvvVacuumProgress => crate::system_tables::svv_vacuum_progress(&self.vacuum),
             Kind::StvBlocklist | Kind::SvvDiskusage => {
@@ -698,6 +704,7 @@ impl PgCatalogOverlay {
             Kind::StlLoadErrors => return Ok(crate::loadlog::stl_load_errors_schema()),
             Kind::StlLoadCommits => return Ok(crate::loadlog::stl_load_commits_schema()),
             Kind::StlUnloadLog => return Ok(crate::loadlog::stl_unload_log_schema()),
+            Kind::StvLoadState => return Ok(crate::loadlog::stv_load_state_schema()),
             Kind::SvvVacuumProgress => {
                 return Ok(crate::system_tables::svv_vacuum_progress_schema());
             }

@@ -1875,3 +1875,48 @@ async fn auto_tables_move_off_all_as_they_grow() {
     assert_eq!(meta("b").data.row_count(), 1010);
     leader.stop_compute().await;
 }
+
+/// STV_LOAD_STATE shows a COPY while it runs (files and bytes done of the total, the file
+/// being read) and forgets it when it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_copy_shows_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let data = tempfile::tempdir().unwrap();
+    let mut total = 0;
+    for f in 0..6 {
+        let text: String = (0..100_000)
+            .map(|i| format!("{}|row {i} of file {f}\n", f * 100_000 + i))
+            .collect();
+        total += text.len();
+        std::fs::write(data.path().join(format!("p_{f}.txt")), text).unwrap();
+    }
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table big (id int, name varchar(40))").await;
+    let copy = format!("copy big from '{}/p_'", data.path().display());
+    let mut loader = leader.session("basalt", "dev").unwrap();
+    let task = tokio::spawn(async move { loader.execute(&copy).await.pop() });
+    let mut seen = vec![];
+    while !task.is_finished() {
+        let rows = query(
+            &mut s,
+            "select num_files, num_files_complete, bytes_to_load, bytes_loaded, current_file like '%/p\\_%.txt' as f from stv_load_state",
+        )
+        .await;
+        if rows.lines().count() > 4 {
+            seen.push(rows);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let out = task.await.unwrap();
+    assert!(matches!(out, Some(Ok(_))), "{out:?}");
+    assert!(!seen.is_empty(), "the COPY never showed in STV_LOAD_STATE");
+    for rows in &seen {
+        assert!(rows.contains(&format!("| 6         | ")), "{rows}");
+        assert!(rows.contains(&format!("| {total} ")), "{rows}");
+        assert!(rows.contains("| true |"), "{rows}");
+    }
+    let after = query(&mut s, "select count(*) as n from stv_load_state").await;
+    assert!(after.contains("| 0 |"), "{after}");
+    leader.stop_compute().await;
+}
