@@ -394,6 +394,16 @@ struct ManifestEntry {
 }
 
 impl Session {
+    /// Object storage settings for a statement: the config file's, under the `AWS_*`
+    /// environment, under the statement's own credentials and region.
+    pub(crate) fn s3_settings(&self, statement: &S3Settings) -> S3Settings {
+        self.leader
+            .config()
+            .s3
+            .overlaid_with(&S3Settings::from_env())
+            .overlaid_with(statement)
+    }
+
     /// `COPY table [(columns)] FROM '<location>' <parameters>`: load every object under the
     /// location's prefix (or in its manifest), in this statement's transaction. The COPY is
     /// in STL_QUERY (its text without credentials), under the id `pg_last_copy_id()` gives.
@@ -452,12 +462,7 @@ impl Session {
             start: Utc::now().naive_utc(),
         });
         let location = Location::parse(filename)?;
-        let settings = self
-            .leader
-            .config()
-            .s3
-            .overlaid_with(&S3Settings::from_env())
-            .overlaid_with(&opts.settings);
+        let settings = self.s3_settings(&opts.settings);
         let files = if opts.manifest {
             manifest_files(&location, &settings).await?
         } else {

@@ -183,6 +183,17 @@ impl PgCatalogOverlay {
         }
     }
 
+    /// The pg_class OID of each table the session sees, by catalog id (the system logs name
+    /// tables by catalog id).
+    async fn oids_by_table_id(&self, state: &dyn Session) -> Result<HashMap<u64, i32>> {
+        Ok(self
+            .tables_with_oids(state)
+            .await?
+            .iter()
+            .map(|(oid, t)| (t.id.0, *oid))
+            .collect())
+    }
+
     /// The tables the session sees with their pg_class OIDs, ordered by schema and name.
     async fn tables_with_oids(&self, state: &dyn Session) -> Result<Vec<(i32, Arc<TableMeta>)>> {
         let oids = self.relation_oids(state).await?;
@@ -304,12 +315,7 @@ impl PgCatalogOverlay {
                 Some(self.usesysid(u))
             }),
             Kind::StlScan | Kind::SvlQuerySummary => {
-                let oids: HashMap<u64, i32> = self
-                    .tables_with_oids(state)
-                    .await?
-                    .iter()
-                    .map(|(oid, t)| (t.id.0, *oid))
-                    .collect();
+                let oids = self.oids_by_table_id(state).await?;
                 let oid = |id: u64| oids.get(&id).copied().unwrap_or(id as i32);
                 let userid = |u: &str| Some(self.usesysid(u));
                 if kind == Kind::StlScan {
@@ -332,12 +338,7 @@ impl PgCatalogOverlay {
                 )
             }
             Kind::StlLoadErrors => {
-                let oids: HashMap<u64, i32> = self
-                    .tables_with_oids(state)
-                    .await?
-                    .iter()
-                    .map(|(oid, t)| (t.id.0, *oid))
-                    .collect();
+                let oids = self.oids_by_table_id(state).await?;
                 crate::loadlog::stl_load_errors(
                     &self.load_log,
                     |u| Some(self.usesysid(u)),

@@ -584,12 +584,7 @@ impl Session {
     ) -> Result<StatementOutput, NodeError> {
         let opts = Arc::new(UnloadOptions::parse(params)?);
         let location = Location::parse(location)?;
-        let settings = self
-            .leader
-            .config()
-            .s3
-            .overlaid_with(&S3Settings::from_env())
-            .overlaid_with(&opts.settings);
+        let settings = self.s3_settings(&opts.settings);
         let storage = Arc::new(Storage::open(&location, &settings)?);
         let query_id = self.leader.query_log().next_id();
         let start = Utc::now().naive_utc();
