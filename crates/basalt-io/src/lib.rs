@@ -263,6 +263,9 @@ pub struct ObjectFile {
 /// A stream writing a new object (compressed as asked).
 pub type ObjectWriter = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
 
+/// Bytes read from an object at a time.
+const READ_BLOCK: usize = 1 << 20;
+
 /// Bytes an object writer holds before it starts a multipart upload.
 const WRITE_BUFFER: usize = 8 << 20;
 
@@ -484,10 +487,18 @@ impl Storage {
                 url: file.url.clone(),
                 source,
             })?;
-        let bytes = got
-            .into_stream()
-            .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
-        let raw = BufReader::with_capacity(1 << 20, StreamReader::new(bytes));
+        let raw: Pin<Box<dyn tokio::io::AsyncBufRead + Send>> = match got.payload {
+            // A local file: read it in large blocks (object_store's stream reads 8 KiB at a
+            // time, each on a blocking thread, which costs more than the parsing).
+            object_store::GetResultPayload::File(file, _) => Box::pin(BufReader::with_capacity(
+                READ_BLOCK,
+                tokio::fs::File::from_std(file),
+            )),
+            object_store::GetResultPayload::Stream(stream) => {
+                let bytes = stream.map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+                Box::pin(BufReader::with_capacity(READ_BLOCK, StreamReader::new(bytes)))
+            }
+        };
         use async_compression::tokio::bufread::{BzDecoder, GzipDecoder, ZstdDecoder};
         Ok(match compression {
             Compression::None => Box::pin(raw),

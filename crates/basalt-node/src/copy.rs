@@ -756,7 +756,7 @@ impl CopyIn {
                         self.line += 1;
                         if let [f] = rec.as_slice()
                             && !f.quoted
-                            && f.text == b"\\."
+                            && *f.text == *b"\\."
                         {
                             self.ended = true;
                             break;
@@ -770,7 +770,7 @@ impl CopyIn {
                         for (i, f) in rec.iter().enumerate() {
                             // As Postgres: only an unquoted field is the NULL string, unless
                             // FORCE_NOT_NULL; with FORCE_NULL a quoted one is too.
-                            let is_null = if !f.quoted && f.text == null.as_bytes() {
+                            let is_null = if !f.quoted && *f.text == *null.as_bytes() {
                                 !force_not_null.get(i).copied().unwrap_or(false)
                             } else {
                                 f.quoted
@@ -1202,11 +1202,12 @@ fn csv_raw_line(rec: &[CsvField], delimiter: u8) -> Vec<u8> {
     raw
 }
 
-/// One CSV field as Postgres reads it: its bytes, and whether any of it was quoted (a quoted
+/// One CSV field as Postgres reads it: its bytes (borrowed from the input unless quotes or
+/// escapes had to be taken out of the middle), and whether any of it was quoted (a quoted
 /// field is never the NULL string, so `,"",` is an empty string where `,,` is NULL).
 #[derive(Debug, Default, PartialEq, Eq)]
-struct CsvField {
-    text: Vec<u8>,
+struct CsvField<'a> {
+    text: Cow<'a, [u8]>,
     quoted: bool,
 }
 
@@ -1223,6 +1224,45 @@ impl std::fmt::Display for CsvError {
     }
 }
 
+/// The field being read: a range of the input while its bytes are contiguous there, else
+/// its own copy.
+struct FieldText {
+    span: (usize, usize),
+    owned: Option<Vec<u8>>,
+}
+
+impl FieldText {
+    fn at(i: usize) -> Self {
+        FieldText {
+            span: (i, i),
+            owned: None,
+        }
+    }
+
+    /// Add the byte at `p` of `buf`.
+    fn push(&mut self, buf: &[u8], p: usize) {
+        match &mut self.owned {
+            Some(o) => o.push(buf[p]),
+            None if self.span.0 == self.span.1 => self.span = (p, p + 1),
+            None if self.span.1 == p => self.span.1 = p + 1,
+            None => {
+                let mut o = buf[self.span.0..self.span.1].to_vec();
+                o.push(buf[p]);
+                self.owned = Some(o);
+            }
+        }
+    }
+
+    fn take<'a>(&mut self, buf: &'a [u8], next: usize) -> Cow<'a, [u8]> {
+        let text = match self.owned.take() {
+            Some(o) => Cow::Owned(o),
+            None => Cow::Borrowed(&buf[self.span.0..self.span.1]),
+        };
+        self.span = (next, next);
+        text
+    }
+}
+
 /// Split the complete CSV records at the start of `buf` into fields, as Postgres 15 reads
 /// CSV: a record ends at a newline (`\n` or `\r\n`) outside quotes; inside quotes the
 /// delimiter and newlines are data, and `escape` followed by `quote` or `escape` stands for
@@ -1230,16 +1270,18 @@ impl std::fmt::Display for CsvError {
 /// unquoted parts of a field join (`a"b,c"d` is `ab,cd`). Returns the records and the number
 /// of bytes they span. A last record without a newline counts only `at_end`, where an open
 /// quote is an error.
+#[allow(clippy::type_complexity)]
 fn split_csv(
     buf: &[u8],
     delimiter: u8,
     quote: u8,
     escape: u8,
     at_end: bool,
-) -> Result<(Vec<Vec<CsvField>>, usize), CsvError> {
+) -> Result<(Vec<Vec<CsvField<'_>>>, usize), CsvError> {
     let mut records = vec![];
     let mut fields = vec![];
-    let mut field = CsvField::default();
+    let mut field = FieldText::at(0);
+    let mut quoted = false;
     let mut in_quotes = false;
     let mut consumed = 0;
     let mut i = 0;
@@ -1248,7 +1290,7 @@ fn split_csv(
         if in_quotes {
             match buf.get(i + 1) {
                 Some(&next) if b == escape && (next == quote || next == escape) => {
-                    field.text.push(next);
+                    field.push(buf, i + 1);
                     i += 2;
                 }
                 _ if b == quote => {
@@ -1256,7 +1298,7 @@ fn split_csv(
                     i += 1;
                 }
                 _ => {
-                    field.text.push(b);
+                    field.push(buf, i);
                     i += 1;
                 }
             }
@@ -1269,19 +1311,25 @@ fn split_csv(
             _ => None,
         };
         if let Some(n) = newline {
-            fields.push(std::mem::take(&mut field));
+            fields.push(CsvField {
+                text: field.take(buf, i + n),
+                quoted: std::mem::take(&mut quoted),
+            });
             records.push(std::mem::take(&mut fields));
             i += n;
             consumed = i;
         } else if b == quote {
             in_quotes = true;
-            field.quoted = true;
+            quoted = true;
             i += 1;
         } else if b == delimiter {
-            fields.push(std::mem::take(&mut field));
+            fields.push(CsvField {
+                text: field.take(buf, i + 1),
+                quoted: std::mem::take(&mut quoted),
+            });
             i += 1;
         } else {
-            field.text.push(b);
+            field.push(buf, i);
             i += 1;
         }
     }
@@ -1292,7 +1340,10 @@ fn split_csv(
                 message: "unterminated CSV quoted field",
             });
         }
-        fields.push(field);
+        fields.push(CsvField {
+            text: field.take(buf, buf.len()),
+            quoted,
+        });
         records.push(fields);
         consumed = buf.len();
     }
@@ -1349,7 +1400,7 @@ mod tests {
             .into_iter()
             .map(|r| {
                 r.into_iter()
-                    .map(|f| (String::from_utf8(f.text).unwrap(), f.quoted))
+                    .map(|f| (String::from_utf8(f.text.into_owned()).unwrap(), f.quoted))
                     .collect()
             })
             .collect();
@@ -1405,7 +1456,7 @@ mod tests {
     fn a_separate_escape_character() {
         let (records, _) =
             split_csv(b"\"a\\\"b\\\\c\",\"\\d\"\n", b',', b'"', b'\\', false).unwrap();
-        let texts: Vec<Vec<u8>> = records[0].iter().map(|f| f.text.clone()).collect();
+        let texts: Vec<Vec<u8>> = records[0].iter().map(|f| f.text.to_vec()).collect();
         assert_eq!(texts, vec![b"a\"b\\c".to_vec(), b"\\d".to_vec()]);
     }
 }
