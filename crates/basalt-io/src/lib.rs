@@ -496,7 +496,10 @@ impl Storage {
             )),
             object_store::GetResultPayload::Stream(stream) => {
                 let bytes = stream.map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
-                Box::pin(BufReader::with_capacity(READ_BLOCK, StreamReader::new(bytes)))
+                Box::pin(BufReader::with_capacity(
+                    READ_BLOCK,
+                    StreamReader::new(bytes),
+                ))
             }
         };
         use async_compression::tokio::bufread::{BzDecoder, GzipDecoder, ZstdDecoder};
