@@ -1912,7 +1912,7 @@ async fn a_running_copy_shows_its_progress() {
     assert!(matches!(out, Some(Ok(_))), "{out:?}");
     assert!(!seen.is_empty(), "the COPY never showed in STV_LOAD_STATE");
     for rows in &seen {
-        assert!(rows.contains(&format!("| 6         | ")), "{rows}");
+        assert!(rows.contains("| 6         | "), "{rows}");
         assert!(rows.contains(&format!("| {total} ")), "{rows}");
         assert!(rows.contains("| true |"), "{rows}");
     }
