@@ -395,35 +395,16 @@ async fn unload_to_s3_is_read_back_by_duckdb_and_copy() {
         .await
         .unwrap();
     let keys = format!("access_key_id '{ACCESS_KEY}' secret_access_key '{SECRET_KEY}'");
-    let n = client
-        .execute(&format!("copy t from 's3://lake/in/' {keys}"), &[])
-        .await
-        .expect("copy in");
-    assert_eq!(n, 2000);
-    let n = client
-        .execute(
-            &format!("unload ('select * from t') to 's3://lake/out/t_' {keys} format parquet"),
-            &[],
-        )
-        .await
-        .expect("unload parquet");
-    assert_eq!(n, 2000);
-    let n = client
-        .execute(
-            &format!("unload ('select * from t') to 's3://lake/csv/t_' {keys} csv header gzip"),
-            &[],
-        )
-        .await
-        .expect("unload csv");
-    assert_eq!(n, 2000);
-    let n = client
-        .execute(
-            &format!("copy back from 's3://lake/out/t_' {keys} parquet"),
-            &[],
-        )
-        .await
-        .expect("copy back");
-    assert_eq!(n, 2000);
+    // Each statement moves all 2000 rows: in, out as Parquet and as gzip CSV, back in.
+    for sql in [
+        format!("copy t from 's3://lake/in/' {keys}"),
+        format!("unload ('select * from t') to 's3://lake/out/t_' {keys} format parquet"),
+        format!("unload ('select * from t') to 's3://lake/csv/t_' {keys} csv header gzip"),
+        format!("copy back from 's3://lake/out/t_' {keys} parquet"),
+    ] {
+        let n = client.execute(sql.as_str(), &[]).await.expect(&sql);
+        assert_eq!(n, 2000, "{sql}");
+    }
     let summary = "count(*), sum(id), sum(amt), count(name), count(distinct name), min(day), max(day), sum(case when ok then 1 else 0 end)";
     let ours = one(&client, &format!("select {summary} from t")).await;
     assert_eq!(
