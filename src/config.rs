@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub auto_vacuum_seconds: u32,
     /// Rows a DISTSTYLE AUTO table may hold and stay ALL.
     pub auto_all_max_rows: u64,
+    /// Bytes of a text file one COPY parser takes at a time (chunks parse side by side).
+    pub copy_chunk_bytes: usize,
     /// `basalt leader`: where compute nodes register (the leader's internal server).
     pub internal_listen: String,
     /// The secret every internal request carries (`basalt leader` and `basalt compute`).
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             log: "info".into(),
             auto_vacuum_seconds: 60,
             auto_all_max_rows: basalt_node::DEFAULT_AUTO_ALL_MAX_ROWS,
+            copy_chunk_bytes: basalt_node::DEFAULT_COPY_CHUNK_BYTES,
             internal_listen: "127.0.0.1:5440".into(),
             cluster_secret: None,
             aws_endpoint_url: None,
@@ -133,6 +136,13 @@ impl ServerConfig {
                 Error::Config(format!("BASALT_AUTO_ALL_MAX_ROWS={v:?} is not a number"))
             })?;
         }
+        if let Some(v) = env("BASALT_COPY_CHUNK_BYTES") {
+            self.copy_chunk_bytes = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::Config(format!(
+                    "BASALT_COPY_CHUNK_BYTES={v:?} is not a positive number"
+                ))
+            })?;
+        }
         if let Some(v) = env("BASALT_INTERNAL_LISTEN") {
             self.internal_listen = v;
         }
@@ -182,6 +192,7 @@ impl ServerConfig {
             .then(|| std::time::Duration::from_secs(self.auto_vacuum_seconds.into()));
         c.cluster_secret = self.cluster_secret.clone();
         c.auto_all_max_rows = self.auto_all_max_rows;
+        c.copy_chunk_bytes = self.copy_chunk_bytes.max(1);
         c.s3 = basalt_io::S3Settings {
             endpoint: self.aws_endpoint_url.clone(),
             region: self.aws_region.clone(),

@@ -25,7 +25,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use basalt_node::{AuthMethod, Leader, LeaderConfig, NodeError, StatementOutput};
+pub use basalt_node::{
+    AuthMethod, DEFAULT_COPY_CHUNK_BYTES, Leader, LeaderConfig, NodeError, StatementOutput,
+};
 use datafusion::arrow::array::RecordBatch;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -56,6 +58,7 @@ pub struct ClusterBuilder {
     password: Option<String>,
     auth: Option<AuthMethod>,
     s3: basalt_io::S3Settings,
+    copy_chunk_bytes: usize,
 }
 
 impl Default for ClusterBuilder {
@@ -69,11 +72,19 @@ impl Default for ClusterBuilder {
             password: None,
             auth: None,
             s3: Default::default(),
+            copy_chunk_bytes: basalt_node::DEFAULT_COPY_CHUNK_BYTES,
         }
     }
 }
 
 impl ClusterBuilder {
+    /// Bytes of a text file one COPY parser takes at a time (default 8 MiB). Tiny chunks
+    /// make every load cross chunk boundaries: tests use them.
+    pub fn copy_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.copy_chunk_bytes = bytes.max(1);
+        self
+    }
+
     /// Keep data under `dir` (default: a temporary directory removed on shutdown).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
@@ -135,6 +146,7 @@ impl ClusterBuilder {
         };
         config.password = self.password;
         config.s3 = self.s3;
+        config.copy_chunk_bytes = self.copy_chunk_bytes;
         let leader = Leader::open(config)?;
         let addr = format!("{}:{}", self.host, self.port);
         let server = basalt_pgwire::PgServer::bind(leader.clone(), &addr)

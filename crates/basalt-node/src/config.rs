@@ -46,7 +46,13 @@ pub struct LeaderConfig {
     /// S3 endpoint and credentials from the config file, under the `AWS_*` environment and
     /// a statement's own credentials.
     pub s3: basalt_io::S3Settings,
+    /// Bytes of a text file one COPY parser takes at a time (whole records); chunks are
+    /// parsed side by side. Small values exercise chunk boundaries in tests.
+    pub copy_chunk_bytes: usize,
 }
+
+/// The default of [`LeaderConfig::copy_chunk_bytes`].
+pub const DEFAULT_COPY_CHUNK_BYTES: usize = 8 << 20;
 
 impl LeaderConfig {
     pub fn new(data_dir: PathBuf) -> Self {
@@ -65,6 +71,7 @@ impl LeaderConfig {
             auto_all_max_rows: crate::autodist::DEFAULT_AUTO_ALL_MAX_ROWS,
             auto_dist_interval: Some(std::time::Duration::from_secs(30)),
             s3: Default::default(),
+            copy_chunk_bytes: DEFAULT_COPY_CHUNK_BYTES,
         }
     }
 }

@@ -342,24 +342,43 @@ pub(crate) struct RedshiftRows {
     pub file: String,
 }
 
-/// An open COPY FROM STDIN (or one file after another of a COPY from object storage).
-pub(crate) struct CopyIn {
-    pub(crate) writer: TableWriter,
-    plan: Vec<ColumnSource>,
+/// Splits input into rows of text fields and, in a Redshift COPY, converts them to the
+/// columns' types: for one input stream (COPY FROM STDIN, a JSON file), or for one chunk of
+/// whole records of a file parsed beside other chunks (see `load.rs`).
+pub(crate) struct RowParser {
     width: usize,
     format: Format,
     /// Header lines still to skip in the current input.
     pub(crate) skip_lines: u64,
     buf: Vec<u8>,
-    /// The fields of the rows parsed and not yet written, one builder per input column.
+    /// The fields of the rows parsed and not yet taken, one builder per input column.
     fields: Vec<StringBuilder>,
     /// The line each of those rows came from.
     lines: Vec<u64>,
     /// Lines read of the current input.
     pub(crate) line: u64,
     /// The end-of-data marker `\.` was read: the rest of the input is ignored.
-    ended: bool,
+    pub(crate) ended: bool,
     pub(crate) redshift: Option<RedshiftRows>,
+}
+
+/// What a chunk's parser made of it.
+pub(crate) struct ParsedChunk {
+    /// Its rows, converted (none when all were rejected or skipped).
+    pub batch: Option<RecordBatch>,
+    /// Its rejected rows, in line order.
+    pub rejects: Vec<LoadError>,
+    /// The file's last line read.
+    pub line: u64,
+    /// It held the end-of-data marker: what follows in the file is not data.
+    pub ended: bool,
+}
+
+/// An open COPY FROM STDIN (or one file after another of a COPY from object storage).
+pub(crate) struct CopyIn {
+    pub(crate) writer: TableWriter,
+    plan: Vec<ColumnSource>,
+    pub(crate) rows: RowParser,
 }
 
 impl Session {
@@ -434,9 +453,9 @@ impl Session {
             },
         };
         let writer = TableWriter::new(self, table.id);
-        let mut copy_in = CopyIn::new(writer, plan, targets.len(), format);
-        copy_in.skip_lines = u64::from(opts.header);
-        self.copy_in = Some(copy_in);
+        let mut rows = RowParser::new(targets.len(), format);
+        rows.skip_lines = u64::from(opts.header);
+        self.copy_in = Some(CopyIn::new(writer, plan, rows));
         Ok(StatementOutput::CopyIn {
             columns: targets.len(),
         })
@@ -596,7 +615,7 @@ impl Session {
         let Some(mut c) = self.copy_in.take() else {
             return Err(NodeError::invalid("08P01", "no COPY in progress"));
         };
-        let r = match c.parse_complete(true) {
+        let r = match c.rows.parse_complete(true) {
             Ok(()) => c.flush(self).await,
             Err(e) => Err(e),
         };
@@ -658,16 +677,56 @@ impl Session {
 }
 
 impl CopyIn {
-    /// A COPY into `writer`'s table of `width` input columns placed by `plan`.
-    pub(crate) fn new(
-        writer: TableWriter,
-        plan: Vec<ColumnSource>,
-        width: usize,
-        format: Format,
-    ) -> Self {
-        CopyIn {
-            writer,
-            plan,
+    /// A COPY into `writer`'s table, of the rows `rows` parses, placed by `plan`.
+    pub(crate) fn new(writer: TableWriter, plan: Vec<ColumnSource>, rows: RowParser) -> Self {
+        CopyIn { writer, plan, rows }
+    }
+
+    /// Take `data`, writing full batches of rows to the slices.
+    pub(crate) async fn feed(&mut self, session: &Session, data: &[u8]) -> Result<(), NodeError> {
+        if self.rows.ended {
+            return Ok(());
+        }
+        self.rows.buf.extend_from_slice(data);
+        self.rows.parse_complete(false)?;
+        if self.rows.buffered() >= ROWS_PER_BATCH {
+            self.flush(session).await?;
+        }
+        Ok(())
+    }
+
+    /// Write the buffered rows.
+    pub(crate) async fn flush(&mut self, session: &Session) -> Result<(), NodeError> {
+        match self.rows.take_batch()? {
+            Some(batch) => self.writer.push(session, &batch, &self.plan).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Load a batch of typed columns (Parquet): see [`RowParser::typed_batch`].
+    pub(crate) async fn push_batch(
+        &mut self,
+        session: &Session,
+        batch: RecordBatch,
+    ) -> Result<(), NodeError> {
+        let batch = self.rows.typed_batch(batch)?;
+        self.writer.push(session, &batch, &self.plan).await
+    }
+
+    /// Write rows already converted (by a chunk's parser).
+    pub(crate) async fn push_converted(
+        &mut self,
+        session: &Session,
+        batch: &RecordBatch,
+    ) -> Result<(), NodeError> {
+        self.writer.push(session, batch, &self.plan).await
+    }
+}
+
+impl RowParser {
+    /// A parser of rows of `width` input columns.
+    pub(crate) fn new(width: usize, format: Format) -> Self {
+        RowParser {
             width,
             format,
             skip_lines: 0,
@@ -680,30 +739,61 @@ impl CopyIn {
         }
     }
 
+    /// A parser of one chunk of `file` with this one's settings: its rejects are its own, and
+    /// unlimited (the COPY counts them against MAXERROR as the chunks come back in order).
+    pub(crate) fn for_chunk(&self, file: &str) -> RowParser {
+        let mut p = RowParser::new(self.width, self.format.clone());
+        p.redshift = self.redshift.as_ref().map(|r| RedshiftRows {
+            rules: r.rules.clone(),
+            rejects: Rejects {
+                max: u64::MAX,
+                table: r.rejects.table.clone(),
+                found: vec![],
+            },
+            fill_record: r.fill_record,
+            accept_invchars: r.accept_invchars,
+            columns: r.columns.clone(),
+            file: file.to_string(),
+        });
+        p
+    }
+
+    /// Parse and convert `chunk`, whole records of a file whose first line is `after + 1`
+    /// (`skip` of them header lines; `at_end`: the file's last chunk, whose last line may lack
+    /// its newline).
+    pub(crate) fn parse_chunk(
+        mut self,
+        chunk: Vec<u8>,
+        after: u64,
+        skip: u64,
+        at_end: bool,
+    ) -> Result<ParsedChunk, NodeError> {
+        self.buf = chunk;
+        self.line = after;
+        self.skip_lines = skip;
+        self.parse_complete(at_end)?;
+        let batch = self.take_batch()?;
+        let mut rejects = self.redshift.map(|r| r.rejects.found).unwrap_or_default();
+        // Parsing rejects rows as it reads them, conversion a batch later: in line order,
+        // as one parser reading the file would count them.
+        rejects.sort_by_key(|e| e.line);
+        Ok(ParsedChunk {
+            batch,
+            rejects,
+            line: self.line,
+            ended: self.ended,
+        })
+    }
+
+    pub(crate) fn format(&self) -> &Format {
+        &self.format
+    }
+
     /// Start the next input (file): line numbers from 1, `skip` header lines.
     pub(crate) fn next_input(&mut self, skip: u64) {
         self.line = 0;
         self.skip_lines = skip;
         self.ended = false;
-    }
-
-    /// Take `data`, writing full batches of rows to the slices.
-    pub(crate) async fn feed(&mut self, session: &Session, data: &[u8]) -> Result<(), NodeError> {
-        if self.ended {
-            return Ok(());
-        }
-        self.buf.extend_from_slice(data);
-        self.parse_complete(false)?;
-        if self.lines.len() >= ROWS_PER_BATCH {
-            self.flush(session).await?;
-        }
-        Ok(())
-    }
-
-    /// The input ended: its last line need not end with a newline.
-    pub(crate) async fn end_input(&mut self, session: &Session) -> Result<(), NodeError> {
-        self.parse_complete(true)?;
-        self.flush(session).await
     }
 
     /// Parse every complete row in the buffer (all of it at the end).
@@ -810,12 +900,7 @@ impl CopyIn {
                                 None => continue,
                             }
                         }
-                        let raw = if self.redshift.is_some() {
-                            csv_raw_line(rec, delimiter)
-                        } else {
-                            vec![]
-                        };
-                        self.push_row(&raw, &mut fields)?;
+                        self.push_row(&|| Cow::Owned(csv_raw_line(rec, delimiter)), &mut fields)?;
                     }
                     end
                 }
@@ -871,7 +956,7 @@ impl CopyIn {
             };
             let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(self.width);
             split(&text, &mut fields);
-            self.push_row(text.as_bytes(), &mut fields)?;
+            self.push_row(&|| Cow::Borrowed(text.as_bytes()), &mut fields)?;
         }
         Ok(pos)
     }
@@ -925,10 +1010,11 @@ impl CopyIn {
         out
     }
 
-    /// One parsed row: checked for its number of fields, then buffered. `raw` is its line.
-    fn push_row(
+    /// One parsed row: checked for its number of fields, then buffered. `raw` gives its line
+    /// (built only for a row that is rejected).
+    fn push_row<'r>(
         &mut self,
-        raw: &[u8],
+        raw: &dyn Fn() -> Cow<'r, [u8]>,
         fields: &mut Vec<Option<Cow<'_, str>>>,
     ) -> Result<(), NodeError> {
         if fields.len() != self.width {
@@ -954,7 +1040,7 @@ impl CopyIn {
                 let err = LoadError::line(
                     &r.file,
                     self.line,
-                    &String::from_utf8_lossy(raw),
+                    &String::from_utf8_lossy(&raw()),
                     code,
                     "22P04",
                     format!(
@@ -976,10 +1062,11 @@ impl CopyIn {
         Ok(())
     }
 
-    /// Write the buffered rows.
-    pub(crate) async fn flush(&mut self, session: &Session) -> Result<(), NodeError> {
+    /// The rows parsed so far, converted (in a Redshift COPY; rows that cannot load are
+    /// rejected), or `None` when there are none.
+    pub(crate) fn take_batch(&mut self) -> Result<Option<RecordBatch>, NodeError> {
         if self.lines.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let lines = std::mem::take(&mut self.lines);
         let cols: Vec<ArrayRef> = self
@@ -993,7 +1080,7 @@ impl CopyIn {
                 .collect::<Vec<_>>(),
         ));
         let batch = RecordBatch::try_new(schema, cols)?;
-        self.write(session, batch, &lines).await
+        self.convert(batch, &lines).map(Some)
     }
 
     /// Rows parsed and not yet written.
@@ -1010,7 +1097,7 @@ impl CopyIn {
         mut fields: Vec<Option<Cow<'_, str>>>,
     ) -> Result<(), NodeError> {
         self.line = line;
-        self.push_row(raw, &mut fields)
+        self.push_row(&|| Cow::Borrowed(raw), &mut fields)
     }
 
     /// Reject a record of a format parsed elsewhere (JSON) that cannot load (1224).
@@ -1035,13 +1122,9 @@ impl CopyIn {
         r.rejects.reject(err)
     }
 
-    /// Load a batch of typed columns (Parquet), one per input column: converted to the
-    /// table's types, bad values rejected, and written. Its rows are the next lines.
-    pub(crate) async fn push_batch(
-        &mut self,
-        session: &Session,
-        batch: RecordBatch,
-    ) -> Result<(), NodeError> {
+    /// A batch of typed columns (Parquet), one per input column, converted to the table's
+    /// types with bad values rejected. Its rows are the next lines.
+    pub(crate) fn typed_batch(&mut self, batch: RecordBatch) -> Result<RecordBatch, NodeError> {
         if batch.num_columns() != self.width {
             return Err(NodeError::invalid(
                 "22P04",
@@ -1056,17 +1139,13 @@ impl CopyIn {
         let n = batch.num_rows() as u64;
         let lines: Vec<u64> = (self.line + 1..=self.line + n).collect();
         self.line += n;
-        self.write(session, batch, &lines).await
+        self.convert(batch, &lines)
     }
 
-    /// Convert (under a Redshift COPY's rules) and write rows that came from `lines`.
-    async fn write(
-        &mut self,
-        session: &Session,
-        batch: RecordBatch,
-        lines: &[u64],
-    ) -> Result<(), NodeError> {
-        let batch = match &mut self.redshift {
+    /// Convert rows that came from `lines` under a Redshift COPY's rules (COPY FROM STDIN
+    /// leaves them text: the writer casts them).
+    fn convert(&mut self, batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch, NodeError> {
+        Ok(match &mut self.redshift {
             None => batch,
             Some(r) => {
                 let delimiter = match &self.format {
@@ -1083,9 +1162,68 @@ impl CopyIn {
                 };
                 convert(&batch, &columns, &rows, &r.rules, &mut r.rejects)?
             }
-        };
-        self.writer.push(session, &batch, &self.plan).await
+        })
     }
+}
+
+/// The records at the start of `buf` (which starts at a record's start) that end in it: the
+/// lines the parser counts for them, and the byte after the last one's newline (0 when none
+/// ends). How a file is cut into chunks of whole records for parsers running side by side.
+pub(crate) fn complete_records(format: &Format, buf: &[u8]) -> (u64, usize) {
+    match format {
+        Format::Text {
+            escapes: Escapes::None,
+            ..
+        }
+        | Format::Fixed { .. } => {
+            memchr::memchr_iter(b'\n', buf).fold((0, 0), |(n, _), at| (n + 1, at + 1))
+        }
+        Format::Text { .. } => {
+            let (mut n, mut end) = (0, 0);
+            while let Some(at) = line_end(&buf[end..], true) {
+                n += 1;
+                end += at + 1;
+            }
+            (n, end)
+        }
+        Format::Csv { quote, escape, .. } => csv_record_ends(buf, *quote, *escape),
+    }
+}
+
+/// [`complete_records`] for CSV: a newline ends a record outside quotes, as [`split_csv`]
+/// reads them.
+fn csv_record_ends(buf: &[u8], quote: u8, escape: u8) -> (u64, usize) {
+    let (mut n, mut end, mut i, mut in_quotes) = (0, 0, 0, false);
+    while i < buf.len() {
+        let rest = &buf[i..];
+        if in_quotes {
+            let Some(at) = memchr::memchr2(quote, escape, rest) else {
+                break;
+            };
+            let p = i + at;
+            i = match buf.get(p + 1) {
+                Some(&next) if buf[p] == escape && (next == quote || next == escape) => p + 2,
+                _ if buf[p] == quote => {
+                    in_quotes = false;
+                    p + 1
+                }
+                _ => p + 1,
+            };
+        } else {
+            let Some(at) = memchr::memchr2(quote, b'\n', rest) else {
+                break;
+            };
+            let p = i + at;
+            if buf[p] == b'\n' {
+                n += 1;
+                end = p + 1;
+            } else {
+                in_quotes = true;
+            }
+            i = p + 1;
+        }
+    }
+    (n, end)
 }
 
 /// The end of the first line of `buf` (the position of its newline); with escapes, a newline

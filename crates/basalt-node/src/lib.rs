@@ -43,7 +43,7 @@ mod view;
 
 pub use autodist::DEFAULT_AUTO_ALL_MAX_ROWS;
 pub use cluster::{ComputeConfig, run_compute};
-pub use config::{AuthMethod, LeaderConfig};
+pub use config::{AuthMethod, DEFAULT_COPY_CHUNK_BYTES, LeaderConfig};
 pub use copy::CopyFormat;
 pub use error::NodeError;
 pub use leader::Leader;

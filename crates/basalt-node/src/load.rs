@@ -29,7 +29,9 @@ use tokio::io::AsyncReadExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::convert::{Rejects, Rules, TimeFormat};
-use crate::copy::{CopyIn, Escapes, Format, ROWS_PER_BATCH, RedshiftRows};
+use crate::copy::{
+    CopyIn, Escapes, Format, ParsedChunk, ROWS_PER_BATCH, RedshiftRows, RowParser, complete_records,
+};
 use crate::dml::TableWriter;
 use crate::json::JsonSpec;
 use crate::loadlog::{FileCommit, LoadProgress, LoadRun};
@@ -64,6 +66,14 @@ enum JsonArg {
 }
 
 impl FileFormat {
+    /// Lines of text, which load in chunks parsed side by side.
+    fn is_text(&self) -> bool {
+        matches!(
+            self,
+            FileFormat::Delimited | FileFormat::Csv | FileFormat::FixedWidth(_)
+        )
+    }
+
     /// STL_LOAD_COMMITS.file_format.
     fn name(&self) -> &'static str {
         match self {
@@ -374,6 +384,170 @@ impl LoadOptions {
     }
 }
 
+/// Chunks read ahead of the one being written: enough to keep every core parsing.
+fn chunks_ahead() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
+}
+
+/// What the reading task of a text load sends, in file order.
+enum Chunk {
+    /// A chunk of whole records of `files[file]`, being parsed on the blocking pool.
+    Parsing {
+        file: usize,
+        parsing: tokio::task::JoinHandle<Result<ParsedChunk, NodeError>>,
+    },
+    /// `files[file]` was read to its end: its chunks were all sent.
+    FileEnd { file: usize },
+}
+
+/// Aborts a task when the COPY waiting on it ends (a failure, a cancel).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the files of a text load and cuts them into chunks of whole records, each parsed
+/// by its own task. Records progress (bytes read, the file being read) as it goes.
+struct ChunkReader {
+    files: Vec<(Arc<Storage>, ObjectFile)>,
+    compression: Compression,
+    ignore_header: u64,
+    /// The settings every chunk's parser copies.
+    parser: RowParser,
+    /// Bytes a chunk takes (whole records: a chunk grows until one ends).
+    chunk_bytes: usize,
+    progress: Arc<LoadProgress>,
+}
+
+impl ChunkReader {
+    async fn run(self, tx: tokio::sync::mpsc::Sender<Result<Chunk, NodeError>>) {
+        let mut bytes_done = 0;
+        for (n, (storage, file)) in self.files.iter().enumerate() {
+            self.progress.current_file.lock().clone_from(&file.url);
+            let read = self
+                .read_file(n, storage, file, bytes_done, &tx)
+                .instrument(info_span!("copy_file", url = %file.url, size = file.size))
+                .await;
+            let sent = match read {
+                Ok(()) => tx.send(Ok(Chunk::FileEnd { file: n })).await,
+                Err(e) => tx.send(Err(e)).await,
+            };
+            if sent.is_err() {
+                // The COPY stopped waiting (it failed or was canceled).
+                return;
+            }
+            bytes_done += file.size;
+            self.progress
+                .bytes_loaded
+                .store(bytes_done, Ordering::Relaxed);
+        }
+    }
+
+    /// Send the chunks of one file.
+    async fn read_file(
+        &self,
+        n: usize,
+        storage: &Storage,
+        file: &ObjectFile,
+        bytes_done: u64,
+        tx: &tokio::sync::mpsc::Sender<Result<Chunk, NodeError>>,
+    ) -> Result<(), NodeError> {
+        let mut reader = storage.read(file, self.compression).await?;
+        let format = self.parser.format();
+        let read_size = READ_CHUNK.min(self.chunk_bytes);
+        let mut pending: Vec<u8> = Vec::with_capacity(self.chunk_bytes + read_size);
+        // Lines before `pending`; header lines still to skip (all in the file's first chunk).
+        let (mut after, mut skip) = (0u64, self.ignore_header);
+        let mut read_total = 0u64;
+        loop {
+            let start = pending.len();
+            pending.resize(start + read_size, 0);
+            let got = reader.read(&mut pending[start..]).await.map_err(|source| {
+                basalt_io::IoError::Read {
+                    url: file.url.clone(),
+                    source,
+                }
+            })?;
+            pending.truncate(start + got);
+            // Progress in the object's bytes as stored: known as they are read when it is
+            // not compressed, at its end when it is.
+            read_total += got as u64;
+            if self.compression == Compression::None {
+                self.progress
+                    .bytes_loaded
+                    .store(bytes_done + read_total.min(file.size), Ordering::Relaxed);
+            }
+            let at_end = got == 0;
+            let cut = if at_end {
+                Some((0, pending.len()))
+            } else if pending.len() >= self.chunk_bytes {
+                match complete_records(format, &pending) {
+                    (lines, end) if lines > skip => Some((lines, end)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let Some((lines, end)) = cut else {
+                continue;
+            };
+            let rest = pending.split_off(end);
+            let chunk = std::mem::replace(&mut pending, rest);
+            pending.reserve(self.chunk_bytes + read_size);
+            let parser = self.parser.for_chunk(&file.url);
+            let parsing =
+                tokio::task::spawn_blocking(move || parser.parse_chunk(chunk, after, skip, at_end));
+            if tx
+                .send(Ok(Chunk::Parsing { file: n, parsing }))
+                .await
+                .is_err()
+                || at_end
+            {
+                return Ok(());
+            }
+            (after, skip) = (after + lines, 0);
+        }
+    }
+}
+
+/// An error of one file's rows names the file.
+fn name_file(e: NodeError, url: &str) -> NodeError {
+    match e {
+        NodeError::InvalidInput { sqlstate, message } if !message.contains(url) => {
+            NodeError::InvalidInput {
+                sqlstate,
+                message: format!("{message} (file {url})"),
+            }
+        }
+        other => other,
+    }
+}
+
+/// A file loaded to its end: its STL_LOAD_COMMITS row, progress and log line.
+fn file_done(
+    source: &Source,
+    opts: &LoadOptions,
+    lines: u64,
+    errors: usize,
+    progress: &LoadProgress,
+    files: usize,
+) -> FileCommit {
+    let done = progress.files_done.fetch_add(1, Ordering::Relaxed) + 1;
+    progress.lines.fetch_add(lines, Ordering::Relaxed);
+    info!(file = %source.file.url, lines, errors, done, of = files, "COPY file loaded");
+    FileCommit {
+        file: source.file.url.clone(),
+        bytes: source.file.size,
+        lines,
+        errors: errors as u64,
+        format: opts.format.name(),
+        at: Utc::now().naive_utc(),
+    }
+}
+
 /// One file to load and the bucket it is in.
 struct Source {
     storage: Arc<Storage>,
@@ -538,13 +712,8 @@ impl Session {
             .map(|t| table.column(t).cloned().expect("target columns exist"))
             .collect();
         let writer = TableWriter::new(self, table.id);
-        let mut load = CopyIn::new(
-            writer,
-            plan,
-            targets.len(),
-            opts.parser_format(targets.len()),
-        );
-        load.redshift = Some(RedshiftRows {
+        let mut rows = RowParser::new(targets.len(), opts.parser_format(targets.len()));
+        rows.redshift = Some(RedshiftRows {
             rules: opts.rules.clone(),
             rejects: Rejects {
                 max: opts.max_errors,
@@ -556,6 +725,7 @@ impl Session {
             columns,
             file: String::new(),
         });
+        let mut load = CopyIn::new(writer, plan, rows);
         let total: u64 = files.iter().map(|f| f.file.size).sum();
         info!(query = run.query, table = %table.name, location = %location.url(), files = files.len(), bytes = total, "COPY started");
         let running = self
@@ -563,48 +733,24 @@ impl Session {
             .load_log()
             .start(run.clone(), files.len() as u64, total);
         let mut commits = vec![];
-        let mut bytes_done = 0;
-        let mut read = Ok(());
-        for (n, source) in files.iter().enumerate() {
-            let rejected_before = load.rejected();
-            running
-                .progress
-                .current_file
-                .lock()
-                .clone_from(&source.file.url);
-            read = self
-                .load_file(
-                    source,
-                    &opts,
-                    json.as_ref(),
-                    &targets,
-                    &mut load,
-                    &running.progress,
-                )
-                .instrument(
-                    info_span!("copy_file", url = %source.file.url, size = source.file.size),
-                )
-                .await;
-            if read.is_err() {
-                break;
-            }
-            let p = &running.progress;
-            p.files_done.fetch_add(1, Ordering::Relaxed);
-            bytes_done += source.file.size;
-            p.bytes_loaded.store(bytes_done, Ordering::Relaxed);
-            p.lines.fetch_add(load.line, Ordering::Relaxed);
-            commits.push(FileCommit {
-                file: source.file.url.clone(),
-                bytes: source.file.size,
-                lines: load.line,
-                errors: (load.rejected() - rejected_before) as u64,
-                format: opts.format.name(),
-                at: Utc::now().naive_utc(),
-            });
-            info!(file = %source.file.url, done = n + 1, of = files.len(), "COPY file loaded");
-        }
+        let read = if opts.format.is_text() {
+            self.load_text_files(&files, &opts, &mut load, &running.progress, &mut commits)
+                .await
+        } else {
+            self.load_each_file(
+                &files,
+                &opts,
+                json.as_ref(),
+                &targets,
+                &mut load,
+                &running.progress,
+                &mut commits,
+            )
+            .await
+        };
         // Rejected rows are logged whether or not the COPY goes on to commit.
         let rejected = load
+            .rows
             .redshift
             .as_mut()
             .map(|r| std::mem::take(&mut r.rejects.found))
@@ -657,6 +803,110 @@ impl Session {
         Ok(StatementOutput::command_rows("COPY", rows))
     }
 
+    /// Load the files one after another (JSON, Parquet), each through `load`.
+    #[allow(clippy::too_many_arguments)]
+    async fn load_each_file(
+        &mut self,
+        files: &[Source],
+        opts: &LoadOptions,
+        json: Option<&JsonSpec>,
+        targets: &[String],
+        load: &mut CopyIn,
+        progress: &LoadProgress,
+        commits: &mut Vec<FileCommit>,
+    ) -> Result<(), NodeError> {
+        let mut bytes_done = 0;
+        for source in files {
+            let rejected_before = load.rows.rejected();
+            progress.current_file.lock().clone_from(&source.file.url);
+            self.load_file(source, opts, json, targets, load)
+                .instrument(
+                    info_span!("copy_file", url = %source.file.url, size = source.file.size),
+                )
+                .await?;
+            bytes_done += source.file.size;
+            progress.bytes_loaded.store(bytes_done, Ordering::Relaxed);
+            let errors = load.rows.rejected() - rejected_before;
+            commits.push(file_done(
+                source,
+                opts,
+                load.rows.line,
+                errors,
+                progress,
+                files.len(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Load delimited, CSV or fixed-width files: a reading task cuts them into chunks of
+    /// whole records, parsers on the blocking pool parse and convert the chunks side by side,
+    /// and here the chunks' rows are written (and their rejects counted against MAXERROR) in
+    /// file order, so a load's rows, errors and line numbers do not depend on the timing.
+    async fn load_text_files(
+        &mut self,
+        files: &[Source],
+        opts: &LoadOptions,
+        load: &mut CopyIn,
+        progress: &Arc<LoadProgress>,
+        commits: &mut Vec<FileCommit>,
+    ) -> Result<(), NodeError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(chunks_ahead());
+        let reading = ChunkReader {
+            files: files
+                .iter()
+                .map(|s| (s.storage.clone(), s.file.clone()))
+                .collect(),
+            compression: opts.compression,
+            ignore_header: opts.ignore_header,
+            parser: load.rows.for_chunk(""),
+            chunk_bytes: self.leader.config().copy_chunk_bytes,
+            progress: progress.clone(),
+        };
+        let _reader = AbortOnDrop(tokio::spawn(
+            reading.run(tx).instrument(tracing::Span::current()),
+        ));
+        let (mut line, mut ended, mut rejected_before) = (0, false, 0);
+        while let Some(item) = rx.recv().await {
+            match item? {
+                Chunk::Parsing { file, parsing } => {
+                    let parsed = parsing
+                        .await
+                        .map_err(|e| NodeError::Internal {
+                            message: format!("a COPY parser failed: {e}"),
+                        })?
+                        .map_err(|e| name_file(e, &files[file].file.url))?;
+                    if ended {
+                        continue;
+                    }
+                    (line, ended) = (parsed.line, parsed.ended);
+                    if let Some(r) = &mut load.rows.redshift {
+                        for e in parsed.rejects {
+                            r.rejects.reject(e)?;
+                        }
+                    }
+                    if let Some(batch) = &parsed.batch {
+                        load.push_converted(self, batch).await?;
+                    }
+                }
+                Chunk::FileEnd { file } => {
+                    let errors = load.rows.rejected() - rejected_before;
+                    rejected_before = load.rows.rejected();
+                    commits.push(file_done(
+                        &files[file],
+                        opts,
+                        line,
+                        errors,
+                        progress,
+                        files.len(),
+                    ));
+                    (line, ended) = (0, false);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Feed one object through the parser; errors name the object.
     async fn load_file(
         &mut self,
@@ -665,20 +915,11 @@ impl Session {
         json: Option<&JsonSpec>,
         targets: &[String],
         load: &mut CopyIn,
-        progress: &LoadProgress,
     ) -> Result<(), NodeError> {
         let file = &source.file;
-        let named = |e: NodeError| match e {
-            NodeError::InvalidInput { sqlstate, message } if !message.contains(&file.url) => {
-                NodeError::InvalidInput {
-                    sqlstate,
-                    message: format!("{message} (file {})", file.url),
-                }
-            }
-            other => other,
-        };
-        load.next_input(opts.ignore_header);
-        if let Some(r) = &mut load.redshift {
+        let named = |e: NodeError| name_file(e, &file.url);
+        load.rows.next_input(opts.ignore_header);
+        if let Some(r) = &mut load.rows.redshift {
             r.file.clone_from(&file.url);
         }
         if opts.format == FileFormat::Parquet {
@@ -692,46 +933,23 @@ impl Session {
             }
             return Ok(());
         }
+        let Some(spec) = json else {
+            return Err(NodeError::Internal {
+                message: format!("no JSON spec for a {} load", opts.format.name()),
+            });
+        };
         let mut reader = source.storage.read(file, opts.compression).await?;
-        if let Some(spec) = json {
-            let mut bytes = vec![];
-            reader
-                .read_to_end(&mut bytes)
-                .await
-                .map_err(|source| basalt_io::IoError::Read {
-                    url: file.url.clone(),
-                    source,
-                })?;
-            return self
-                .load_json(&bytes, spec, targets, load)
-                .await
-                .map_err(named);
-        }
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let done_before = progress.bytes_loaded.load(Ordering::Relaxed);
-        let mut read_total = 0u64;
-        loop {
-            let n = reader
-                .read(&mut chunk)
-                .await
-                .map_err(|source| basalt_io::IoError::Read {
-                    url: file.url.clone(),
-                    source,
-                })?;
-            if n == 0 {
-                break;
-            }
-            load.feed(self, &chunk[..n]).await.map_err(named)?;
-            // Progress in the object's bytes as stored: known as they are read when it is not
-            // compressed, at its end when it is.
-            read_total += n as u64;
-            if opts.compression == Compression::None {
-                progress
-                    .bytes_loaded
-                    .store(done_before + read_total.min(file.size), Ordering::Relaxed);
-            }
-        }
-        load.end_input(self).await.map_err(named)
+        let mut bytes = vec![];
+        reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|source| basalt_io::IoError::Read {
+                url: file.url.clone(),
+                source,
+            })?;
+        self.load_json(&bytes, spec, targets, load)
+            .await
+            .map_err(named)
     }
 }
 
@@ -762,10 +980,10 @@ impl Session {
                         line += memchr::memchr_iter(b'\n', raw).count() as u64;
                         let raw = raw.trim_ascii();
                         match crate::json::fields(&value, spec, targets) {
-                            Ok(fields) => load.push_record(line, raw, fields)?,
-                            Err(reason) => load.reject_record(line, raw, reason)?,
+                            Ok(fields) => load.rows.push_record(line, raw, fields)?,
+                            Err(reason) => load.rows.reject_record(line, raw, reason)?,
                         }
-                        if load.buffered() >= ROWS_PER_BATCH {
+                        if load.rows.buffered() >= ROWS_PER_BATCH {
                             load.flush(self).await?;
                         }
                     }
@@ -776,7 +994,8 @@ impl Session {
                             .nth(e.line().saturating_sub(1))
                             .map_or(bytes.len(), |i| start + i + 1);
                         let raw = bytes[from.min(next)..next].trim_ascii();
-                        load.reject_record(bad_line, raw, format!("Invalid JSON: {e}"))?;
+                        load.rows
+                            .reject_record(bad_line, raw, format!("Invalid JSON: {e}"))?;
                         (start, start_line) = (next, bad_line + 1);
                         continue 'file;
                     }
