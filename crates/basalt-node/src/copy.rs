@@ -768,6 +768,13 @@ impl RowParser {
         skip: u64,
         at_end: bool,
     ) -> Result<ParsedChunk, NodeError> {
+        // Room for the chunk's fields up front (a builder grown by doubling copies its
+        // values again at each step): the chunk's bytes spread over its columns, a row per
+        // 16 bytes at most.
+        let (bytes, rows) = (chunk.len() / self.width.max(1), chunk.len() / 16);
+        self.fields = (0..self.width)
+            .map(|_| StringBuilder::with_capacity(rows, bytes))
+            .collect();
         self.buf = chunk;
         self.line = after;
         self.skip_lines = skip;
@@ -803,57 +810,50 @@ impl RowParser {
             return Ok(());
         }
         let buf = std::mem::take(&mut self.buf);
-        let used =
-            match self.format.clone() {
-                Format::Text {
-                    delimiter,
-                    null,
-                    escapes,
-                    remove_quotes,
-                } => self.parse_text(&buf, at_end, |line, out| {
-                    split_text(line, delimiter, escapes, remove_quotes, |raw, escaped| {
-                        out.push(if raw == null {
-                            None
-                        } else if escaped {
-                            Some(Cow::Owned(unescape(raw, escapes)))
-                        } else {
-                            Some(Cow::Borrowed(raw))
-                        });
-                    })
-                })?,
-                Format::Fixed { widths, null } => self.parse_text(&buf, at_end, |line, out| {
-                    split_fixed(line, &widths, |raw| {
-                        out.push((raw != null).then_some(Cow::Borrowed(raw)));
-                    })
-                })?,
-                Format::Csv {
-                    delimiter,
-                    quote,
-                    escape,
-                    null,
-                    force_not_null,
-                    force_null,
-                } => {
-                    let (records, end) = split_csv(&buf, delimiter, quote, escape, at_end)
-                        .map_err(|e| {
-                            NodeError::invalid(
-                                "22P04",
-                                format!("COPY CSV, line {}: {e}", self.line + e.record + 1),
-                            )
-                        })?;
-                    let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(self.width);
-                    for rec in &records {
+        let used = match self.format.clone() {
+            Format::Text {
+                delimiter,
+                null,
+                escapes,
+                remove_quotes,
+            } => self.parse_text(&buf, at_end, |line, out| {
+                split_text(line, delimiter, escapes, remove_quotes, |raw, escaped| {
+                    out.push(if raw == null {
+                        None
+                    } else if escaped {
+                        Some(Cow::Owned(unescape(raw, escapes)))
+                    } else {
+                        Some(Cow::Borrowed(raw))
+                    });
+                })
+            })?,
+            Format::Fixed { widths, null } => self.parse_text(&buf, at_end, |line, out| {
+                split_fixed(line, &widths, |raw| {
+                    out.push((raw != null).then_some(Cow::Borrowed(raw)));
+                })
+            })?,
+            Format::Csv {
+                delimiter,
+                quote,
+                escape,
+                null,
+                force_not_null,
+                force_null,
+            } => {
+                let mut fields: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(self.width);
+                let split =
+                    split_csv(&buf, delimiter, quote, escape, at_end, |rec| {
                         self.line += 1;
-                        if let [f] = rec.as_slice()
+                        if let [f] = rec
                             && !f.quoted
                             && *f.text == *b"\\."
                         {
                             self.ended = true;
-                            break;
+                            return Ok(false);
                         }
                         if self.skip_lines > 0 {
                             self.skip_lines -= 1;
-                            continue;
+                            return Ok(true);
                         }
                         fields.clear();
                         let mut bad = None;
@@ -871,8 +871,14 @@ impl RowParser {
                                 fields.push(None);
                                 continue;
                             }
-                            match std::str::from_utf8(&f.text) {
-                                Ok(s) => fields.push(Some(Cow::Borrowed(s))),
+                            let text = match &f.text {
+                                Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
+                                Cow::Owned(o) => {
+                                    std::str::from_utf8(o).map(|s| Cow::Owned(s.to_string()))
+                                }
+                            };
+                            match text {
+                                Ok(s) => fields.push(Some(s)),
                                 Err(e) => {
                                     bad = Some(e);
                                     break;
@@ -897,14 +903,24 @@ impl RowParser {
                                         }));
                                     }
                                 }
-                                None => continue,
+                                None => return Ok(true),
                             }
                         }
                         self.push_row(&|| Cow::Owned(csv_raw_line(rec, delimiter)), &mut fields)?;
+                        Ok(true)
+                    });
+                match split {
+                    Ok(end) => end,
+                    Err(SplitError::Record(e)) => return Err(e),
+                    Err(SplitError::Csv(e)) => {
+                        return Err(NodeError::invalid(
+                            "22P04",
+                            format!("COPY CSV, line {}: {e}", self.line + 1),
+                        ));
                     }
-                    end
                 }
-            };
+            }
+        };
         if !self.ended {
             self.buf = buf[used..].to_vec();
         }
@@ -1377,15 +1393,18 @@ impl FieldText {
         }
     }
 
-    /// Add the byte at `p` of `buf`.
-    fn push(&mut self, buf: &[u8], p: usize) {
+    /// Add bytes `from..to` of `buf`.
+    fn push(&mut self, buf: &[u8], from: usize, to: usize) {
+        if from == to {
+            return;
+        }
         match &mut self.owned {
-            Some(o) => o.push(buf[p]),
-            None if self.span.0 == self.span.1 => self.span = (p, p + 1),
-            None if self.span.1 == p => self.span.1 = p + 1,
+            Some(o) => o.extend_from_slice(&buf[from..to]),
+            None if self.span.0 == self.span.1 => self.span = (from, to),
+            None if self.span.1 == from => self.span.1 = to,
             None => {
                 let mut o = buf[self.span.0..self.span.1].to_vec();
-                o.push(buf[p]);
+                o.extend_from_slice(&buf[from..to]);
                 self.owned = Some(o);
             }
         }
@@ -1401,91 +1420,116 @@ impl FieldText {
     }
 }
 
+/// Why [`split_csv`] stopped early.
+#[derive(Debug)]
+enum SplitError<E> {
+    /// The CSV is malformed.
+    Csv(CsvError),
+    /// The caller's record handler failed.
+    Record(E),
+}
+
 /// Split the complete CSV records at the start of `buf` into fields, as Postgres 15 reads
-/// CSV: a record ends at a newline (`\n` or `\r\n`) outside quotes; inside quotes the
-/// delimiter and newlines are data, and `escape` followed by `quote` or `escape` stands for
-/// that character (with the default escape, the quote itself, `""` is one `"`). Quoted and
-/// unquoted parts of a field join (`a"b,c"d` is `ab,cd`). Returns the records and the number
-/// of bytes they span. A last record without a newline counts only `at_end`, where an open
-/// quote is an error.
-#[allow(clippy::type_complexity)]
-fn split_csv(
-    buf: &[u8],
+/// CSV, handing each record to `record` (which returns whether to go on): a record ends at a
+/// newline (`\n` or `\r\n`) outside quotes; inside quotes the delimiter and newlines are
+/// data, and `escape` followed by `quote` or `escape` stands for that character (with the
+/// default escape, the quote itself, `""` is one `"`). Quoted and unquoted parts of a field
+/// join (`a"b,c"d` is `ab,cd`). Returns the number of bytes of the records handed over. A
+/// last record without a newline counts only `at_end`, where an open quote is an error.
+/// Runs of plain bytes are skipped with `memchr`, and a field stays a slice of `buf` unless
+/// quotes come out of its middle.
+fn split_csv<'b, E>(
+    buf: &'b [u8],
     delimiter: u8,
     quote: u8,
     escape: u8,
     at_end: bool,
-) -> Result<(Vec<Vec<CsvField<'_>>>, usize), CsvError> {
-    let mut records = vec![];
-    let mut fields = vec![];
+    mut record: impl FnMut(&[CsvField<'b>]) -> Result<bool, E>,
+) -> Result<usize, SplitError<E>> {
+    let mut fields: Vec<CsvField<'b>> = vec![];
     let mut field = FieldText::at(0);
-    let mut quoted = false;
-    let mut in_quotes = false;
-    let mut consumed = 0;
-    let mut i = 0;
+    let (mut quoted, mut in_quotes, mut i, mut consumed) = (false, false, 0, 0);
+    let mut records = 0;
+    let end_field = |fields: &mut Vec<CsvField<'b>>, field: &mut FieldText, next, quoted| {
+        fields.push(CsvField {
+            text: field.take(buf, next),
+            quoted,
+        });
+    };
     while i < buf.len() {
-        let b = buf[i];
         if in_quotes {
-            match buf.get(i + 1) {
-                Some(&next) if b == escape && (next == quote || next == escape) => {
-                    field.push(buf, i + 1);
-                    i += 2;
+            let Some(at) = memchr::memchr2(quote, escape, &buf[i..]) else {
+                break;
+            };
+            let p = i + at;
+            field.push(buf, i, p);
+            i = match buf.get(p + 1) {
+                Some(&next) if buf[p] == escape && (next == quote || next == escape) => {
+                    field.push(buf, p + 1, p + 2);
+                    p + 2
                 }
-                _ if b == quote => {
+                _ if buf[p] == quote => {
                     in_quotes = false;
-                    i += 1;
+                    p + 1
                 }
                 _ => {
-                    field.push(buf, i);
-                    i += 1;
+                    field.push(buf, p, p + 1);
+                    p + 1
                 }
-            }
+            };
             continue;
         }
-        let newline = match b {
-            b'\n' => Some(1),
-            b'\r' if buf.get(i + 1) == Some(&b'\n') => Some(2),
-            b'\r' if at_end && i + 1 == buf.len() => Some(1),
-            _ => None,
+        let Some(at) = memchr::memchr3(delimiter, quote, b'\n', &buf[i..]) else {
+            if at_end {
+                // The last record lacks its newline; a lone `\r` ends it too.
+                let end = if buf.ends_with(b"\r") {
+                    buf.len() - 1
+                } else {
+                    buf.len()
+                };
+                field.push(buf, i, end.max(i));
+            }
+            break;
         };
-        if let Some(n) = newline {
-            fields.push(CsvField {
-                text: field.take(buf, i + n),
-                quoted: std::mem::take(&mut quoted),
-            });
-            records.push(std::mem::take(&mut fields));
-            i += n;
-            consumed = i;
-        } else if b == quote {
+        let p = i + at;
+        if buf[p] == b'\n' {
+            // `\r\n`: the `\r` belongs to the newline.
+            let end = if p > i && buf[p - 1] == b'\r' {
+                p - 1
+            } else {
+                p
+            };
+            field.push(buf, i, end);
+            end_field(&mut fields, &mut field, p + 1, std::mem::take(&mut quoted));
+            records += 1;
+            let go_on = record(&fields).map_err(SplitError::Record)?;
+            fields.clear();
+            consumed = p + 1;
+            if !go_on {
+                return Ok(consumed);
+            }
+        } else if buf[p] == quote {
+            field.push(buf, i, p);
             in_quotes = true;
             quoted = true;
-            i += 1;
-        } else if b == delimiter {
-            fields.push(CsvField {
-                text: field.take(buf, i + 1),
-                quoted: std::mem::take(&mut quoted),
-            });
-            i += 1;
         } else {
-            field.push(buf, i);
-            i += 1;
+            field.push(buf, i, p);
+            end_field(&mut fields, &mut field, p + 1, std::mem::take(&mut quoted));
         }
+        i = p + 1;
     }
     if at_end && consumed < buf.len() {
         if in_quotes {
-            return Err(CsvError {
-                record: records.len() as u64,
+            return Err(SplitError::Csv(CsvError {
+                record: records,
                 message: "unterminated CSV quoted field",
-            });
+            }));
         }
-        fields.push(CsvField {
-            text: field.take(buf, buf.len()),
-            quoted,
-        });
-        records.push(fields);
-        consumed = buf.len();
+        end_field(&mut fields, &mut field, buf.len(), quoted);
+        record(&fields).map_err(SplitError::Record)?;
+        return Ok(buf.len());
     }
-    Ok((records, consumed))
+    Ok(consumed)
 }
 
 /// Postgres text-format escapes: `\t`, `\n`, `\r`, `\\`, `\b`, `\f`, `\v`, octal.
@@ -1530,18 +1574,20 @@ fn unescape_text(f: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::AsArray;
 
     /// Fields of `split_csv` with the default options, as (text, quoted).
     fn split(buf: &str, at_end: bool) -> (Vec<Vec<(String, bool)>>, usize) {
-        let (records, n) = split_csv(buf.as_bytes(), b',', b'"', b'"', at_end).unwrap();
-        let records = records
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|f| (String::from_utf8(f.text.into_owned()).unwrap(), f.quoted))
-                    .collect()
-            })
-            .collect();
+        let mut records = vec![];
+        let n = split_csv::<()>(buf.as_bytes(), b',', b'"', b'"', at_end, |r| {
+            records.push(
+                r.iter()
+                    .map(|f| (String::from_utf8(f.text.to_vec()).unwrap(), f.quoted))
+                    .collect(),
+            );
+            Ok(true)
+        })
+        .unwrap();
         (records, n)
     }
 
@@ -1585,16 +1631,87 @@ mod tests {
             split("1,a", true).0,
             vec![vec![f("1", false), f("a", false)]]
         );
-        let e = split_csv(b"1,a\n2,\"b", b',', b'"', b'"', true).unwrap_err();
+        let e = split_csv::<()>(b"1,a\n2,\"b", b',', b'"', b'"', true, |_| Ok(true));
+        let Err(SplitError::Csv(e)) = e else {
+            panic!("an open quote at the end is an error: {e:?}");
+        };
         assert_eq!(e.record, 1);
         assert_eq!(e.message, "unterminated CSV quoted field");
     }
 
+    /// Rows (as text) and the last line of `input` parsed by one parser from line `after`.
+    fn parse_rows(format: &Format, input: &[u8], after: u64, at_end: bool) -> (Vec<String>, u64) {
+        let mut p = RowParser::new(2, format.clone());
+        p.buf = input.to_vec();
+        p.line = after;
+        p.parse_complete(at_end).unwrap();
+        let lines = p.lines.clone();
+        let rows = match p.take_batch().unwrap() {
+            None => vec![],
+            Some(b) => (0..b.num_rows())
+                .map(|r| {
+                    let col = |c: usize| b.column(c).as_string::<i32>().value(r).to_string();
+                    format!("{}|{}@{}", col(0), col(1), lines[r])
+                })
+                .collect(),
+        };
+        (rows, p.line)
+    }
+
+    #[test]
+    fn chunks_cut_at_record_ends_parse_as_the_whole_input_does() {
+        let csv = Format::Csv {
+            delimiter: b',',
+            quote: b'"',
+            escape: b'"',
+            null: "NULL".into(),
+            force_not_null: vec![],
+            force_null: vec![],
+        };
+        let text = Format::Text {
+            delimiter: b'|',
+            null: "NULL".into(),
+            escapes: Escapes::Redshift,
+            remove_quotes: false,
+        };
+        let cases = [
+            (
+                csv,
+                5,
+                "1,\"a\nb\"\r\n2,\"say \"\"hi\"\"\n\"\n3,x\r\n4,\"\"\"\"\n5,y",
+            ),
+            (text, 4, "1|a\\\nb\n\n2|c\\\\\n3|d\\|e\n4|z"),
+        ];
+        for (format, rows, input) in &cases {
+            let input = input.as_bytes();
+            let whole = parse_rows(format, input, 0, true);
+            assert_eq!(whole.0.len(), *rows, "{whole:?}");
+            for cut in 0..=input.len() {
+                let (lines, end) = complete_records(format, &input[..cut]);
+                let (mut rows, line) = parse_rows(format, &input[..end], 0, false);
+                assert_eq!(line, lines, "lines before byte {end}");
+                let (rest, last) = parse_rows(format, &input[end..], lines, true);
+                rows.extend(rest);
+                assert_eq!((&rows, last), (&whole.0, whole.1), "cut at {cut}");
+            }
+        }
+    }
+
     #[test]
     fn a_separate_escape_character() {
-        let (records, _) =
-            split_csv(b"\"a\\\"b\\\\c\",\"\\d\"\n", b',', b'"', b'\\', false).unwrap();
-        let texts: Vec<Vec<u8>> = records[0].iter().map(|f| f.text.to_vec()).collect();
+        let mut texts: Vec<Vec<u8>> = vec![];
+        split_csv::<()>(
+            b"\"a\\\"b\\\\c\",\"\\d\"\n",
+            b',',
+            b'"',
+            b'\\',
+            false,
+            |r| {
+                texts.extend(r.iter().map(|f| f.text.to_vec()));
+                Ok(true)
+            },
+        )
+        .unwrap();
         assert_eq!(texts, vec![b"a\"b\\c".to_vec(), b"\\d".to_vec()]);
     }
 }
