@@ -379,6 +379,8 @@ pub(crate) struct CopyIn {
     pub(crate) writer: TableWriter,
     plan: Vec<ColumnSource>,
     pub(crate) rows: RowParser,
+    /// NOLOAD: parse and convert, write nothing.
+    pub(crate) check_only: bool,
 }
 
 impl Session {
@@ -679,7 +681,12 @@ impl Session {
 impl CopyIn {
     /// A COPY into `writer`'s table, of the rows `rows` parses, placed by `plan`.
     pub(crate) fn new(writer: TableWriter, plan: Vec<ColumnSource>, rows: RowParser) -> Self {
-        CopyIn { writer, plan, rows }
+        CopyIn {
+            writer,
+            plan,
+            rows,
+            check_only: false,
+        }
     }
 
     /// Take `data`, writing full batches of rows to the slices.
@@ -698,7 +705,7 @@ impl CopyIn {
     /// Write the buffered rows.
     pub(crate) async fn flush(&mut self, session: &Session) -> Result<(), NodeError> {
         match self.rows.take_batch()? {
-            Some(batch) => self.writer.push(session, &batch, &self.plan).await,
+            Some(batch) => self.push_converted(session, &batch).await,
             None => Ok(()),
         }
     }
@@ -710,7 +717,7 @@ impl CopyIn {
         batch: RecordBatch,
     ) -> Result<(), NodeError> {
         let batch = self.rows.typed_batch(batch)?;
-        self.writer.push(session, &batch, &self.plan).await
+        self.push_converted(session, &batch).await
     }
 
     /// Write rows already converted (by a chunk's parser).
@@ -719,6 +726,9 @@ impl CopyIn {
         session: &Session,
         batch: &RecordBatch,
     ) -> Result<(), NodeError> {
+        if self.check_only {
+            return Ok(());
+        }
         self.writer.push(session, batch, &self.plan).await
     }
 }

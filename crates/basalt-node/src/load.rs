@@ -726,6 +726,7 @@ impl Session {
             file: String::new(),
         });
         let mut load = CopyIn::new(writer, plan, rows);
+        load.check_only = opts.no_load;
         let total: u64 = files.iter().map(|f| f.file.size).sum();
         info!(query = run.query, table = %table.name, location = %location.url(), files = files.len(), bytes = total, "COPY started");
         let running = self

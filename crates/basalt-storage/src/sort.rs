@@ -107,6 +107,13 @@ fn compound_indices(
     lead: Option<ArrayRef>,
     columns: &[ArrayRef],
 ) -> Result<UInt32Array, ArrowError> {
+    // One column: a plain sort (a lexicographic sort compares through a comparator per row
+    // pair; a primitive column sorts its values directly).
+    if lead.is_none()
+        && let [column] = columns
+    {
+        return sort_to_indices(column, Some(KEY_ORDER), None);
+    }
     let sort_columns: Vec<SortColumn> = lead
         .into_iter()
         .chain(columns.iter().cloned())
