@@ -26,6 +26,7 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
+use tracing::{Instrument, warn};
 
 use crate::session::{StatementOutput, ident_name, split_name};
 use crate::{NodeError, Session};
@@ -549,22 +550,6 @@ impl Session {
         t.rows_changed += deleted;
         Ok(deleted)
     }
-
-    pub(crate) async fn write_slice(
-        &self,
-        table: &Arc<TableMeta>,
-        slice: SliceId,
-        batches: Vec<RecordBatch>,
-    ) -> Result<Vec<SegmentMeta>, NodeError> {
-        let node = self.leader.compute().node_for(slice)?;
-        Ok(node
-            .write(WriteRequest {
-                table: table.clone(),
-                slice,
-                batches,
-            })
-            .await?)
-    }
 }
 
 /// `VALUES (1, DEFAULT)`: the DEFAULT keyword takes the column's default (or NULL; IDENTITY
@@ -608,12 +593,22 @@ fn replace_default_keyword(
     Ok(())
 }
 
+/// Segments one slice's flush wrote: the flush's number (segments join their slice in flush
+/// order, whatever order the writes finish in), the slice, the segments.
+type Flushed = (u64, SliceId, Vec<SegmentMeta>);
+
 /// Writes rows of one table: conform, place on slices, buffer per slice, write segments.
+/// A slice's buffered rows are written (sorted, encoded, compressed) by a task of their own
+/// while the writer takes more rows, up to one write per core at a time.
 pub(crate) struct TableWriter {
     table: Arc<TableMeta>,
     identity: BTreeMap<u32, i64>,
     pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)>,
-    written: BTreeMap<SliceId, Vec<SegmentMeta>>,
+    /// Segment writes under way.
+    writing: tokio::task::JoinSet<Result<Flushed, NodeError>>,
+    /// Flushes started so far.
+    flushes: u64,
+    written: BTreeMap<(u64, SliceId), Vec<SegmentMeta>>,
     rows: u64,
     rr: u64,
     /// An ENCODE AUTO table's first load: pick each column's encoding from the first rows.
@@ -639,6 +634,8 @@ impl TableWriter {
             was_empty,
             table,
             pending: BTreeMap::new(),
+            writing: tokio::task::JoinSet::new(),
+            flushes: 0,
             written: BTreeMap::new(),
             rows: 0,
             rr: session.rr,
@@ -688,17 +685,71 @@ impl TableWriter {
             if e.1 >= FLUSH_ROWS {
                 let batches = std::mem::take(&mut e.0);
                 e.1 = 0;
-                let segs = session.write_slice(&self.table, slice, batches).await?;
-                self.written.entry(slice).or_default().extend(segs);
+                self.start_write(session, slice, batches).await?;
             }
         }
         Ok(())
     }
 
+    /// Start writing `batches` to `slice`, first waiting for a write to finish when as many
+    /// as there are cores are under way.
+    async fn start_write(
+        &mut self,
+        session: &Session,
+        slice: SliceId,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), NodeError> {
+        let most = std::thread::available_parallelism().map_or(2, |n| n.get());
+        while self.writing.len() >= most {
+            self.next_written().await?;
+        }
+        let node = session.leader.compute().node_for(slice)?.clone();
+        let (table, flush) = (self.table.clone(), self.flushes);
+        self.flushes += 1;
+        self.writing.spawn(
+            async move {
+                let req = WriteRequest {
+                    table,
+                    slice,
+                    batches,
+                };
+                Ok((flush, slice, node.write(req).await?))
+            }
+            .in_current_span(),
+        );
+        Ok(())
+    }
+
+    /// Wait for a write under way; its segments join `written`.
+    async fn next_written(&mut self) -> Result<(), NodeError> {
+        let Some(done) = self.writing.join_next().await else {
+            return Ok(());
+        };
+        let (flush, slice, segs) = done.map_err(|e| NodeError::Internal {
+            message: format!("a segment write failed: {e}"),
+        })??;
+        self.written.insert((flush, slice), segs);
+        Ok(())
+    }
+
+    /// Wait for every write under way, all of them even after one fails (so that each file
+    /// written is known and a rollback removes it); the first failure is the result.
+    async fn settle(&mut self) -> Result<(), NodeError> {
+        let mut result = Ok(());
+        while !self.writing.is_empty() {
+            if let Err(e) = self.next_written().await
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
     fn record_files(&self, session: &mut Session) {
         let id = self.table.id;
         let open = session.txn.as_mut().expect("transaction open");
-        for (slice, segs) in &self.written {
+        for ((_, slice), segs) in &self.written {
             for s in segs {
                 open.written.insert((*slice, id, s.file.clone()));
             }
@@ -712,22 +763,23 @@ impl TableWriter {
         session: &mut Session,
         replace: bool,
     ) -> Result<u64, NodeError> {
-        let flush: Result<(), NodeError> = async {
-            for (slice, (batches, _)) in std::mem::take(&mut self.pending) {
-                let segs = session.write_slice(&self.table, slice, batches).await?;
-                self.written.entry(slice).or_default().extend(segs);
+        let mut flush: Result<(), NodeError> = Ok(());
+        for (slice, (batches, _)) in std::mem::take(&mut self.pending) {
+            flush = self.start_write(session, slice, batches).await;
+            if flush.is_err() {
+                break;
             }
-            Ok(())
         }
-        .await;
+        let settled = self.settle().await;
         self.record_files(session);
         flush?;
+        settled?;
         let open = session.txn.as_mut().expect("transaction open");
         let t = open.txn.table_mut(self.table.id).expect("table exists");
         if replace {
             t.data.slices.clear();
         }
-        for (slice, segs) in std::mem::take(&mut self.written) {
+        for ((_, slice), segs) in std::mem::take(&mut self.written) {
             t.data.slices.entry(slice).or_default().extend(segs);
         }
         t.identity_next = self.identity;
@@ -741,9 +793,29 @@ impl TableWriter {
         Ok(self.rows)
     }
 
-    /// Give up: the files written so far are deleted with the transaction.
-    pub(crate) fn abandon(self, session: &mut Session) {
+    /// Give up: the files written so far are deleted with the transaction; those of writes
+    /// still under way, when they finish.
+    pub(crate) fn abandon(mut self, session: &mut Session) {
         self.record_files(session);
+        if self.writing.is_empty() {
+            return;
+        }
+        let mut writing = std::mem::take(&mut self.writing);
+        let (leader, table) = (session.leader.clone(), self.table.id);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Dropping them stops them; the leader's next start removes what they wrote.
+            warn!(table = %self.table.name, writes = writing.len(), "segment writes abandoned outside a runtime");
+            return;
+        };
+        runtime.spawn(async move {
+            let mut files = crate::session::FileSet::new();
+            while let Some(done) = writing.join_next().await {
+                if let Ok(Ok((_, slice, segs))) = done {
+                    files.extend(segs.into_iter().map(|s| (slice, table, s.file)));
+                }
+            }
+            leader.delete_files(&files);
+        });
     }
 }
 
