@@ -27,10 +27,9 @@ use basalt_catalog::{SortKeyKind, TableMeta};
 use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array, make_comparator,
 };
-use datafusion::arrow::compute::{
-    SortColumn, SortOptions, lexsort_to_indices, sort_to_indices, take_record_batch,
-};
+use datafusion::arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 
@@ -114,15 +113,19 @@ fn compound_indices(
     {
         return sort_to_indices(column, Some(KEY_ORDER), None);
     }
-    let sort_columns: Vec<SortColumn> = lead
-        .into_iter()
-        .chain(columns.iter().cloned())
-        .map(|values| SortColumn {
-            values,
-            options: Some(KEY_ORDER),
-        })
-        .collect();
-    lexsort_to_indices(&sort_columns, None)
+    // Several columns: each row's key columns as one byte string that compares as the
+    // lexicographic order does (Arrow's row format), sorted with one memcmp per comparison
+    // rather than a comparator call per column.
+    let keys: Vec<ArrayRef> = lead.into_iter().chain(columns.iter().cloned()).collect();
+    let converter = RowConverter::new(
+        keys.iter()
+            .map(|k| SortField::new_with_options(k.data_type().clone(), KEY_ORDER))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(&keys)?;
+    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(UInt32Array::from(order))
 }
 
 /// Each row's z-order key over `columns` (two or more of equal length; see the module doc).
