@@ -3,6 +3,8 @@
 //! listing, ranged reads) exactly as a bucket on AWS would be.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use basalt_io::{Location, S3Settings, Storage};
@@ -10,41 +12,141 @@ use basalt_io::{Location, S3Settings, Storage};
 const ACCESS_KEY: &str = "AKIABASALTTEST";
 const SECRET_KEY: &str = "basalt-test-secret";
 
-/// An S3 server on a loopback port, its objects under a temporary directory.
+/// An S3 server on a loopback port, its objects under a temporary directory. [`Faults`] make
+/// it slow or kill it in the middle of a load; [`S3Server::restart`] brings it back on the
+/// same port and the same objects.
 pub(crate) struct S3Server {
     pub endpoint: String,
+    addr: std::net::SocketAddr,
     root: tempfile::TempDir,
+    faults: Arc<Faults>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What goes wrong on purpose, counted in object reads (GETs of a key).
+#[derive(Default)]
+pub(crate) struct Faults {
+    reads: AtomicUsize,
+    /// The server dies when this read arrives (0: never): the request gets no answer, every
+    /// connection is dropped and the port stops listening.
+    die_at_read: AtomicUsize,
+    /// Each object read waits this long before it is served.
+    read_delay_ms: AtomicU64,
+    dead: tokio::sync::watch::Sender<bool>,
+}
+
+impl Faults {
+    pub(crate) fn die_at_read(&self, n: usize) {
+        self.die_at_read.store(n, Ordering::SeqCst);
+    }
+
+    pub(crate) fn slow_reads(&self, delay: Duration) {
+        self.read_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Whether this request may be served (after the read delay).
+    async fn admit(&self, req: &hyper::Request<hyper::body::Incoming>) -> bool {
+        // `/bucket/key`: an object; `/bucket` and `/bucket?list-type=2`: a listing.
+        let object = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split_once('/')
+            .is_some_and(|(_, key)| !key.is_empty());
+        if req.method() != hyper::Method::GET || !object {
+            return !*self.dead.borrow();
+        }
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let die_at = self.die_at_read.load(Ordering::SeqCst);
+        if die_at != 0 && n >= die_at {
+            self.dead.send_replace(true);
+            return false;
+        }
+        let delay = self.read_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        !*self.dead.borrow()
+    }
 }
 
 impl S3Server {
     pub(crate) async fn start() -> S3Server {
         let root = tempfile::tempdir().expect("tempdir");
-        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root");
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
+        let addr = listener.local_addr().expect("addr");
+        let faults = Arc::new(Faults::default());
+        let task = Self::serve(listener, root.path(), faults.clone());
+        S3Server {
+            endpoint: format!("http://{addr}"),
+            addr,
+            root,
+            faults,
+            task,
+        }
+    }
+
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Start again after a death, on the same port with the same objects and no faults.
+    pub(crate) async fn restart(&mut self) {
+        self.faults.dead.send_replace(true);
+        (&mut self.task).await.ok();
+        self.faults = Arc::new(Faults::default());
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("bind the same port again");
+        self.task = Self::serve(listener, self.root.path(), self.faults.clone());
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        root: &std::path::Path,
+        faults: Arc<Faults>,
+    ) -> tokio::task::JoinHandle<()> {
+        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let s3 = builder.build();
+        let service_faults = faults.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let (s3, faults) = (s3.clone(), service_faults.clone());
+            async move {
+                if !faults.admit(&req).await {
+                    // Never answered: the connection is dropped with the server.
+                    std::future::pending::<()>().await;
+                }
+                hyper::service::Service::call(&s3, req).await
+            }
+        });
+        let mut dead = faults.dead.subscribe();
+        tokio::spawn(async move {
             let http =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            while let Ok((socket, _)) = listener.accept().await {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(_) => break,
+                    },
+                    _ = dead.wait_for(|d| *d) => break,
+                };
                 let conn = http
                     .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
                     .into_owned();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _ = conn.await;
                 });
             }
-        });
-        S3Server {
-            endpoint,
-            root,
-            task,
-        }
+            // Dropping the set aborts every connection; dropping the listener closes the port.
+            connections.abort_all();
+        })
     }
 
     /// The endpoint, without credentials (statements bring theirs).
@@ -433,4 +535,106 @@ async fn unload_to_s3_is_read_back_by_duckdb_and_copy() {
         }
     }
     cluster.shutdown().await.expect("shutdown");
+}
+
+/// `basalt serve` on `dir`, reaching `s3` through the `AWS_*` environment.
+fn start_with_s3(dir: &std::path::Path, port: u16, s3: &S3Server) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--port", &port.to_string(), "--slices", "2", "--nodes", "2"])
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("basalt starts")
+}
+
+/// The S3 server dies in the middle of one COPY, and the warehouse is killed (-9) in the
+/// middle of another: neither leaves a row behind, after the restarts too, and the same COPY
+/// then loads every row once (no file of the cut-off COPYs was recorded as loaded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_cut_off_by_a_dying_server_leaves_nothing() {
+    use std::fmt::Write as _;
+    const FILES: usize = 24;
+    const ROWS: usize = 400;
+    let mut s3 = S3Server::start().await;
+    s3.create_bucket("lake");
+    for f in 0..FILES {
+        let mut body = String::new();
+        for r in 0..ROWS {
+            let id = f * ROWS + r;
+            writeln!(body, "{id}|event {id}").unwrap();
+        }
+        s3.put(
+            &format!("s3://lake/events/part_{f:03}.txt"),
+            body.into_bytes(),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = crate::durability::free_port();
+    let mut server = start_with_s3(dir.path(), port, &s3);
+    let client = crate::durability::connect(port).await;
+    client
+        .batch_execute("create table events (id int, label varchar(30)) distkey(id)")
+        .await
+        .expect("create");
+    let copy = "copy events from 's3://lake/events/part_'";
+
+    // The S3 server dies at the tenth object read.
+    s3.faults().die_at_read(10);
+    let e = client.execute(copy, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "58030", "{e:?}");
+    assert!(
+        format!("{e:?}").contains("s3://lake/events/part_0"),
+        "{e:?}"
+    );
+    s3.restart().await;
+    assert_eq!(one(&client, "select count(*) from events").await, "0");
+
+    // The warehouse is killed while a COPY is half way through its files.
+    s3.faults().slow_reads(Duration::from_millis(100));
+    let busy = crate::durability::connect(port).await;
+    let inflight = tokio::spawn(async move { busy.execute(copy, &[]).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = one(
+            &client,
+            "select coalesce(max(num_files_complete), 0) from stv_load_state",
+        )
+        .await;
+        if done.parse::<usize>().unwrap() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the COPY made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().expect("kill -9");
+    server.wait().expect("reaped");
+    assert!(
+        inflight.await.unwrap().is_err(),
+        "the COPY cannot have finished"
+    );
+    s3.restart().await;
+
+    let mut server = start_with_s3(dir.path(), port, &s3);
+    let client = crate::durability::connect(port).await;
+    assert_eq!(one(&client, "select count(*) from events").await, "0");
+    let n = client.execute(copy, &[]).await.expect("the same COPY");
+    assert_eq!(n as usize, FILES * ROWS);
+    let rows = FILES * ROWS;
+    assert_eq!(
+        one(
+            &client,
+            "select count(*), count(distinct id), sum(id::bigint) from events"
+        )
+        .await,
+        format!("{rows}|{rows}|{}", rows * (rows - 1) / 2)
+    );
+    server.kill().expect("kill");
+    server.wait().expect("reaped");
 }
