@@ -20,6 +20,9 @@ pub(crate) struct ProcessCluster {
     dir: tempfile::TempDir,
     /// `--tls-cert/--tls-key/--tls-ca` for every process, when the cluster uses TLS.
     tls: Vec<String>,
+    /// Compute nodes log with this filter into `compute-<i>.log` (else warnings to the test's
+    /// output).
+    compute_log: Option<&'static str>,
 }
 
 impl ProcessCluster {
@@ -31,6 +34,20 @@ impl ProcessCluster {
 
     /// With `tls`, every internal connection uses TLS, with certificates made for the test.
     pub(crate) async fn start_with(nodes: u32, slices: u32, tls: bool) -> ProcessCluster {
+        Self::start_opts(nodes, slices, tls, None).await
+    }
+
+    /// Compute nodes log with `filter` into files [`ProcessCluster::compute_log`] reads.
+    pub(crate) async fn start_logging(nodes: u32, slices: u32, filter: &'static str) -> Self {
+        Self::start_opts(nodes, slices, false, Some(filter)).await
+    }
+
+    async fn start_opts(
+        nodes: u32,
+        slices: u32,
+        tls: bool,
+        compute_log: Option<&'static str>,
+    ) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let tls = if tls {
             make_certificates(dir.path())
@@ -64,6 +81,7 @@ impl ProcessCluster {
             computes: vec![],
             dir,
             tls,
+            compute_log,
         };
         for i in 0..nodes {
             let child = cluster.start_compute(&cluster.compute_dir(i as usize), SECRET);
@@ -78,10 +96,25 @@ impl ProcessCluster {
     }
 
     fn start_compute(&self, dir: &Path, secret: &str) -> Child {
-        self.compute_command(dir, secret)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("basalt compute starts")
+        let mut cmd = self.compute_command(dir, secret);
+        match self.compute_log {
+            Some(filter) => {
+                // The log goes to stdout, errors to stderr: both into the file.
+                let log = std::fs::File::create(dir.with_extension("log")).expect("log file");
+                let err = log.try_clone().expect("log file");
+                cmd.env("BASALT_LOG", filter)
+                    .stdout(Stdio::from(log))
+                    .stderr(Stdio::from(err))
+            }
+            None => cmd.stderr(Stdio::inherit()),
+        }
+        .spawn()
+        .expect("basalt compute starts")
+    }
+
+    /// What compute node `i` logged (with [`ProcessCluster::start_logging`]).
+    pub(crate) fn compute_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.compute_dir(i).with_extension("log")).unwrap_or_default()
     }
 
     fn compute_command(&self, dir: &Path, secret: &str) -> Command {
@@ -433,4 +466,67 @@ async fn internal_traffic_over_tls() {
     );
     let _ = stranger.kill();
     let _ = stranger.wait();
+}
+
+/// UNLOAD (PARALLEL ON) is written by the compute nodes that hold the rows: each node's log
+/// names the files it wrote, every node wrote some, and the files hold every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unload_files_are_written_by_the_compute_nodes() {
+    let cluster = ProcessCluster::start_logging(2, 2, "warn,basalt_node::unload=info").await;
+    let client = cluster.client().await;
+    client
+        .batch_execute(
+            "create table u (k int, v varchar(10)) distkey(k);
+             insert into u select value, 'v' || value from generate_series(1, 5000);",
+        )
+        .await
+        .expect("load");
+    let out = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("{}/u_", out.path().display());
+    let n = client
+        .execute(&format!("unload ('select * from u') to '{prefix}'"), &[])
+        .await
+        .expect("unload");
+    assert_eq!(n, 5000);
+    let mut names: Vec<String> = std::fs::read_dir(out.path())
+        .expect("files")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "u_0000_part_00",
+            "u_0001_part_00",
+            "u_0002_part_00",
+            "u_0003_part_00"
+        ]
+    );
+    let mut ids = vec![];
+    for name in &names {
+        let text = std::fs::read_to_string(out.path().join(name)).expect("read");
+        ids.extend(
+            text.lines()
+                .map(|l| l.split('|').next().unwrap().parse::<i32>().unwrap()),
+        );
+    }
+    ids.sort();
+    assert_eq!(ids, (1..=5000).collect::<Vec<_>>());
+    for i in 0..2 {
+        let log = cluster.compute_log(i);
+        assert!(
+            log.contains("UNLOAD file written") && log.contains(&prefix),
+            "compute node {i} wrote no file: {log}"
+        );
+    }
+    // The leader lists the files the nodes reported.
+    let rows = client
+        .simple_query("select count(*) from stl_unload_log where query = (select max(query) from stl_unload_log)")
+        .await
+        .expect("stl_unload_log");
+    let n = match &rows[1] {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).unwrap_or("").to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(n, "4");
 }

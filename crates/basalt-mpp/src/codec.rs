@@ -4,7 +4,9 @@
 //! encode themselves, ours go through [`BasaltCodec`]. A slice scan carries its table definition
 //! (without the segment lists of other slices), the slices and segments each output partition
 //! reads, and its zone-map filters as datafusion-proto logical expressions. A node-local
-//! repartition carries its hashed column and partition count.
+//! repartition carries its hashed column and partition count. Plan nodes of the crates above
+//! this one (UNLOAD's file writer) travel as opaque bytes of their own codec, the
+//! [`PlanExtension`] the node was started with.
 
 use std::sync::Arc;
 
@@ -34,17 +36,23 @@ pub const PLAN_NODE_VERSION: u32 = 1;
 struct BasaltPlanNode {
     #[prost(uint32, tag = "1")]
     version: u32,
-    #[prost(oneof = "Node", tags = "2, 3")]
-    node: Option<Node>,
+    #[prost(oneof = "Kind", tags = "2, 3, 4")]
+    node: Option<Kind>,
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
-enum Node {
+enum Kind {
     #[prost(message, tag = "2")]
     SliceScan(SliceScanNode),
     #[prost(message, tag = "3")]
     NodeLocalRepartition(NodeLocalRepartitionNode),
+    /// A node of the [`PlanExtension`], in its own encoding (which carries its own version).
+    #[prost(bytes = "vec", tag = "4")]
+    Extension(Vec<u8>),
 }
+
+/// The codec of plan nodes defined above this crate, which compute nodes must run too.
+pub type PlanExtension = Arc<dyn PhysicalExtensionCodec>;
 
 /// A [`NodeLocalRepartitionExec`]: the hashed column of its input and the partition count.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -88,11 +96,12 @@ struct ScanDescription {
 #[derive(Debug, Clone)]
 pub struct BasaltCodec {
     compute: Arc<ComputeCluster>,
+    extension: Option<PlanExtension>,
 }
 
 impl BasaltCodec {
-    pub fn new(compute: Arc<ComputeCluster>) -> Self {
-        BasaltCodec { compute }
+    pub fn new(compute: Arc<ComputeCluster>, extension: Option<PlanExtension>) -> Self {
+        BasaltCodec { compute, extension }
     }
 }
 
@@ -102,7 +111,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
         buf: &[u8],
         inputs: &[Arc<dyn ExecutionPlan>],
         ctx: &TaskContext,
-        _converter: &dyn PhysicalProtoConverterExtension,
+        converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let node = BasaltPlanNode::decode(buf).map_err(|e| proto_error(e.to_string()))?;
         if node.version != PLAN_NODE_VERSION {
@@ -112,7 +121,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
             );
         }
         match node.node {
-            Some(Node::SliceScan(scan)) => {
+            Some(Kind::SliceScan(scan)) => {
                 let d: ScanDescription = serde_json::from_slice(&scan.description)
                     .map_err(|e| proto_error(format!("slice scan: {e}")))?;
                 let parts = SliceScanParts {
@@ -131,7 +140,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
                     self.compute.clone(),
                 )?))
             }
-            Some(Node::NodeLocalRepartition(r)) => {
+            Some(Kind::NodeLocalRepartition(r)) => {
                 let [input] = inputs else {
                     return internal_err!("a node-local repartition has one input");
                 };
@@ -142,6 +151,10 @@ impl PhysicalExtensionCodec for BasaltCodec {
                     r.preserve_order,
                 )?))
             }
+            Some(Kind::Extension(bytes)) => match &self.extension {
+                Some(extension) => extension.try_decode(&bytes, inputs, ctx, converter),
+                None => internal_err!("this node was started without the plan extension"),
+            },
             None => Err(proto_error("empty BasaltDB plan node")),
         }
     }
@@ -150,13 +163,13 @@ impl PhysicalExtensionCodec for BasaltCodec {
         &self,
         node: Arc<dyn ExecutionPlan>,
         buf: &mut Vec<u8>,
-        _converter: &dyn PhysicalProtoConverterExtension,
+        converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         if let Some(local) = node.downcast_ref::<NodeLocalRepartitionExec>() {
             let (column, partitions) = local.key()?;
             let message = BasaltPlanNode {
                 version: PLAN_NODE_VERSION,
-                node: Some(Node::NodeLocalRepartition(NodeLocalRepartitionNode {
+                node: Some(Kind::NodeLocalRepartition(NodeLocalRepartitionNode {
                     column: column.name().to_string(),
                     column_index: column.index() as u64,
                     partitions: partitions as u64,
@@ -166,7 +179,16 @@ impl PhysicalExtensionCodec for BasaltCodec {
             return message.encode(buf).map_err(|e| proto_error(e.to_string()));
         }
         let Some(scan) = node.downcast_ref::<SliceScanExec>() else {
-            return internal_err!("BasaltCodec cannot encode {}", node.name());
+            let Some(extension) = &self.extension else {
+                return internal_err!("BasaltCodec cannot encode {}", node.name());
+            };
+            let mut bytes = vec![];
+            extension.try_encode(node, &mut bytes, converter)?;
+            let message = BasaltPlanNode {
+                version: PLAN_NODE_VERSION,
+                node: Some(Kind::Extension(bytes)),
+            };
+            return message.encode(buf).map_err(|e| proto_error(e.to_string()));
         };
         let parts = scan.parts();
         // The segment lists come with the partitions; the table's own copy of them (every
@@ -185,7 +207,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
         };
         let message = BasaltPlanNode {
             version: PLAN_NODE_VERSION,
-            node: Some(Node::SliceScan(SliceScanNode {
+            node: Some(Kind::SliceScan(SliceScanNode {
                 description: serde_json::to_vec(&description)
                     .map_err(|e| proto_error(format!("slice scan: {e}")))?,
                 filters: encode_filters(&parts.filters),

@@ -35,7 +35,11 @@ use basalt_storage::ComputeCluster;
 use datafusion::execution::SessionStateBuilder;
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 
-pub use codec::{BasaltCodec, PLAN_NODE_VERSION};
+pub use codec::{BasaltCodec, PLAN_NODE_VERSION, PlanExtension};
+/// What a [`PlanExtension`] implements.
+pub use datafusion_proto::physical_plan::{
+    PhysicalExtensionCodec, PhysicalProtoConverterExtension,
+};
 pub use error::MppError;
 pub use explain::redshift_explain;
 pub use network::{Membership, NodeChannels, SECRET_HEADER, Security, TlsConfig};
@@ -55,13 +59,20 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub struct Mpp {
     membership: Membership,
     channels: NodeChannels,
+    extension: Option<PlanExtension>,
 }
 
 impl Mpp {
-    pub fn new(membership: Membership, security: &Security) -> Self {
+    /// `extension` encodes the plan nodes of the crates above this one that fragments carry.
+    pub fn new(
+        membership: Membership,
+        security: &Security,
+        extension: Option<PlanExtension>,
+    ) -> Self {
         Mpp {
             membership,
             channels: security.channels(),
+            extension,
         }
     }
 
@@ -80,7 +91,7 @@ impl Mpp {
             .with_distributed_worker_resolver(self.membership.clone())
             .with_distributed_channel_resolver(self.channels.clone())
             .with_distributed_planner()
-            .with_distributed_user_codec(BasaltCodec::new(compute))
+            .with_distributed_user_codec(BasaltCodec::new(compute, self.extension.clone()))
             .with_distributed_desired_task_count_handler(hooks::desired_task_count)
             .with_distributed_scale_up_leaf_node_handler(hooks::scale_up)
             .with_distributed_route_tasks_handler(hooks::route)
@@ -174,6 +185,7 @@ pub fn slice_scan(
 pub fn start_in_process(
     compute: &Arc<ComputeCluster>,
     security: &Security,
+    extension: Option<PlanExtension>,
 ) -> Result<(Mpp, Vec<ComputeServer>), MppError> {
     let mut servers = vec![];
     let mut urls = vec![];
@@ -181,12 +193,28 @@ pub fn start_in_process(
     for node in compute.local_nodes() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MppError::Listen)?;
         let internal = InternalService::compute(node.clone(), Membership::default(), ctx.clone());
-        let server = ComputeServer::start(listener, compute.clone(), security, internal)?;
+        let server = ComputeServer::start(
+            listener,
+            compute.clone(),
+            security,
+            internal,
+            extension.clone(),
+        )?;
         urls.push(
             Url::parse(&format!("{}://{}", security.scheme(), server.addr()))
                 .map_err(|e| MppError::Address(e.to_string()))?,
         );
         servers.push(server);
     }
-    Ok((Mpp::new(Membership::new(urls), security), servers))
+    Ok((
+        Mpp::new(Membership::new(urls), security, extension),
+        servers,
+    ))
+}
+
+/// Which task of its stage a fragment runs as, and how many tasks the stage has: (0, 1) for a
+/// plan that is not distributed.
+pub fn task_of_context(ctx: &Arc<datafusion::execution::TaskContext>) -> (usize, usize) {
+    let task = datafusion_distributed::DistributedTaskContext::from_ctx(ctx);
+    (task.task_index, task.task_count)
 }

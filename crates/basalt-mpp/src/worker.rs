@@ -14,7 +14,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
-use crate::codec::BasaltCodec;
+use crate::codec::{BasaltCodec, PlanExtension};
 use crate::network::{NodeChannels, SecretCheck, Security};
 use crate::rpc::InternalService;
 use crate::{MppError, PROTOCOL_VERSION};
@@ -39,6 +39,7 @@ pub(crate) fn plan_functions() -> (Vec<Arc<ScalarUDF>>, Vec<Arc<AggregateUDF>>) 
 /// Builds the DataFusion session a fragment runs in on a compute node.
 struct FragmentSessions {
     compute: Arc<ComputeCluster>,
+    extension: Option<PlanExtension>,
     channels: NodeChannels,
     scalars: Vec<Arc<ScalarUDF>>,
     aggregates: Vec<Arc<AggregateUDF>>,
@@ -52,7 +53,10 @@ impl WorkerSessionBuilder for FragmentSessions {
     ) -> Result<SessionState, DataFusionError> {
         let mut builder = ctx
             .builder
-            .with_distributed_user_codec(BasaltCodec::new(self.compute.clone()))
+            .with_distributed_user_codec(BasaltCodec::new(
+                self.compute.clone(),
+                self.extension.clone(),
+            ))
             .with_distributed_channel_resolver(self.channels.clone());
         builder
             .scalar_functions()
@@ -92,16 +96,18 @@ pub struct ComputeServer {
 impl ComputeServer {
     /// Serve fragments on `listener`, reading slices through `compute` (this node's view of
     /// the cluster), and the node's internal requests, accepting only requests that carry
-    /// `secret`.
+    /// `secret`. `extension` decodes the plan nodes of the crates above this one.
     pub fn start(
         listener: std::net::TcpListener,
         compute: Arc<ComputeCluster>,
         security: &Security,
         internal: InternalService,
+        extension: Option<PlanExtension>,
     ) -> Result<Self, MppError> {
         let (scalars, aggregates) = plan_functions();
         let worker = Worker::from_session_builder(FragmentSessions {
             compute,
+            extension,
             channels: security.channels(),
             scalars,
             aggregates,

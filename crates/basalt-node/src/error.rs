@@ -41,6 +41,34 @@ pub enum NodeError {
     Internal { message: String },
 }
 
+/// An error of a plan node that may run on a compute node (UNLOAD's writer). Between nodes
+/// an error travels as its text alone, so the text carries the SQLSTATE in front, `[58030]
+/// ...`, which [`tagged`] reads back on the leader.
+#[derive(Debug)]
+pub(crate) struct FragmentError(pub NodeError);
+
+impl std::fmt::Display for FragmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}", self.0.sqlstate(), self.0)
+    }
+}
+
+impl std::error::Error for FragmentError {}
+
+/// The SQLSTATEs a [`FragmentError`] can bring back from another node.
+const FRAGMENT_SQLSTATES: &[&str] = &[
+    "0A000", "22001", "22003", "22007", "22008", "22012", "22021", "22023", "22P02", "42501",
+    "42703", "53100", "53200", "57014", "58030", "58P01", "58P02", "XX000",
+];
+
+/// The SQLSTATE and message of a [`FragmentError`]'s text.
+fn tagged(text: &str) -> Option<(&'static str, &str)> {
+    let rest = text.strip_prefix('[')?;
+    let (code, message) = rest.split_once("] ")?;
+    let code = FRAGMENT_SQLSTATES.iter().find(|c| **c == code)?;
+    Some((code, message))
+}
+
 /// Whether an error is the network between nodes failing: a compute node died or was cut
 /// off while the query ran.
 fn lost_node(e: &DataFusionError) -> bool {
@@ -59,6 +87,14 @@ fn lost_node(e: &DataFusionError) -> bool {
 }
 
 fn df_message(e: &DataFusionError) -> String {
+    if let DataFusionError::External(inner) = e.find_root() {
+        if let Some(f) = inner.downcast_ref::<FragmentError>() {
+            return f.0.to_string();
+        }
+        if let Some((_, message)) = tagged(&inner.to_string()) {
+            return message.to_string();
+        }
+    }
     if lost_node(e)
         && !matches!(e.find_root(), DataFusionError::External(inner) if inner.is::<StorageError>())
     {
@@ -219,6 +255,14 @@ fn datetime_error(ty: &str, value: &str) -> (&'static str, String) {
 }
 
 fn df_sqlstate(e: &DataFusionError) -> &'static str {
+    if let DataFusionError::External(inner) = e.find_root() {
+        if let Some(f) = inner.downcast_ref::<FragmentError>() {
+            return f.0.sqlstate();
+        }
+        if let Some((code, _)) = tagged(&inner.to_string()) {
+            return code;
+        }
+    }
     if lost_node(e) {
         return "58000";
     }
@@ -330,5 +374,26 @@ impl NodeError {
         NodeError::Internal {
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error from a fragment on another node arrives as text only; its SQLSTATE and
+    /// message come back out of it, and untagged text stays an internal error.
+    #[test]
+    fn fragment_errors_keep_their_sqlstate_across_nodes() {
+        let e = FragmentError(NodeError::invalid("58030", "could not write s3://b/k"));
+        let remote: Box<dyn std::error::Error + Send + Sync> = e.to_string().into();
+        let err = NodeError::DataFusion(DataFusionError::External(remote));
+        assert_eq!(err.sqlstate(), "58030");
+        assert_eq!(err.to_string(), "could not write s3://b/k");
+        let plain: Box<dyn std::error::Error + Send + Sync> = "[12345] no such state".into();
+        assert_eq!(
+            NodeError::DataFusion(DataFusionError::External(plain)).sqlstate(),
+            "XX000"
+        );
     }
 }

@@ -440,8 +440,9 @@ fn start_fragment_servers(
     }
     let secret = config.cluster_secret.clone().unwrap_or_else(random_secret);
     let security = basalt_mpp::Security::new(&secret, config.internal_tls.clone());
-    let (mpp, servers) = basalt_mpp::start_in_process(compute, &security)
-        .map_err(|e| NodeError::invalid("58030", format!("starting the compute nodes: {e}")))?;
+    let (mpp, servers) =
+        basalt_mpp::start_in_process(compute, &security, Some(crate::unload::plan_extension()))
+            .map_err(|e| NodeError::invalid("58030", format!("starting the compute nodes: {e}")))?;
     info!(
         nodes = servers.len(),
         "compute nodes serving fragments on loopback"
@@ -522,7 +523,7 @@ fn remote_cluster(
     info!(%listen, nodes = topology.nodes, "waiting for compute nodes to register");
     Ok((
         compute,
-        basalt_mpp::Mpp::new(membership, &security),
+        basalt_mpp::Mpp::new(membership, &security, Some(crate::unload::plan_extension())),
         server,
         remotes,
     ))

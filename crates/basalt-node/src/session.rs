@@ -226,6 +226,14 @@ fn references_catalog(stmt: &Statement) -> bool {
     found
 }
 
+/// Puts a query's logical plan under a node of its own.
+pub(crate) type PlanWrap = Box<
+    dyn FnOnce(
+            datafusion::logical_expr::LogicalPlan,
+        ) -> datafusion::common::Result<datafusion::logical_expr::LogicalPlan>
+        + Send,
+>;
+
 impl Session {
     pub(crate) fn new(leader: Arc<Leader>, id: u32, user: String) -> Result<Self, NodeError> {
         let db = leader.config().database.clone();
@@ -250,7 +258,9 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(basalt_planner::distribution::CoLocatedJoinRule))
             .with_physical_optimizer_rule(Arc::new(
                 basalt_planner::distribution::CooperativeJoinsRule,
-            ));
+            ))
+            // Before the distributed planner, which wraps it.
+            .with_query_planner(Arc::new(crate::unload::BasaltQueryPlanner));
         if let Some(mpp) = leader.mpp() {
             builder = mpp
                 .configure(builder, leader.compute().clone())
@@ -933,6 +943,15 @@ impl Session {
 
     /// Plan and start a query; rows stream from the slices.
     pub(crate) async fn query(&mut self, stmt: Statement) -> Result<StatementOutput, NodeError> {
+        self.query_wrapped(stmt, None).await
+    }
+
+    /// Run a query, its logical plan first put under `wrap`'s node (UNLOAD's writer).
+    pub(crate) async fn query_wrapped(
+        &mut self,
+        stmt: Statement,
+        wrap: Option<PlanWrap>,
+    ) -> Result<StatementOutput, NodeError> {
         let (state, pin) = self.refresh_view();
         let plan = plan_statement(&self.ctx.state(), stmt).await?;
         self.record_predicate_columns(&state, &plan);
@@ -941,6 +960,10 @@ impl Session {
         {
             return self.explain(&explain.plan).await;
         }
+        let plan = match wrap {
+            Some(wrap) => wrap(plan)?,
+            None => plan,
+        };
         let df = self.ctx.execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
         let physical = df.create_physical_plan().await?;

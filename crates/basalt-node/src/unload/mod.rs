@@ -3,15 +3,18 @@
 //! Parquet, optionally compressed, partitioned into Hive-style folders, with a manifest.
 //!
 //! ```text
-//!  query ─▶ batches ─┬─ PARALLEL ON: round-robin to one writer per slice ─▶ <prefix><slice>_part_<nn>
-//!                    ├─ PARALLEL OFF: one writer, in the query's order  ─▶ <prefix>000, 001, ...
-//!                    └─ PARTITION BY: sorted by the partition columns    ─▶ <prefix>col=v/0000_part_<nn>
+//!  PARALLEL ON:  UnloadExec above the query's plan (exec.rs): each partition of the last
+//!                stage writes where it runs (on a cluster, the compute nodes)
+//!                  ─▶ <prefix><slice>_part_<nn>, or <prefix>col=v/<slice>_part_<nn> with
+//!                     PARTITION BY (each partition's rows sorted by the partition columns)
+//!  PARALLEL OFF: the rows in the query's order, one writer on the leader ─▶ <prefix>000, 001, ...
+//!                (PARTITION BY: sorted by the partition columns, a folder after another)
 //!  MAXFILESIZE: a writer starts its next part when a file reaches it; MANIFEST: <prefix>manifest
 //! ```
 //!
 //! Files appear only when complete (object storage commits an object when its upload ends).
-//! The rows are read on the leader and the files written by writer tasks there; writing from
-//! the compute nodes is noted as work to come in docs/architecture.md.
+
+mod exec;
 
 use std::sync::Arc;
 
@@ -34,6 +37,8 @@ use crate::loadlog::UnloadFile;
 use crate::session::StatementOutput;
 use crate::{NodeError, Session};
 
+pub(crate) use exec::{BasaltQueryPlanner, plan_extension};
+
 const MB: u64 = 1 << 20;
 /// Redshift's largest (and default) file size: 6.2 GB.
 const MAX_FILE_SIZE: u64 = 6200 * MB;
@@ -41,8 +46,6 @@ const MAX_FILE_SIZE: u64 = 6200 * MB;
 const MIN_FILE_SIZE: u64 = 5 * MB;
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 1 << 20;
-/// Batches a writer task may have waiting.
-const WRITER_QUEUE: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OutFormat {
@@ -588,8 +591,9 @@ impl Session {
         let storage = Arc::new(Storage::open(&location, &settings)?);
         let query_id = self.leader.query_log().next_id();
         let start = Utc::now().naive_utc();
+        let spec = exec::UnloadSpec::new(location.clone(), params.to_vec(), settings)?;
         let out = self
-            .unload_to(query, &location, &storage, opts)
+            .unload_to(query, &location, &storage, opts, spec)
             .instrument(info_span!("unload", query = query_id, location = %location.url()))
             .await;
         let text = self.statement_text.clone();
@@ -617,6 +621,7 @@ impl Session {
         location: &Location,
         storage: &Arc<Storage>,
         opts: Arc<UnloadOptions>,
+        spec: exec::UnloadSpec,
     ) -> Result<(u64, Vec<UnloadFile>), NodeError> {
         // What is there already: refused, overwritten, or removed first (CLEANPATH).
         let existing = storage.list_prefix().await?;
@@ -636,6 +641,32 @@ impl Session {
             for f in &existing {
                 storage.delete(&f.path).await?;
             }
+        }
+        if opts.parallel {
+            // Written where the rows are: each slice's writer in its own files.
+            let spec = Arc::new(spec);
+            let planned = spec.clone();
+            let wrap: crate::session::PlanWrap =
+                Box::new(move |plan| exec::UnloadNode::plan(plan, planned));
+            let StatementOutput::Rows { mut stream, .. } =
+                self.query_wrapped(query.clone(), Some(wrap)).await?
+            else {
+                return Err(NodeError::invalid(
+                    "42601",
+                    "UNLOAD's query returns no rows",
+                ));
+            };
+            let mut files = vec![];
+            while let Some(batch) = stream.next().await {
+                files.append(&mut exec::files_of(&batch?)?);
+            }
+            let rows = files.iter().map(|f| f.rows).sum();
+            let schema = spec
+                .file_schema()
+                .ok_or_else(|| NodeError::internal("UNLOAD was not planned"))?;
+            return self
+                .finish_unload(storage, &opts, &schema, rows, files)
+                .await;
         }
         // PARTITION BY: the rows sorted by the partition columns, so each folder's rows come
         // together.
@@ -669,7 +700,10 @@ impl Session {
                 schema.index_of(c).map_err(|_| {
                     NodeError::invalid(
                         "42703",
-                        format!("UNLOAD PARTITION BY: column \"{c}\" is not in the query's result"),
+                        format!(
+                            "column \"{c}\" does not exist in the result of UNLOAD's query \
+                             (PARTITION BY)"
+                        ),
                     )
                 })
             })
@@ -722,69 +756,24 @@ impl Session {
             }
             w.close().await?;
             files.append(&mut w.done);
-        } else {
-            // One writer task per slice, fed round-robin.
-            let slices = self.leader.topology().slice_count().max(1) as usize;
-            let mut senders = vec![];
-            let mut tasks = vec![];
-            for slice in 0..slices {
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(WRITER_QUEUE);
-                let mut w = writer(
-                    String::new(),
-                    Box::new(move |n| format!("{slice:04}_part_{n:02}")),
-                );
-                senders.push(tx);
-                tasks.push(tokio::spawn(
-                    async move {
-                        while let Some(batch) = rx.recv().await {
-                            w.write(&batch).await?;
-                        }
-                        w.close().await?;
-                        Ok::<_, NodeError>(w.done)
-                    }
-                    .in_current_span(),
-                ));
-            }
-            let mut next = 0;
-            let mut failed = None;
-            while let Some(batch) = stream.next().await {
-                let batch = match batch {
-                    Ok(b) => b,
-                    Err(e) => {
-                        failed = Some(e.into());
-                        break;
-                    }
-                };
-                if batch.num_rows() == 0 {
-                    continue;
-                }
-                rows += batch.num_rows() as u64;
-                if senders[next % slices].send(batch).await.is_err() {
-                    // The writer stopped: its error is reported below.
-                    break;
-                }
-                next += 1;
-            }
-            drop(senders);
-            for t in tasks {
-                match t.await {
-                    Ok(Ok(mut done)) => files.append(&mut done),
-                    Ok(Err(e)) => {
-                        failed.get_or_insert(e);
-                    }
-                    Err(e) => {
-                        failed.get_or_insert(NodeError::internal(format!("UNLOAD writer: {e}")));
-                    }
-                }
-            }
-            if let Some(e) = failed {
-                return Err(e);
-            }
         }
+        self.finish_unload(storage, &opts, &file_schema, rows, files)
+            .await
+    }
+
+    /// The files in order, and the manifest.
+    async fn finish_unload(
+        &self,
+        storage: &Storage,
+        opts: &UnloadOptions,
+        file_schema: &Schema,
+        rows: u64,
+        mut files: Vec<UnloadFile>,
+    ) -> Result<(u64, Vec<UnloadFile>), NodeError> {
         files.sort_by(|a, b| a.url.cmp(&b.url));
         if opts.manifest {
             let path = storage.path_with("manifest")?;
-            let body = manifest(&files, &file_schema, opts.verbose);
+            let body = manifest(&files, file_schema, opts.verbose);
             storage.put(&path, body.into()).await?;
         }
         info!(rows, files = files.len(), "UNLOAD done");
