@@ -31,6 +31,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use tokio::io::{AsyncRead, BufReader};
@@ -40,6 +41,14 @@ pub use settings::S3Settings;
 
 /// The record batches of a Parquet object.
 pub type ParquetBatches = parquet::arrow::async_reader::ParquetRecordBatchStream<ParquetObject>;
+
+/// A Parquet object's metadata ([`Storage::parquet_layout`]).
+#[derive(Debug, Clone)]
+pub struct ParquetLayout {
+    metadata: ArrowReaderMetadata,
+    /// Each row group's rows and compressed bytes.
+    pub row_groups: Vec<(u64, u64)>,
+}
 
 /// A Parquet object read by byte ranges: the footer first, then the column chunks.
 pub struct ParquetObject {
@@ -435,28 +444,58 @@ impl Storage {
         })
     }
 
-    /// The record batches of a Parquet object, read by ranges (footer, then column chunks),
-    /// `batch_rows` rows at a time.
-    pub async fn parquet_batches(
+    /// A Parquet object's metadata, read once, so that its row groups can be read (and
+    /// decoded) side by side with [`Storage::parquet_row_group`].
+    pub async fn parquet_layout(&self, file: &ObjectFile) -> Result<ParquetLayout, IoError> {
+        let mut reader = ParquetObject {
+            store: self.store.clone(),
+            path: file.path.clone(),
+            size: file.size,
+        };
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
+            .await
+            .map_err(|source| IoError::Parquet {
+                url: file.url.clone(),
+                source,
+            })?;
+        let row_groups = metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| {
+                (
+                    g.num_rows().max(0) as u64,
+                    g.compressed_size().max(0) as u64,
+                )
+            })
+            .collect();
+        Ok(ParquetLayout {
+            metadata,
+            row_groups,
+        })
+    }
+
+    /// The rows of one row group of a Parquet object, in batches of `batch_rows`.
+    pub fn parquet_row_group(
         &self,
         file: &ObjectFile,
+        layout: &ParquetLayout,
+        group: usize,
         batch_rows: usize,
     ) -> Result<ParquetBatches, IoError> {
-        let err = |source| IoError::Parquet {
-            url: file.url.clone(),
-            source,
-        };
         let reader = ParquetObject {
             store: self.store.clone(),
             path: file.path.clone(),
             size: file.size,
         };
-        ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(err)?
+        ParquetRecordBatchStreamBuilder::new_with_metadata(reader, layout.metadata.clone())
             .with_batch_size(batch_rows)
+            .with_row_groups(vec![group])
             .build()
-            .map_err(err)
+            .map_err(|source| IoError::Parquet {
+                url: file.url.clone(),
+                source,
+            })
     }
 
     /// All of an object's bytes (a manifest, a Parquet file).

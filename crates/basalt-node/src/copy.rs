@@ -365,7 +365,7 @@ pub(crate) struct RowParser {
 /// What a chunk's parser made of it.
 pub(crate) struct ParsedChunk {
     /// Its rows, converted (none when all were rejected or skipped).
-    pub batch: Option<RecordBatch>,
+    pub batches: Vec<RecordBatch>,
     /// Its rejected rows, in line order.
     pub rejects: Vec<LoadError>,
     /// The file's last line read.
@@ -710,16 +710,6 @@ impl CopyIn {
         }
     }
 
-    /// Load a batch of typed columns (Parquet): see [`RowParser::typed_batch`].
-    pub(crate) async fn push_batch(
-        &mut self,
-        session: &Session,
-        batch: RecordBatch,
-    ) -> Result<(), NodeError> {
-        let batch = self.rows.typed_batch(batch)?;
-        self.push_converted(session, &batch).await
-    }
-
     /// Write rows already converted (by a chunk's parser).
     pub(crate) async fn push_converted(
         &mut self,
@@ -789,17 +779,38 @@ impl RowParser {
         self.line = after;
         self.skip_lines = skip;
         self.parse_complete(at_end)?;
-        let batch = self.take_batch()?;
+        let batches = self.take_batch()?.into_iter().collect();
+        Ok(self.parsed(batches))
+    }
+
+    /// Convert the typed batches of a columnar file's rows after line `after` (a Parquet row
+    /// group), as [`RowParser::parse_chunk`] does a chunk of text.
+    pub(crate) async fn convert_batches<E>(
+        mut self,
+        mut batches: impl futures::Stream<Item = Result<RecordBatch, E>> + Unpin,
+        after: u64,
+        error: impl Fn(E) -> NodeError,
+    ) -> Result<ParsedChunk, NodeError> {
+        use futures::StreamExt;
+        self.line = after;
+        let mut converted = vec![];
+        while let Some(batch) = batches.next().await {
+            converted.push(self.typed_batch(batch.map_err(&error)?)?);
+        }
+        Ok(self.parsed(converted))
+    }
+
+    fn parsed(self, batches: Vec<RecordBatch>) -> ParsedChunk {
         let mut rejects = self.redshift.map(|r| r.rejects.found).unwrap_or_default();
         // Parsing rejects rows as it reads them, conversion a batch later: in line order,
         // as one parser reading the file would count them.
         rejects.sort_by_key(|e| e.line);
-        Ok(ParsedChunk {
-            batch,
+        ParsedChunk {
+            batches,
             rejects,
             line: self.line,
             ended: self.ended,
-        })
+        }
     }
 
     pub(crate) fn format(&self) -> &Format {

@@ -24,7 +24,6 @@ use basalt_io::{Compression, Location, ObjectFile, S3Settings, Storage};
 use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 use chrono::Utc;
-use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -420,6 +419,8 @@ struct ChunkReader {
     /// Bytes a chunk takes (whole records: a chunk grows until one ends).
     chunk_bytes: usize,
     progress: Arc<LoadProgress>,
+    /// The files are Parquet: a chunk is a row group.
+    parquet: bool,
 }
 
 impl ChunkReader {
@@ -427,10 +428,16 @@ impl ChunkReader {
         let mut bytes_done = 0;
         for (n, (storage, file)) in self.files.iter().enumerate() {
             self.progress.current_file.lock().clone_from(&file.url);
-            let read = self
-                .read_file(n, storage, file, bytes_done, &tx)
-                .instrument(info_span!("copy_file", url = %file.url, size = file.size))
-                .await;
+            let span = info_span!("copy_file", url = %file.url, size = file.size);
+            let read = if self.parquet {
+                self.read_parquet_file(n, storage, file, bytes_done, &tx)
+                    .instrument(span)
+                    .await
+            } else {
+                self.read_file(n, storage, file, bytes_done, &tx)
+                    .instrument(span)
+                    .await
+            };
             let sent = match read {
                 Ok(()) => tx.send(Ok(Chunk::FileEnd { file: n })).await,
                 Err(e) => tx.send(Err(e)).await,
@@ -510,6 +517,51 @@ impl ChunkReader {
             }
             (after, skip) = (after + lines, 0);
         }
+    }
+}
+
+impl ChunkReader {
+    /// Send the row groups of one Parquet file, each read, decoded and converted by a task
+    /// of its own.
+    async fn read_parquet_file(
+        &self,
+        n: usize,
+        storage: &Arc<Storage>,
+        file: &ObjectFile,
+        bytes_done: u64,
+        tx: &tokio::sync::mpsc::Sender<Result<Chunk, NodeError>>,
+    ) -> Result<(), NodeError> {
+        let layout = storage.parquet_layout(file).await?;
+        let (mut after, mut read) = (0u64, 0u64);
+        for (group, (rows, bytes)) in layout.row_groups.iter().enumerate() {
+            let batches = storage.parquet_row_group(file, &layout, group, ROWS_PER_BATCH)?;
+            let parser = self.parser.for_chunk(&file.url);
+            let url = file.url.clone();
+            let parsing = tokio::spawn(
+                parser
+                    .convert_batches(batches, after, move |source| {
+                        basalt_io::IoError::Parquet {
+                            url: url.clone(),
+                            source,
+                        }
+                        .into()
+                    })
+                    .in_current_span(),
+            );
+            if tx
+                .send(Ok(Chunk::Parsing { file: n, parsing }))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            after += rows;
+            read += bytes;
+            self.progress
+                .bytes_loaded
+                .store(bytes_done + read.min(file.size), Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -734,7 +786,7 @@ impl Session {
             .load_log()
             .start(run.clone(), files.len() as u64, total);
         let mut commits = vec![];
-        let read = if opts.format.is_text() {
+        let read = if opts.format.is_text() || opts.format == FileFormat::Parquet {
             self.load_text_files(&files, &opts, &mut load, &running.progress, &mut commits)
                 .await
         } else {
@@ -804,7 +856,7 @@ impl Session {
         Ok(StatementOutput::command_rows("COPY", rows))
     }
 
-    /// Load the files one after another (JSON, Parquet), each through `load`.
+    /// Load JSON files one after another, each through `load`.
     #[allow(clippy::too_many_arguments)]
     async fn load_each_file(
         &mut self,
@@ -840,9 +892,9 @@ impl Session {
         Ok(())
     }
 
-    /// Load delimited, CSV or fixed-width files: a reading task cuts them into chunks of
-    /// whole records, parsers on the blocking pool parse and convert the chunks side by side,
-    /// and here the chunks' rows are written (and their rejects counted against MAXERROR) in
+    /// Load delimited, CSV, fixed-width or Parquet files: a reading task cuts them into
+    /// chunks of whole records (a Parquet file's chunks are its row groups), tasks parse or
+    /// decode and convert the chunks side by side, and here the chunks' rows are written (and their rejects counted against MAXERROR) in
     /// file order, so a load's rows, errors and line numbers do not depend on the timing.
     async fn load_text_files(
         &mut self,
@@ -863,6 +915,7 @@ impl Session {
             parser: load.rows.for_chunk(""),
             chunk_bytes: self.leader.config().copy_chunk_bytes,
             progress: progress.clone(),
+            parquet: opts.format == FileFormat::Parquet,
         };
         let _reader = AbortOnDrop(tokio::spawn(
             reading.run(tx).instrument(tracing::Span::current()),
@@ -886,7 +939,7 @@ impl Session {
                             r.rejects.reject(e)?;
                         }
                     }
-                    if let Some(batch) = &parsed.batch {
+                    for batch in &parsed.batches {
                         load.push_converted(self, batch).await?;
                     }
                 }
@@ -922,17 +975,6 @@ impl Session {
         load.rows.next_input(opts.ignore_header);
         if let Some(r) = &mut load.rows.redshift {
             r.file.clone_from(&file.url);
-        }
-        if opts.format == FileFormat::Parquet {
-            let mut batches = source.storage.parquet_batches(file, ROWS_PER_BATCH).await?;
-            while let Some(batch) = batches.next().await {
-                let batch = batch.map_err(|source| basalt_io::IoError::Parquet {
-                    url: file.url.clone(),
-                    source,
-                })?;
-                load.push_batch(self, batch).await.map_err(named)?;
-            }
-            return Ok(());
         }
         let Some(spec) = json else {
             return Err(NodeError::Internal {
