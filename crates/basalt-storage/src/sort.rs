@@ -123,7 +123,29 @@ fn compound_indices(
             .collect(),
     )?;
     let rows = converter.convert_columns(&keys)?;
-    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    let n = rows.num_rows();
+    // Keys of at most 16 bytes, all of one length (fixed-width columns: a date and a bigint
+    // take 14), compare as big-endian u128s: the sort then compares integers inline instead
+    // of calling memcmp (which took most of a sort by lineitem's key).
+    let width = if n == 0 {
+        0
+    } else {
+        rows.row(0).as_ref().len()
+    };
+    if width <= 16 && (0..n).all(|i| rows.row(i).as_ref().len() == width) {
+        let mut keyed: Vec<(u128, u32)> = (0..n)
+            .map(|i| {
+                let mut key = [0u8; 16];
+                key[..width].copy_from_slice(rows.row(i).as_ref());
+                (u128::from_be_bytes(key), i as u32)
+            })
+            .collect();
+        keyed.sort_unstable();
+        return Ok(UInt32Array::from_iter_values(
+            keyed.into_iter().map(|(_, i)| i),
+        ));
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
     Ok(UInt32Array::from(order))
 }
@@ -265,6 +287,49 @@ mod tests {
 
     fn sorted(table: &TableMeta, batch: &RecordBatch) -> RecordBatch {
         sort_batch(table, batch).unwrap()
+    }
+
+    /// Both ways of sorting by several columns (integer keys packed into a u128, and the
+    /// row format compared byte by byte for wider keys) give the lexicographic order, NULLs
+    /// first, negatives before positives.
+    #[test]
+    fn compound_order_is_lexicographic_for_narrow_and_wide_keys() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::compute::{SortColumn, lexsort_to_indices};
+        let n = 5000u32;
+        let a: ArrayRef = Arc::new(Int32Array::from_iter(
+            (0..n).map(|i| (i % 7 != 0).then_some((i * 7919 % 61) as i32 - 30)),
+        ));
+        let b: ArrayRef =
+            Arc::new(Int64Array::from_iter((0..n).map(|i| {
+                (i % 11 != 0).then_some(i64::from(i * 104729 % 997) - 500)
+            })));
+        let c: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..n).map(|i| (i % 13 != 0).then(|| format!("s{}", i * 31 % 17))),
+        ));
+        for keys in [
+            vec![a.clone(), b.clone()],
+            vec![a.clone(), c.clone(), b.clone()],
+        ] {
+            let expected = lexsort_to_indices(
+                &keys
+                    .iter()
+                    .map(|k| SortColumn {
+                        values: k.clone(),
+                        options: Some(KEY_ORDER),
+                    })
+                    .collect::<Vec<_>>(),
+                None,
+            )
+            .unwrap();
+            let got = compound_indices(None, &keys).unwrap();
+            for k in &keys {
+                assert_eq!(
+                    take(k.as_ref(), &got, None).unwrap().as_ref(),
+                    take(k.as_ref(), &expected, None).unwrap().as_ref()
+                );
+            }
+        }
     }
 
     #[test]
