@@ -53,7 +53,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info_span};
 
-use super::{UnloadOptions, Writer, plain_schema, split_partitions};
+use super::{UnloadOptions, Writer, file_layout, plain_schema, split_partitions};
 use crate::NodeError;
 use crate::loadlog::UnloadFile;
 
@@ -331,27 +331,7 @@ impl UnloadExec {
                 .map(|(f, n)| f.as_ref().clone().with_name(n))
                 .collect::<Vec<_>>(),
         );
-        let schema = plain_schema(&renamed);
-        let keys: Vec<usize> = spec
-            .opts
-            .partition_by
-            .iter()
-            .map(|c| {
-                schema.index_of(c).map_err(|_| {
-                    NodeError::invalid(
-                        "42703",
-                        format!(
-                            "column \"{c}\" does not exist in the result of UNLOAD's query \
-                             (PARTITION BY)"
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let kept: Vec<usize> = (0..schema.fields().len())
-            .filter(|i| spec.opts.include || !keys.contains(i))
-            .collect();
-        let file_schema = Arc::new(schema.project(&kept)?);
+        let (keys, kept, file_schema) = file_layout(&plain_schema(&renamed), &spec.opts)?;
         let _ = spec.file_schema.set(file_schema.clone());
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(files_schema()),

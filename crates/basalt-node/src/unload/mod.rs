@@ -692,26 +692,7 @@ impl Session {
                 "UNLOAD's query returns no rows",
             ));
         };
-        let schema = plain_schema(&schema);
-        let keys: Vec<usize> = opts
-            .partition_by
-            .iter()
-            .map(|c| {
-                schema.index_of(c).map_err(|_| {
-                    NodeError::invalid(
-                        "42703",
-                        format!(
-                            "column \"{c}\" does not exist in the result of UNLOAD's query \
-                             (PARTITION BY)"
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let kept: Vec<usize> = (0..schema.fields().len())
-            .filter(|i| opts.include || !keys.contains(i))
-            .collect();
-        let file_schema = Arc::new(schema.project(&kept)?);
+        let (keys, kept, file_schema) = file_layout(&plain_schema(&schema), &opts)?;
         let writer = |dir: String, name: Box<dyn Fn(u32) -> String + Send + Sync>| Writer {
             storage: storage.clone(),
             opts: opts.clone(),
@@ -779,6 +760,34 @@ impl Session {
         info!(rows, files = files.len(), "UNLOAD done");
         Ok((rows, files))
     }
+}
+
+/// Where the PARTITION BY columns are in the query's result, the columns that go into the
+/// files (INCLUDE keeps the partition columns), and the files' schema.
+fn file_layout(
+    schema: &Schema,
+    opts: &UnloadOptions,
+) -> Result<(Vec<usize>, Vec<usize>, SchemaRef), NodeError> {
+    let keys: Vec<usize> = opts
+        .partition_by
+        .iter()
+        .map(|c| {
+            schema.index_of(c).map_err(|_| {
+                NodeError::invalid(
+                    "42703",
+                    format!(
+                        "column \"{c}\" does not exist in the result of UNLOAD's query \
+                         (PARTITION BY)"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let kept: Vec<usize> = (0..schema.fields().len())
+        .filter(|i| opts.include || !keys.contains(i))
+        .collect();
+    let file_schema = Arc::new(schema.project(&kept)?);
+    Ok((keys, kept, file_schema))
 }
 
 /// The query's schema without BasaltDB's field metadata, and with view types as plain
