@@ -39,12 +39,8 @@ if [ ! -x "$S3S_BIN" ]; then
   cargo install s3s-fs@0.14.1 --features binary --locked --root "$HOME/.cache/basaltdb/s3s"
 fi
 
-if [ -z "${BASALT_BIN:-}" ]; then
-  cargo build --profile "$PROFILE" --bin basalt
-  TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  DIR_NAME=$PROFILE; [ "$PROFILE" = dev ] && DIR_NAME=debug
-  BASALT_BIN=$TARGET/$DIR_NAME/basalt
-fi
+. benches/common.sh
+basalt_binary "$PROFILE"
 OUT=target/bench/load-$(date +%Y%m%d-%H%M%S); mkdir -p "$OUT"
 exec python3 benches/load.py --basalt "$BASALT_BIN" --s3s "$S3S_BIN" --data "$DATA" \
   --tables "$TABLES" --slices "$SLICES" --nodes "$NODES" --runs "$RUNS" --out "$OUT" \

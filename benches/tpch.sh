@@ -33,12 +33,8 @@ python3 -c "import duckdb, datafusion, psycopg2, tpchgen_cli" 2>/dev/null || \
 [ -f "$DATA/csv/lineitem.csv" ] || tpchgen-cli csv -s 1 -o "$DATA/csv"
 [ -f "$DATA/parquet/lineitem.parquet" ] || tpchgen-cli parquet -s 1 -o "$DATA/parquet"
 
-if [ -z "${BASALT_BIN:-}" ]; then
-  cargo build --profile "$PROFILE" --bin basalt
-  TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  DIR_NAME=$PROFILE; [ "$PROFILE" = dev ] && DIR_NAME=debug
-  BASALT_BIN=$TARGET/$DIR_NAME/basalt
-fi
+. benches/common.sh
+basalt_binary "$PROFILE"
 OUT=target/bench/tpch-$(date +%Y%m%d-%H%M%S); mkdir -p "$OUT"
 WORK=$(mktemp -d)
 PIDS=()

@@ -443,15 +443,10 @@ async fn internal_traffic_over_tls() {
         )
         .await
         .expect("load over TLS");
-    let rows = client
-        .simple_query("select count(*) from f join e on f.k = e.k2")
-        .await
-        .expect("distributed join over TLS");
-    let n = match &rows[1] {
-        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).unwrap_or("").to_string(),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(n, "15490");
+    assert_eq!(
+        crate::s3::one(&client, "select count(*) from f join e on f.k = e.k2").await,
+        "15490"
+    );
     // A node without TLS cannot reach the leader's internal server.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut stranger = cluster
@@ -520,13 +515,12 @@ async fn unload_files_are_written_by_the_compute_nodes() {
         );
     }
     // The leader lists the files the nodes reported.
-    let rows = client
-        .simple_query("select count(*) from stl_unload_log where query = (select max(query) from stl_unload_log)")
-        .await
-        .expect("stl_unload_log");
-    let n = match &rows[1] {
-        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).unwrap_or("").to_string(),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(n, "4");
+    assert_eq!(
+        crate::s3::one(
+            &client,
+            "select count(*) from stl_unload_log where query = (select max(query) from stl_unload_log)"
+        )
+        .await,
+        "4"
+    );
 }

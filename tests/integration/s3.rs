@@ -197,7 +197,8 @@ fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
 
-async fn one(client: &tokio_postgres::Client, sql: &str) -> String {
+/// The first row of `sql`'s result, its values joined by `|`.
+pub(crate) async fn one(client: &tokio_postgres::Client, sql: &str) -> String {
     let rows = client.simple_query(sql).await.expect(sql);
     rows.iter()
         .find_map(|m| match m {
