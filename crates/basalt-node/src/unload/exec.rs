@@ -83,12 +83,15 @@ impl fmt::Debug for UnloadSpec {
 }
 
 impl UnloadSpec {
+    /// The UNLOAD's options from its parameters, and its storage with the S3 settings
+    /// `resolve` makes of the statement's own.
     pub(crate) fn new(
         location: Location,
         params: Vec<CopyParameter>,
-        settings: S3Settings,
+        resolve: impl FnOnce(&S3Settings) -> S3Settings,
     ) -> Result<UnloadSpec, NodeError> {
         let opts = Arc::new(UnloadOptions::parse(&params)?);
+        let settings = resolve(&opts.settings);
         let storage = Arc::new(Storage::open(&location, &settings)?);
         Ok(UnloadSpec {
             location,
@@ -98,6 +101,18 @@ impl UnloadSpec {
             storage,
             file_schema: Default::default(),
         })
+    }
+
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub(crate) fn opts(&self) -> &Arc<UnloadOptions> {
+        &self.opts
+    }
+
+    pub(crate) fn storage(&self) -> &Arc<Storage> {
+        &self.storage
     }
 
     pub(crate) fn file_schema(&self) -> Option<SchemaRef> {
@@ -538,7 +553,8 @@ impl PhysicalExtensionCodec for UnloadCodec {
             .map(|(name, value)| CopyParameter { name, value })
             .collect();
         let location = Location::parse(&e.location).map_err(|e| to_df(e.into()))?;
-        let spec = UnloadSpec::new(location, params, settings).map_err(to_df)?;
+        // The leader resolved the settings; the statement's own are in them.
+        let spec = UnloadSpec::new(location, params, |_| settings).map_err(to_df)?;
         Ok(Arc::new(
             UnloadExec::try_new(input.clone(), Arc::new(spec), e.names).map_err(to_df)?,
         ))

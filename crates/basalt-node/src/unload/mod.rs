@@ -585,16 +585,14 @@ impl Session {
         location: &str,
         params: &[CopyParameter],
     ) -> Result<StatementOutput, NodeError> {
-        let opts = Arc::new(UnloadOptions::parse(params)?);
         let location = Location::parse(location)?;
-        let settings = self.s3_settings(&opts.settings);
-        let storage = Arc::new(Storage::open(&location, &settings)?);
+        let spec = exec::UnloadSpec::new(location, params.to_vec(), |s| self.s3_settings(s))?;
         let query_id = self.leader.query_log().next_id();
         let start = Utc::now().naive_utc();
-        let spec = exec::UnloadSpec::new(location.clone(), params.to_vec(), settings)?;
+        let url = spec.location().url();
         let out = self
-            .unload_to(query, &location, &storage, opts, spec)
-            .instrument(info_span!("unload", query = query_id, location = %location.url()))
+            .unload_to(query, spec)
+            .instrument(info_span!("unload", query = query_id, location = %url))
             .await;
         let text = self.statement_text.clone();
         self.leader.query_log().record_statement(
@@ -618,11 +616,14 @@ impl Session {
     async fn unload_to(
         &mut self,
         query: &Statement,
-        location: &Location,
-        storage: &Arc<Storage>,
-        opts: Arc<UnloadOptions>,
         spec: exec::UnloadSpec,
     ) -> Result<(u64, Vec<UnloadFile>), NodeError> {
+        let (location, storage, opts) = (
+            spec.location().clone(),
+            spec.storage().clone(),
+            spec.opts().clone(),
+        );
+        let storage = &storage;
         // What is there already: refused, overwritten, or removed first (CLEANPATH).
         let existing = storage.list_prefix().await?;
         if !existing.is_empty() && !opts.allow_overwrite && !opts.clean_path {
