@@ -34,12 +34,22 @@ impl ProcessCluster {
 
     /// With `tls`, every internal connection uses TLS, with certificates made for the test.
     pub(crate) async fn start_with(nodes: u32, slices: u32, tls: bool) -> ProcessCluster {
-        Self::start_opts(nodes, slices, tls, None).await
+        Self::start_opts(nodes, slices, tls, None, &[]).await
     }
 
     /// Compute nodes log with `filter` into files [`ProcessCluster::compute_log`] reads.
     pub(crate) async fn start_logging(nodes: u32, slices: u32, filter: &'static str) -> Self {
-        Self::start_opts(nodes, slices, false, Some(filter)).await
+        Self::start_opts(nodes, slices, false, Some(filter), &[]).await
+    }
+
+    /// As [`ProcessCluster::start_logging`], with `env` set for the leader (only).
+    pub(crate) async fn start_logging_with(
+        nodes: u32,
+        slices: u32,
+        filter: &'static str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_opts(nodes, slices, false, Some(filter), env).await
     }
 
     async fn start_opts(
@@ -47,6 +57,7 @@ impl ProcessCluster {
         slices: u32,
         tls: bool,
         compute_log: Option<&'static str>,
+        env: &[(&str, &str)],
     ) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let tls = if tls {
@@ -70,6 +81,7 @@ impl ProcessCluster {
             .args(&tls)
             .env("BASALT_CLUSTER_SECRET", SECRET)
             .env("BASALT_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -523,4 +535,107 @@ async fn unload_files_are_written_by_the_compute_nodes() {
         .await,
         "4"
     );
+}
+
+/// A COPY from object storage is parsed where the slices are: each compute node's log names
+/// files it loaded (the leader, not the nodes, knows the S3 endpoint: the COPY carries it),
+/// every row lands once, rejected rows of both nodes count against one MAXERROR, and
+/// STL_LOAD_COMMITS lists every file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_files_are_parsed_by_the_compute_nodes() {
+    use std::fmt::Write as _;
+    const FILES: usize = 6;
+    const ROWS: usize = 1000;
+    let s3 = crate::s3::S3Server::start().await;
+    s3.create_bucket("lake");
+    for f in 0..FILES {
+        let mut body = String::new();
+        for r in 0..ROWS {
+            let id = f * ROWS + r;
+            // One bad row in files 1 and 4.
+            if r == 500 && (f == 1 || f == 4) {
+                writeln!(body, "x{id}|bad").unwrap();
+            } else {
+                writeln!(body, "{id}|row {id}").unwrap();
+            }
+        }
+        s3.put(&format!("s3://lake/t/part_{f}.txt"), body.into_bytes())
+            .await;
+    }
+    let cluster = ProcessCluster::start_logging_with(
+        2,
+        2,
+        "warn,basalt_node::load=info",
+        &[
+            ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    )
+    .await;
+    let client = cluster.client().await;
+    client
+        .batch_execute("create table t (id int, label varchar(20)) distkey(id)")
+        .await
+        .expect("create");
+    let copy = format!(
+        "copy t from 's3://lake/t/part_' access_key_id '{}' secret_access_key '{}'",
+        crate::s3::ACCESS_KEY,
+        crate::s3::SECRET_KEY
+    );
+    // Two rows rejected in all, one on each of two files: MAXERROR 1 fails the COPY.
+    let e = client
+        .execute(&format!("{copy} maxerror 1"), &[])
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("stl_load_errors"), "{e:?}");
+    assert_eq!(crate::s3::one(&client, "select count(*) from t").await, "0");
+    let n = client
+        .execute(&format!("{copy} maxerror 2"), &[])
+        .await
+        .expect("copy within MAXERROR");
+    assert_eq!(n, (FILES * ROWS - 2) as u64);
+    let all: usize = (0..FILES * ROWS).sum();
+    assert_eq!(
+        crate::s3::one(
+            &client,
+            "select count(*), count(distinct id), sum(id) from t"
+        )
+        .await,
+        format!(
+            "{}|{}|{}",
+            FILES * ROWS - 2,
+            FILES * ROWS - 2,
+            all - 1500 - 4500
+        )
+    );
+    let last = "(select max(query) from stl_load_commits)";
+    assert_eq!(
+        crate::s3::one(
+            &client,
+            &format!(
+                "select count(*), sum(lines_scanned) from stl_load_commits where query = {last}"
+            )
+        )
+        .await,
+        format!("{FILES}|{}", FILES * ROWS)
+    );
+    assert_eq!(
+        crate::s3::one(
+            &client,
+            &format!("select count(*), min(line_number) from stl_load_errors where query = {last}")
+        )
+        .await,
+        "2|501"
+    );
+    for i in 0..2 {
+        let log = cluster.compute_log(i);
+        assert!(
+            log.contains("COPY file loaded") && log.contains("s3://lake/t/part_"),
+            "compute node {i} loaded no file: {log}"
+        );
+        assert!(
+            !log.contains(crate::s3::SECRET_KEY),
+            "compute node {i} logged the secret"
+        );
+    }
 }

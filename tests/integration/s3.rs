@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use basalt_io::{Location, S3Settings, Storage};
 
-const ACCESS_KEY: &str = "AKIABASALTTEST";
-const SECRET_KEY: &str = "basalt-test-secret";
+pub(crate) const ACCESS_KEY: &str = "AKIABASALTTEST";
+pub(crate) const SECRET_KEY: &str = "basalt-test-secret";
 
 /// An S3 server on a loopback port, its objects under a temporary directory. [`Faults`] make
 /// it slow or kill it in the middle of a load; [`S3Server::restart`] brings it back on the

@@ -1,15 +1,19 @@
 //! The three hooks that make datafusion-distributed place fragments where the slices are.
 //!
 //! - **Task count**: a stage that scans a KEY or EVEN table runs one task per compute node; a
-//!   scan of an ALL table reads one copy, in one task.
+//!   scan of an ALL table reads one copy, in one task. A [`NodeWorkExec`] asks for one task
+//!   per node too.
 //! - **Leaf variants**: task i's copy of a slice scan reads the slices of node i (see
-//!   [`SliceScanExec::for_task`]).
+//!   [`SliceScanExec::for_task`]); task i's share of a node work is the work's to give.
 //! - **Routing**: task i of such a stage runs on node i, so every slice is read on the node
-//!   that holds it. Stages without a slice scan are routed by datafusion-distributed.
+//!   that holds it. Stages without a slice scan or node work are routed by
+//!   datafusion-distributed.
 
 use std::sync::Arc;
 
 use basalt_planner::SliceScanExec;
+
+use crate::node_work::NodeWorkExec;
 use datafusion::common::Result;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::physical_plan::ExecutionPlan;
@@ -23,6 +27,11 @@ use datafusion_distributed::{
 pub(crate) fn desired_task_count(
     ev: DesiredTaskCountEvent<'_>,
 ) -> Option<Result<DesiredTaskCountEventResponse>> {
+    if let Some(work) = ev.plan.downcast_ref::<NodeWorkExec>() {
+        return Some(Ok(DesiredTaskCountEventResponse::maximum(
+            work.work().nodes().max(1),
+        )));
+    }
     let scan = ev.plan.downcast_ref::<SliceScanExec>()?;
     let tasks = if scan.is_replicated() {
         1
@@ -36,6 +45,15 @@ pub(crate) fn desired_task_count(
 pub(crate) fn scale_up(
     ev: ScaleUpLeafNodeEvent<'_>,
 ) -> Option<Result<ScaleUpLeafNodeEventResponse>> {
+    if let Some(work) = ev.plan.downcast_ref::<NodeWorkExec>() {
+        let variants = (0..ev.task_count)
+            .map(|task| work.work().for_task(task, ev.task_count))
+            .collect::<Result<Vec<_>>>();
+        return Some(variants.and_then(|variants| {
+            DistributedLeafExec::try_new(Arc::clone(ev.plan), variants)
+                .map(|leaf| ScaleUpLeafNodeEventResponse::new(Arc::new(leaf)))
+        }));
+    }
     let scan = ev.plan.downcast_ref::<SliceScanExec>()?;
     let variants = (0..ev.task_count)
         .map(|task| {
@@ -49,7 +67,8 @@ pub(crate) fn scale_up(
     }))
 }
 
-/// Route each task of a stage that scans slices to the node holding its slices.
+/// Route each task of a stage that scans slices to the node holding its slices, and task i
+/// of a node work to node i.
 pub(crate) fn route(ev: RouteTasksEvent<'_>) -> Option<Result<RouteTasksEventResponse>> {
     let mut nodes: Option<Vec<Option<usize>>> = None;
     let found = ev.plan.apply(|p| {
@@ -76,6 +95,13 @@ pub(crate) fn route(ev: RouteTasksEvent<'_>) -> Option<Result<RouteTasksEventRes
                     }
                 }
             }
+            return Ok(TreeNodeRecursion::Continue);
+        }
+        if let Some(leaf) = p.downcast_ref::<DistributedLeafExec>()
+            && leaf.original().is::<NodeWorkExec>()
+            && nodes.is_none()
+        {
+            nodes = Some((0..leaf.variants().len()).map(Some).collect());
             return Ok(TreeNodeRecursion::Continue);
         }
         // Other stages' scans are routed with their own stage.

@@ -25,6 +25,7 @@ mod error;
 mod explain;
 mod hooks;
 mod network;
+mod node_work;
 mod replicated;
 mod rpc;
 mod worker;
@@ -43,6 +44,7 @@ pub use datafusion_proto::physical_plan::{
 pub use error::MppError;
 pub use explain::redshift_explain;
 pub use network::{Membership, NodeChannels, SECRET_HEADER, Security, TlsConfig};
+pub use node_work::{NodeWork, NodeWorkExec};
 pub use rpc::{
     InternalService, NODE_IN_USE, PingReply, Pinged, RegisterReply, RegisterRequest, Registrar,
     RemoteNode, node_in_use, register,

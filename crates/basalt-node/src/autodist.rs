@@ -166,7 +166,7 @@ impl Session {
         let plan: Vec<ColumnSource> = (0..columns).map(ColumnSource::Source).collect();
         let mut writer = TableWriter::new(self, id);
         for batch in &batches {
-            if let Err(e) = writer.push(self, batch, &plan).await {
+            if let Err(e) = writer.push(batch, &plan).await {
                 writer.abandon(self);
                 return Err(e);
             }

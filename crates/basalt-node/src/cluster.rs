@@ -370,14 +370,10 @@ pub async fn run_compute(
         basalt_mpp::functions_context(),
     );
     let pinged = internal.pinged();
-    let server = basalt_mpp::ComputeServer::start(
-        listener,
-        cluster,
-        &security,
-        internal,
-        Some(crate::unload::plan_extension()),
-    )
-    .map_err(|e| NodeError::invalid("58030", e.to_string()))?;
+    let extension = crate::extension::plan_extension(cluster.clone());
+    let server =
+        basalt_mpp::ComputeServer::start(listener, cluster, &security, internal, Some(extension))
+            .map_err(|e| NodeError::invalid("58030", e.to_string()))?;
     info!(
         node = reply.node.0,
         %url,

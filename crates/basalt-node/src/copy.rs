@@ -598,7 +598,7 @@ impl Session {
         let Some(mut c) = self.copy_in.take() else {
             return Err(NodeError::invalid("08P01", "no COPY in progress"));
         };
-        match c.feed(self, data).await {
+        match c.feed(data).await {
             Ok(()) => {
                 self.copy_in = Some(c);
                 Ok(())
@@ -618,7 +618,7 @@ impl Session {
             return Err(NodeError::invalid("08P01", "no COPY in progress"));
         };
         let r = match c.rows.parse_complete(true) {
-            Ok(()) => c.flush(self).await,
+            Ok(()) => c.flush().await,
             Err(e) => Err(e),
         };
         if let Err(e) = r {
@@ -690,36 +690,32 @@ impl CopyIn {
     }
 
     /// Take `data`, writing full batches of rows to the slices.
-    pub(crate) async fn feed(&mut self, session: &Session, data: &[u8]) -> Result<(), NodeError> {
+    pub(crate) async fn feed(&mut self, data: &[u8]) -> Result<(), NodeError> {
         if self.rows.ended {
             return Ok(());
         }
         self.rows.buf.extend_from_slice(data);
         self.rows.parse_complete(false)?;
         if self.rows.buffered() >= ROWS_PER_BATCH {
-            self.flush(session).await?;
+            self.flush().await?;
         }
         Ok(())
     }
 
     /// Write the buffered rows.
-    pub(crate) async fn flush(&mut self, session: &Session) -> Result<(), NodeError> {
+    pub(crate) async fn flush(&mut self) -> Result<(), NodeError> {
         match self.rows.take_batch()? {
-            Some(batch) => self.push_converted(session, &batch).await,
+            Some(batch) => self.push_converted(&batch).await,
             None => Ok(()),
         }
     }
 
     /// Write rows already converted (by a chunk's parser).
-    pub(crate) async fn push_converted(
-        &mut self,
-        session: &Session,
-        batch: &RecordBatch,
-    ) -> Result<(), NodeError> {
+    pub(crate) async fn push_converted(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
         if self.check_only {
             return Ok(());
         }
-        self.writer.push(session, batch, &self.plan).await
+        self.writer.push(batch, &self.plan).await
     }
 }
 

@@ -15,7 +15,7 @@ use basalt_sql::sqlparser::ast::{
     AssignmentTarget, FromTable, Statement, TableFactor, TableObject, UpdateTableFromKind,
 };
 use basalt_storage::RoaringBitmap;
-use basalt_storage::{WriteRequest, split_by_slice};
+use basalt_storage::{ComputeCluster, WriteRequest, split_by_slice};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
     new_null_array,
@@ -62,6 +62,7 @@ fn row_id_list() -> String {
 }
 
 /// How each table column is produced from a source batch.
+#[derive(Debug, Clone)]
 pub(crate) enum ColumnSource {
     /// Index into the source batch.
     Source(usize),
@@ -397,7 +398,7 @@ impl Session {
         let mut w = TableWriter::new(self, table_id);
         let r: Result<(), NodeError> = async {
             while let Some(batch) = stream.next().await {
-                w.push(self, &batch?, plan).await?;
+                w.push(&batch?, plan).await?;
             }
             Ok(())
         }
@@ -445,7 +446,7 @@ impl Session {
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 record_row_ids(&mut found, &batch, n, true)?;
-                w.push(self, &batch.project(&values)?, &plan).await?;
+                w.push(&batch.project(&values)?, &plan).await?;
             }
             Ok(())
         }
@@ -602,6 +603,8 @@ type Flushed = (u64, SliceId, Vec<SegmentMeta>);
 /// while the writer takes more rows, up to one write per core at a time.
 pub(crate) struct TableWriter {
     table: Arc<TableMeta>,
+    /// Where the slices are: the leader's view of the cluster, or a compute node's.
+    compute: Arc<ComputeCluster>,
     identity: BTreeMap<u32, i64>,
     pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)>,
     /// Segment writes under way.
@@ -628,18 +631,55 @@ impl TableWriter {
     pub(crate) fn new(session: &mut Session, table_id: TableId) -> Self {
         let table = Arc::new(session.txn_table(table_id));
         let was_empty = table.data.slices.values().all(|s| s.is_empty());
+        Self::with(
+            table,
+            session.leader.compute().clone(),
+            session.rr,
+            was_empty,
+        )
+    }
+
+    /// A writer of `table`'s rows through `compute` (on a compute node, a share of a COPY),
+    /// placing EVEN rows from `rr` on.
+    pub(crate) fn with(
+        table: Arc<TableMeta>,
+        compute: Arc<ComputeCluster>,
+        rr: u64,
+        was_empty: bool,
+    ) -> Self {
         TableWriter {
             identity: table.identity_next.clone(),
             choose_encodings: table.encode_auto && was_empty,
             was_empty,
             table,
+            compute,
             pending: BTreeMap::new(),
             writing: tokio::task::JoinSet::new(),
             flushes: 0,
             written: BTreeMap::new(),
             rows: 0,
-            rr: session.rr,
+            rr,
         }
+    }
+
+    /// Rows pushed so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Where EVEN placement goes on.
+    pub(crate) fn rr(&self) -> u64 {
+        self.rr
+    }
+
+    /// The next IDENTITY value of each identity column.
+    pub(crate) fn identity(&self) -> &BTreeMap<u32, i64> {
+        &self.identity
+    }
+
+    /// The table as written: with ENCODE AUTO's choices once made.
+    pub(crate) fn table(&self) -> &Arc<TableMeta> {
+        &self.table
     }
 
     /// Redshift's automatic compression: on an ENCODE AUTO table's first load, each column
@@ -665,14 +705,13 @@ impl TableWriter {
 
     pub(crate) async fn push(
         &mut self,
-        session: &Session,
         batch: &RecordBatch,
         plan: &[ColumnSource],
     ) -> Result<(), NodeError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let topology = session.leader.topology();
+        let topology = self.compute.topology;
         let conformed = conform(&self.table, batch, plan, &mut self.identity)?;
         if self.choose_encodings {
             self.choose_encodings(&conformed)?;
@@ -685,7 +724,7 @@ impl TableWriter {
             if e.1 >= FLUSH_ROWS {
                 let batches = std::mem::take(&mut e.0);
                 e.1 = 0;
-                self.start_write(session, slice, batches).await?;
+                self.start_write(slice, batches).await?;
             }
         }
         Ok(())
@@ -695,7 +734,6 @@ impl TableWriter {
     /// as there are cores are under way.
     async fn start_write(
         &mut self,
-        session: &Session,
         slice: SliceId,
         batches: Vec<RecordBatch>,
     ) -> Result<(), NodeError> {
@@ -703,7 +741,7 @@ impl TableWriter {
         while self.writing.len() >= most {
             self.next_written().await?;
         }
-        let node = session.leader.compute().node_for(slice)?.clone();
+        let node = self.compute.node_for(slice)?.clone();
         let (table, flush) = (self.table.clone(), self.flushes);
         self.flushes += 1;
         self.writing.spawn(
@@ -763,59 +801,106 @@ impl TableWriter {
         session: &mut Session,
         replace: bool,
     ) -> Result<u64, NodeError> {
+        let wrote = self.write_rest().await;
+        self.record_files(session);
+        wrote?;
+        let written = self.take_written();
+        let identity = std::mem::take(&mut self.identity);
+        commit_written(session, &self.table, written, self.rows, identity, replace);
+        Ok(self.rows)
+    }
+
+    /// Write what is buffered and wait for every write under way.
+    pub(crate) async fn write_rest(&mut self) -> Result<(), NodeError> {
         let mut flush: Result<(), NodeError> = Ok(());
         for (slice, (batches, _)) in std::mem::take(&mut self.pending) {
-            flush = self.start_write(session, slice, batches).await;
+            flush = self.start_write(slice, batches).await;
             if flush.is_err() {
                 break;
             }
         }
         let settled = self.settle().await;
-        self.record_files(session);
         flush?;
-        settled?;
-        let open = session.txn.as_mut().expect("transaction open");
-        let t = open.txn.table_mut(self.table.id).expect("table exists");
-        if replace {
-            t.data.slices.clear();
-        }
-        for ((_, slice), segs) in std::mem::take(&mut self.written) {
-            t.data.slices.entry(slice).or_default().extend(segs);
-        }
-        t.identity_next = self.identity;
-        t.version += 1;
-        t.rows_changed += self.rows;
-        if t.encode_auto && self.rows > 0 {
-            for (c, chosen) in t.columns.iter_mut().zip(&self.table.columns) {
-                c.encoding = chosen.encoding;
-            }
-        }
-        Ok(self.rows)
+        settled
+    }
+
+    /// The segments written, per slice in the order written: the caller now answers for
+    /// their files.
+    pub(crate) fn take_written(&mut self) -> Vec<(SliceId, Vec<SegmentMeta>)> {
+        std::mem::take(&mut self.written)
+            .into_iter()
+            .map(|((_, slice), segs)| (slice, segs))
+            .collect()
     }
 
     /// Give up: the files written so far are deleted with the transaction; those of writes
     /// still under way, when they finish.
     pub(crate) fn abandon(mut self, session: &mut Session) {
         self.record_files(session);
+        self.written.clear();
+        // Writes still under way: dropping the writer removes their files when they end.
+    }
+}
+
+/// A writer dropped with segments written (a failed or canceled share of a COPY on a
+/// compute node, an abandoned write) removes their files, and those of the writes still
+/// under way when they end: no version will name them.
+impl Drop for TableWriter {
+    fn drop(&mut self) {
+        let table = self.table.id;
+        for ((_, slice), segs) in std::mem::take(&mut self.written) {
+            if let Ok(node) = self.compute.node_for(slice) {
+                node.remove(slice, table, segs.into_iter().map(|s| s.file).collect());
+            }
+        }
         if self.writing.is_empty() {
             return;
         }
         let mut writing = std::mem::take(&mut self.writing);
-        let (leader, table) = (session.leader.clone(), self.table.id);
+        let compute = self.compute.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // Dropping them stops them; the leader's next start removes what they wrote.
+            // Dropping them stops them; the next garbage collection removes what they wrote.
             warn!(table = %self.table.name, writes = writing.len(), "segment writes abandoned outside a runtime");
             return;
         };
         runtime.spawn(async move {
-            let mut files = crate::session::FileSet::new();
             while let Some(done) = writing.join_next().await {
-                if let Ok(Ok((_, slice, segs))) = done {
-                    files.extend(segs.into_iter().map(|s| (slice, table, s.file)));
+                if let Ok(Ok((_, slice, segs))) = done
+                    && let Ok(node) = compute.node_for(slice)
+                {
+                    node.remove(slice, table, segs.into_iter().map(|s| s.file).collect());
                 }
             }
-            leader.delete_files(&files);
         });
+    }
+}
+
+/// Point `table` at segments written for it, in the open transaction: the rows of a
+/// [`TableWriter`] or of a COPY's shares on the compute nodes. `replace`: they are all the
+/// table's rows now.
+pub(crate) fn commit_written(
+    session: &mut Session,
+    table: &TableMeta,
+    written: Vec<(SliceId, Vec<SegmentMeta>)>,
+    rows: u64,
+    identity: BTreeMap<u32, i64>,
+    replace: bool,
+) {
+    let open = session.txn.as_mut().expect("transaction open");
+    let t = open.txn.table_mut(table.id).expect("table exists");
+    if replace {
+        t.data.slices.clear();
+    }
+    for (slice, segs) in written {
+        t.data.slices.entry(slice).or_default().extend(segs);
+    }
+    t.identity_next = identity;
+    t.version += 1;
+    t.rows_changed += rows;
+    if t.encode_auto && rows > 0 {
+        for (c, chosen) in t.columns.iter_mut().zip(&table.columns) {
+            c.encoding = chosen.encoding;
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::NodeError;
 
 /// How JSON objects map to columns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum JsonSpec {
     Auto {
         ignore_case: bool,
@@ -22,7 +22,7 @@ pub(crate) enum JsonSpec {
 }
 
 /// One step of a JSONPath expression.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Step {
     Key(String),
     Index(usize),

@@ -440,9 +440,12 @@ fn start_fragment_servers(
     }
     let secret = config.cluster_secret.clone().unwrap_or_else(random_secret);
     let security = basalt_mpp::Security::new(&secret, config.internal_tls.clone());
-    let (mpp, servers) =
-        basalt_mpp::start_in_process(compute, &security, Some(crate::unload::plan_extension()))
-            .map_err(|e| NodeError::invalid("58030", format!("starting the compute nodes: {e}")))?;
+    let (mpp, servers) = basalt_mpp::start_in_process(
+        compute,
+        &security,
+        Some(crate::extension::plan_extension(compute.clone())),
+    )
+    .map_err(|e| NodeError::invalid("58030", format!("starting the compute nodes: {e}")))?;
     info!(
         nodes = servers.len(),
         "compute nodes serving fragments on loopback"
@@ -521,9 +524,10 @@ fn remote_cluster(
     )
     .map_err(|e| NodeError::invalid("58030", e.to_string()))?;
     info!(%listen, nodes = topology.nodes, "waiting for compute nodes to register");
+    let extension = crate::extension::plan_extension(compute.clone());
     Ok((
         compute,
-        basalt_mpp::Mpp::new(membership, &security, Some(crate::unload::plan_extension())),
+        basalt_mpp::Mpp::new(membership, &security, Some(extension)),
         server,
         remotes,
     ))

@@ -23,6 +23,7 @@ mod cursor;
 mod ddl;
 mod dml;
 mod error;
+mod extension;
 mod json;
 mod leader;
 mod load;

@@ -74,6 +74,21 @@ pub(crate) struct LoadProgress {
     pub current_file: Mutex<String>,
 }
 
+impl LoadProgress {
+    /// A COPY (or a compute node's share of one) of `files` files, `bytes` bytes in all.
+    pub(crate) fn new(run: Arc<LoadRun>, files: u64, bytes: u64) -> Self {
+        LoadProgress {
+            run,
+            files,
+            bytes_to_load: bytes,
+            files_done: AtomicU64::new(0),
+            bytes_loaded: AtomicU64::new(0),
+            lines: AtomicU64::new(0),
+            current_file: Mutex::new(String::new()),
+        }
+    }
+}
+
 /// Removes a COPY from STV_LOAD_STATE when it ends, however it ends.
 pub(crate) struct Running {
     log: Arc<LoadLog>,
@@ -107,15 +122,7 @@ fn push_all<T>(log: &Mutex<VecDeque<T>>, items: impl IntoIterator<Item = T>) {
 impl LoadLog {
     /// Show a COPY in STV_LOAD_STATE until the returned guard drops.
     pub(crate) fn start(self: &Arc<Self>, run: Arc<LoadRun>, files: u64, bytes: u64) -> Running {
-        let progress = Arc::new(LoadProgress {
-            run,
-            files,
-            bytes_to_load: bytes,
-            files_done: AtomicU64::new(0),
-            bytes_loaded: AtomicU64::new(0),
-            lines: AtomicU64::new(0),
-            current_file: Mutex::new(String::new()),
-        });
+        let progress = Arc::new(LoadProgress::new(run, files, bytes));
         self.running
             .lock()
             .insert(progress.run.query, progress.clone());

@@ -968,20 +968,7 @@ impl Session {
         let task_ctx = Arc::new(df.task_ctx());
         let physical = df.create_physical_plan().await?;
         if basalt_mpp::is_distributed(physical.as_ref()) {
-            let down = self.leader.nodes_down();
-            if !down.is_empty() {
-                let nodes: Vec<String> = down.iter().map(|n| n.to_string()).collect();
-                let (which, verb) = match nodes.as_slice() {
-                    [one] => (format!("compute node {one}"), "is"),
-                    many => (format!("compute nodes {}", many.join(", ")), "are"),
-                };
-                return Err(NodeError::invalid(
-                    "58000",
-                    format!(
-                        "{which} {verb} down: queries that read its slices fail until it is back"
-                    ),
-                ));
-            }
+            self.check_nodes_up()?;
         }
         let stream = datafusion::physical_plan::execute_stream(physical.clone(), task_ctx)?;
         let log = self.leader.query_log().clone();
@@ -1013,6 +1000,24 @@ impl Session {
             schema: schema.clone(),
             stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
         })
+    }
+
+    /// Fails with 58000 while a compute node is down: work that runs on every node would
+    /// fail on it.
+    pub(crate) fn check_nodes_up(&self) -> Result<(), NodeError> {
+        let down = self.leader.nodes_down();
+        if down.is_empty() {
+            return Ok(());
+        }
+        let nodes: Vec<String> = down.iter().map(|n| n.to_string()).collect();
+        let (which, verb) = match nodes.as_slice() {
+            [one] => (format!("compute node {one}"), "is"),
+            many => (format!("compute nodes {}", many.join(", ")), "are"),
+        };
+        Err(NodeError::invalid(
+            "58000",
+            format!("{which} {verb} down: queries that read its slices fail until it is back"),
+        ))
     }
 
     /// EXPLAIN as Redshift prints it: `XN` steps with row and width estimates, the data

@@ -1799,7 +1799,12 @@ async fn copy_loads_every_file_under_a_prefix_in_one_transaction() {
     let Some(Err(e)) = outs.pop() else {
         panic!("the header line is not a row")
     };
-    assert!(e.to_string().contains("t_0.txt"), "{e}");
+    // The files load side by side (on two nodes here): the error names the file whose
+    // header was found first.
+    assert!(
+        e.to_string().contains("t_0.txt") || e.to_string().contains("t_1.txt"),
+        "{e}"
+    );
     leader.stop_compute().await;
 }
 

@@ -591,7 +591,8 @@ impl PhysicalExtensionCodec for UnloadCodec {
     }
 }
 
-/// The session's physical planner: DataFusion's, planning [`UnloadNode`]s too.
+/// The session's physical planner: DataFusion's, planning [`UnloadNode`]s and COPY's
+/// [`crate::load::CopyNode`]s too.
 #[derive(Debug)]
 pub(crate) struct BasaltQueryPlanner;
 
@@ -604,15 +605,11 @@ impl datafusion::execution::context::QueryPlanner for BasaltQueryPlanner {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         datafusion::physical_planner::DefaultPhysicalPlanner::with_extension_planners(vec![
             Arc::new(UnloadPlanner),
+            Arc::new(crate::load::CopyPlanner),
         ])
         .create_physical_plan(logical_plan, session)
         .await
     }
-}
-
-/// The plan extension every compute node and the leader's sessions are started with.
-pub(crate) fn plan_extension() -> basalt_mpp::PlanExtension {
-    Arc::new(UnloadCodec)
 }
 
 #[cfg(test)]

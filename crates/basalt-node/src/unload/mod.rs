@@ -37,7 +37,7 @@ use crate::loadlog::UnloadFile;
 use crate::session::StatementOutput;
 use crate::{NodeError, Session};
 
-pub(crate) use exec::{BasaltQueryPlanner, plan_extension};
+pub(crate) use exec::{BasaltQueryPlanner, UnloadCodec};
 
 const MB: u64 = 1 << 20;
 /// Redshift's largest (and default) file size: 6.2 GB.

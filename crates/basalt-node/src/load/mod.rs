@@ -16,26 +16,35 @@
 //! it rejected stay in STL_LOAD_ERRORS either way; the files of a committed COPY are in
 //! STL_LOAD_COMMITS.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use basalt_catalog::LoadedObject;
+use basalt_catalog::{Encoding, LoadedObject, SegmentMeta, SliceId, TableMeta};
 use basalt_io::{Compression, Location, ObjectFile, S3Settings, Storage};
 use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
+use basalt_storage::ComputeCluster;
 use chrono::Utc;
+use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::convert::{Rejects, Rules, TimeFormat};
+use crate::convert::{LoadError, Rejects, Rules, TimeFormat};
 use crate::copy::{
     CopyIn, Escapes, Format, ParsedChunk, ROWS_PER_BATCH, RedshiftRows, RowParser, complete_records,
 };
-use crate::dml::TableWriter;
+use crate::dml::{ColumnSource, TableWriter};
 use crate::json::JsonSpec;
 use crate::loadlog::{FileCommit, LoadProgress, LoadRun};
 use crate::session::StatementOutput;
 use crate::{NodeError, Session};
+
+mod exec;
+
+pub(crate) use exec::{
+    CopyPlanner, LoadEvent, Reporter, decode as decode_share, encode as encode_share,
+};
 
 /// Bytes read from an object at a time.
 const READ_CHUNK: usize = 1 << 20;
@@ -578,32 +587,34 @@ fn name_file(e: NodeError, url: &str) -> NodeError {
     }
 }
 
-/// A file loaded to its end: its STL_LOAD_COMMITS row, progress and log line.
-fn file_done(
+/// A file loaded to its end: progress and the log line where the share runs; the leader
+/// hears of it to write its STL_LOAD_COMMITS row.
+async fn file_done(
     source: &Source,
-    opts: &LoadOptions,
     lines: u64,
     errors: usize,
     progress: &LoadProgress,
-    files: usize,
-) -> FileCommit {
+    report: &mut Reporter,
+) -> Result<(), NodeError> {
     let done = progress.files_done.fetch_add(1, Ordering::Relaxed) + 1;
     progress.lines.fetch_add(lines, Ordering::Relaxed);
-    info!(file = %source.file.url, lines, errors, done, of = files, "COPY file loaded");
-    FileCommit {
-        file: source.file.url.clone(),
-        bytes: source.file.size,
-        lines,
-        errors: errors as u64,
-        format: opts.format.name(),
-        at: Utc::now().naive_utc(),
-    }
+    info!(query = progress.run.query, file = %source.file.url, lines, errors, done, of = progress.files, "COPY file loaded");
+    report
+        .send(LoadEvent::File {
+            index: source.index,
+            lines,
+            errors: errors as u64,
+        })
+        .await
 }
 
-/// One file to load and the bucket it is in.
+/// One file to load, the bucket it is in, and its place in the COPY's list of files.
 struct Source {
     storage: Arc<Storage>,
+    /// The location the storage was opened at (the prefix, or the manifest's entry).
+    location: String,
     file: ObjectFile,
+    index: usize,
 }
 
 /// A manifest: `{"entries": [{"url": "s3://...", "mandatory": true}, ...]}`.
@@ -617,6 +628,177 @@ struct ManifestEntry {
     url: String,
     #[serde(default)]
     mandatory: bool,
+}
+
+/// Everything the shares of one COPY need, wherever they run: the leader builds it, and it
+/// travels to the compute nodes inside [`exec::CopyLoadExec`].
+pub(crate) struct LoadSpec {
+    run: LoadRun,
+    /// The COPY's parameters as written (each node parses them again).
+    params: Vec<CopyParameter>,
+    opts: LoadOptions,
+    /// The leader's config, environment and statement credentials, layered.
+    settings: S3Settings,
+    /// The table as the COPY's transaction sees it, without its segment lists.
+    table: Arc<TableMeta>,
+    targets: Vec<String>,
+    plan: Vec<ColumnSource>,
+    json: Option<JsonSpec>,
+    /// Every file of the COPY, in order: (the location its storage opens at, the file).
+    files: Vec<(String, ObjectFile)>,
+    chunk_bytes: usize,
+    /// The table held no rows before (ENCODE AUTO chooses encodings on such a load).
+    was_empty: bool,
+}
+
+impl std::fmt::Debug for LoadSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No parameters or settings: they may hold credentials.
+        f.debug_struct("LoadSpec")
+            .field("query", &self.run.query)
+            .field("table", &self.table.name)
+            .field("format", &self.opts.format)
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the shares of a COPY brought back to the leader.
+#[derive(Default)]
+struct Collected {
+    rejects: Vec<LoadError>,
+    /// Files loaded: (index in the COPY's files, lines, rejected rows).
+    files: Vec<(usize, u64, u64)>,
+    /// Segments written, per task in the order written.
+    written: BTreeMap<usize, Vec<(SliceId, Vec<SegmentMeta>)>>,
+    /// What each task reported when it was done.
+    done: BTreeMap<usize, ShareDone>,
+}
+
+/// A share's rows, next IDENTITY values, chosen encodings and EVEN position.
+struct ShareDone {
+    rows: u64,
+    identity: BTreeMap<u32, i64>,
+    encodings: Vec<Encoding>,
+    rr: u64,
+}
+
+impl LoadSpec {
+    /// The parser every chunk's parser copies.
+    fn row_parser(&self) -> RowParser {
+        let columns = self
+            .targets
+            .iter()
+            .map(|t| self.table.column(t).cloned().expect("target columns exist"))
+            .collect();
+        let mut rows = RowParser::new(
+            self.targets.len(),
+            self.opts.parser_format(self.targets.len()),
+        );
+        rows.redshift = Some(RedshiftRows {
+            rules: self.opts.rules.clone(),
+            rejects: Rejects {
+                max: self.opts.max_errors,
+                table: self.table.name.clone(),
+                found: vec![],
+            },
+            fill_record: self.opts.fill_record,
+            accept_invchars: self.opts.accept_invchars,
+            columns,
+            file: String::new(),
+        });
+        rows
+    }
+
+    /// Whether the files can be parsed where the compute nodes are: in object storage, or
+    /// on a disk every node shares with the leader (its own process's). A table with an
+    /// IDENTITY column loads on the leader, whose one counter numbers the rows.
+    fn on_nodes(&self, compute: &ComputeCluster) -> bool {
+        let shared_disk = compute.local_nodes().len() == compute.nodes().len();
+        let remote = self.files.iter().all(|(at, _)| at.starts_with("s3://"));
+        let identity = self.table.columns.iter().any(|c| c.identity.is_some());
+        (shared_disk || remote) && !identity
+    }
+
+    /// Load the files `share` (indices into the COPY's files) through `compute`, placing EVEN
+    /// rows from `rr` on; tell `report` what was done. The segments written are the caller's
+    /// once reported; on failure they are removed.
+    pub(crate) async fn run_share(
+        &self,
+        share: &[usize],
+        compute: Arc<ComputeCluster>,
+        rr: u64,
+        report: &mut Reporter,
+    ) -> Result<(), NodeError> {
+        let mut stores: BTreeMap<&str, Arc<Storage>> = BTreeMap::new();
+        let mut files = vec![];
+        for &index in share {
+            let (location, file) = &self.files[index];
+            let storage = match stores.get(location.as_str()) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = Arc::new(Storage::open(&Location::parse(location)?, &self.settings)?);
+                    stores.insert(location, s.clone());
+                    s
+                }
+            };
+            files.push(Source {
+                storage,
+                location: location.clone(),
+                file: file.clone(),
+                index,
+            });
+        }
+        let writer = TableWriter::with(self.table.clone(), compute, rr, self.was_empty);
+        let mut load = CopyIn::new(writer, self.plan.clone(), self.row_parser());
+        load.check_only = self.opts.no_load;
+        let total = files.iter().map(|f| f.file.size).sum();
+        let progress = Arc::new(LoadProgress::new(
+            Arc::new(self.run.clone()),
+            files.len() as u64,
+            total,
+        ));
+        let ticker = AbortOnDrop(tokio::spawn(report.progress_ticker(progress.clone())));
+        let read = if self.opts.format.is_text() || self.opts.format == FileFormat::Parquet {
+            load_text_files(
+                &files,
+                &self.opts,
+                &mut load,
+                &progress,
+                self.chunk_bytes,
+                report,
+            )
+            .await
+        } else {
+            load_each_file(&files, self, &mut load, &progress, report).await
+        };
+        // Rows rejected are reported whether or not the share goes on.
+        report.rejects(&load).await?;
+        read?;
+        load.writer.write_rest().await?;
+        drop(ticker);
+        report.progress(&progress).await?;
+        let (rows, rr) = (load.writer.rows(), load.writer.rr());
+        let identity = load.writer.identity().clone();
+        let encodings = load
+            .writer
+            .table()
+            .columns
+            .iter()
+            .map(|c| c.encoding)
+            .collect();
+        for (slice, segments) in load.writer.take_written() {
+            report.send(LoadEvent::Written { slice, segments }).await?;
+        }
+        report
+            .send(LoadEvent::Done {
+                rows,
+                identity,
+                encodings,
+                rr,
+            })
+            .await
+    }
 }
 
 impl Session {
@@ -707,13 +889,15 @@ impl Session {
                 .into_iter()
                 .map(|file| Source {
                     storage: storage.clone(),
+                    location: location.url(),
                     file,
+                    index: 0,
                 })
                 .collect()
         };
         // The load ledger: objects loaded before (same URL, ETag and size) are skipped.
         let ledger = self.txn_table(table.id).loaded;
-        let (files, skipped): (Vec<Source>, Vec<Source>) = files.into_iter().partition(|f| {
+        let (mut files, skipped): (Vec<Source>, Vec<Source>) = files.into_iter().partition(|f| {
             opts.force
                 || !ledger
                     .get(&f.file.url)
@@ -738,6 +922,9 @@ impl Session {
         if files.is_empty() {
             return Ok(StatementOutput::command_rows("COPY", 0));
         }
+        for (index, f) in files.iter_mut().enumerate() {
+            f.index = index;
+        }
         let json = match &opts.format {
             FileFormat::Json(JsonArg::Auto { ignore_case }) => Some(JsonSpec::Auto {
                 ignore_case: *ignore_case,
@@ -759,71 +946,80 @@ impl Session {
             }
             _ => None,
         };
-        let columns = targets
-            .iter()
-            .map(|t| table.column(t).cloned().expect("target columns exist"))
-            .collect();
-        let writer = TableWriter::new(self, table.id);
-        let mut rows = RowParser::new(targets.len(), opts.parser_format(targets.len()));
-        rows.redshift = Some(RedshiftRows {
-            rules: opts.rules.clone(),
-            rejects: Rejects {
-                max: opts.max_errors,
-                table: table.name.clone(),
-                found: vec![],
-            },
-            fill_record: opts.fill_record,
-            accept_invchars: opts.accept_invchars,
-            columns,
-            file: String::new(),
+        let was_empty = table.data.slices.values().all(|s| s.is_empty());
+        let mut bare = table.clone();
+        bare.data = Default::default();
+        let (no_load, format) = (opts.no_load, opts.format.name());
+        let spec = Arc::new(LoadSpec {
+            run: (*run).clone(),
+            params: params.to_vec(),
+            opts,
+            settings,
+            table: Arc::new(bare),
+            targets,
+            plan,
+            json,
+            files: files
+                .iter()
+                .map(|s| (s.location.clone(), s.file.clone()))
+                .collect(),
+            chunk_bytes: self.leader.config().copy_chunk_bytes,
+            was_empty,
         });
-        let mut load = CopyIn::new(writer, plan, rows);
-        load.check_only = opts.no_load;
         let total: u64 = files.iter().map(|f| f.file.size).sum();
         info!(query = run.query, table = %table.name, location = %location.url(), files = files.len(), bytes = total, "COPY started");
         let running = self
             .leader
             .load_log()
             .start(run.clone(), files.len() as u64, total);
-        let mut commits = vec![];
-        let read = if opts.format.is_text() || opts.format == FileFormat::Parquet {
-            self.load_text_files(&files, &opts, &mut load, &running.progress, &mut commits)
-                .await
-        } else {
-            self.load_each_file(
-                &files,
-                &opts,
-                json.as_ref(),
-                &targets,
-                &mut load,
-                &running.progress,
-                &mut commits,
-            )
-            .await
-        };
+        // Until the shares report, the COPY is reading its first file.
+        running
+            .progress
+            .current_file
+            .lock()
+            .clone_from(&files[0].file.url);
+        let mut got = Collected::default();
+        let read = self.load_shares(&spec, &running.progress, &mut got).await;
         // Rejected rows are logged whether or not the COPY goes on to commit.
-        let rejected = load
-            .rows
-            .redshift
-            .as_mut()
-            .map(|r| std::mem::take(&mut r.rejects.found))
-            .unwrap_or_default();
-        let errors = rejected.len();
-        self.leader.load_log().record_errors(&run, rejected);
-        if let Err(e) = read {
-            load.writer.abandon(self);
-            return Err(e);
-        }
-        if opts.no_load {
-            load.writer.abandon(self);
+        let errors = got.rejects.len();
+        self.leader
+            .load_log()
+            .record_errors(&run, std::mem::take(&mut got.rejects));
+        read?;
+        if no_load {
             info!(query = run.query, table = %table.name, errors, "COPY checked the files (NOLOAD)");
             return Ok(StatementOutput::command_rows("COPY", 0));
         }
-        let (table_id, was_empty) = (load.writer.table_id(), load.writer.was_empty);
-        let rows = load.writer.finish(self, false).await?;
+        // The table as written: the encodings ENCODE AUTO chose (the first share's that
+        // wrote rows), the IDENTITY values used.
+        let mut written_table = table.clone();
+        let mut identity = table.identity_next.clone();
+        let mut rows = 0;
+        let mut chosen = false;
+        for done in got.done.values() {
+            rows += done.rows;
+            for (col, next) in &done.identity {
+                let at = identity.entry(*col).or_insert(*next);
+                *at = (*at).max(*next);
+            }
+            if !chosen && done.rows > 0 {
+                chosen = true;
+                for (c, e) in written_table.columns.iter_mut().zip(&done.encodings) {
+                    c.encoding = *e;
+                }
+            }
+            if got.done.len() == 1 {
+                self.rr = done.rr;
+            }
+        }
+        let written = std::mem::take(&mut got.written)
+            .into_values()
+            .flatten()
+            .collect();
+        crate::dml::commit_written(self, &written_table, written, rows, identity, false);
         // Redshift's COPY updates the statistics of a table it loads from empty.
         if was_empty && rows > 0 {
-            self.analyze_after_load(table_id).await?;
+            self.analyze_after_load(table.id).await?;
         }
         self.last_copy.set(run.query, rows as i64);
         // The ledger commits with the rows.
@@ -834,7 +1030,7 @@ impl Session {
         let t = self
             .txn_mut()
             .txn
-            .table_mut(table_id)
+            .table_mut(table.id)
             .expect("the loaded table exists");
         for source in &files {
             t.loaded.insert(
@@ -847,6 +1043,20 @@ impl Session {
                 },
             );
         }
+        got.files.sort_unstable();
+        let at = Utc::now().naive_utc();
+        let commits = got
+            .files
+            .iter()
+            .map(|&(index, lines, errors)| FileCommit {
+                file: files[index].file.url.clone(),
+                bytes: files[index].file.size,
+                lines,
+                errors,
+                format,
+                at,
+            })
+            .collect();
         self.leader.load_log().record_commits(&run, commits);
         if errors > 0 {
             warn!(query = run.query, table = %table.name, rows, errors, "COPY done, rows rejected (STL_LOAD_ERRORS)");
@@ -856,197 +1066,270 @@ impl Session {
         Ok(StatementOutput::command_rows("COPY", rows))
     }
 
-    /// Load JSON files one after another, each through `load`.
-    #[allow(clippy::too_many_arguments)]
-    async fn load_each_file(
+    /// Run the COPY's shares: one per compute node, each parsing its files where it runs,
+    /// when the files can be read there; otherwise one, here. What they report lands in
+    /// `got` (and the files they wrote in the transaction, to be removed if it rolls back);
+    /// more rejected rows in all than MAXERROR allows fail the COPY.
+    async fn load_shares(
         &mut self,
-        files: &[Source],
-        opts: &LoadOptions,
-        json: Option<&JsonSpec>,
-        targets: &[String],
-        load: &mut CopyIn,
+        spec: &Arc<LoadSpec>,
         progress: &LoadProgress,
-        commits: &mut Vec<FileCommit>,
+        got: &mut Collected,
     ) -> Result<(), NodeError> {
-        let mut bytes_done = 0;
-        for source in files {
-            let rejected_before = load.rows.rejected();
-            progress.current_file.lock().clone_from(&source.file.url);
-            self.load_file(source, opts, json, targets, load)
-                .instrument(
-                    info_span!("copy_file", url = %source.file.url, size = source.file.size),
-                )
-                .await?;
-            bytes_done += source.file.size;
-            progress.bytes_loaded.store(bytes_done, Ordering::Relaxed);
-            let errors = load.rows.rejected() - rejected_before;
-            commits.push(file_done(
-                source,
-                opts,
-                load.rows.line,
-                errors,
-                progress,
-                files.len(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Load delimited, CSV, fixed-width or Parquet files: a reading task cuts them into
-    /// chunks of whole records (a Parquet file's chunks are its row groups), tasks parse or
-    /// decode and convert the chunks side by side, and here the chunks' rows are written (and their rejects counted against MAXERROR) in
-    /// file order, so a load's rows, errors and line numbers do not depend on the timing.
-    async fn load_text_files(
-        &mut self,
-        files: &[Source],
-        opts: &LoadOptions,
-        load: &mut CopyIn,
-        progress: &Arc<LoadProgress>,
-        commits: &mut Vec<FileCommit>,
-    ) -> Result<(), NodeError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(chunks_ahead());
-        let reading = ChunkReader {
-            files: files
-                .iter()
-                .map(|s| (s.storage.clone(), s.file.clone()))
-                .collect(),
-            compression: opts.compression,
-            ignore_header: opts.ignore_header,
-            parser: load.rows.for_chunk(""),
-            chunk_bytes: self.leader.config().copy_chunk_bytes,
-            progress: progress.clone(),
-            parquet: opts.format == FileFormat::Parquet,
+        let compute = self.leader.compute().clone();
+        let nodes = compute.topology.nodes as usize;
+        let shares = if nodes > 1 && spec.on_nodes(&compute) {
+            nodes
+        } else {
+            1
         };
-        let _reader = AbortOnDrop(tokio::spawn(
-            reading.run(tx).instrument(tracing::Span::current()),
-        ));
-        let (mut line, mut ended, mut rejected_before) = (0, false, 0);
-        while let Some(item) = rx.recv().await {
-            match item? {
-                Chunk::Parsing { file, parsing } => {
-                    let parsed = parsing
-                        .await
-                        .map_err(|e| NodeError::Internal {
-                            message: format!("a COPY parser failed: {e}"),
-                        })?
-                        .map_err(|e| name_file(e, &files[file].file.url))?;
-                    if ended {
-                        continue;
-                    }
-                    (line, ended) = (parsed.line, parsed.ended);
-                    if let Some(r) = &mut load.rows.redshift {
-                        for e in parsed.rejects {
-                            r.rejects.reject(e)?;
+        let work = Arc::new(exec::CopyWork::new(spec.clone(), shares, compute, self.rr));
+        let mut stream = if shares > 1 {
+            self.check_nodes_up()?;
+            let plan = exec::CopyNode::plan(work)?;
+            let df = self.ctx.execute_logical_plan(plan).await?;
+            let task_ctx = Arc::new(df.task_ctx());
+            let physical = df.create_physical_plan().await?;
+            datafusion::physical_plan::execute_stream(physical, task_ctx)?
+        } else {
+            let whole = basalt_mpp::NodeWork::for_task(work.as_ref(), 0, 1)?;
+            datafusion::physical_plan::execute_stream(whole, self.ctx.task_ctx())?
+        };
+        let mut rejects = Rejects {
+            max: spec.opts.max_errors,
+            table: spec.table.name.clone(),
+            found: vec![],
+        };
+        let mut read: BTreeMap<usize, (u64, String)> = BTreeMap::new();
+        let result = async {
+            while let Some(batch) = stream.next().await {
+                for (task, event) in exec::events_of(&batch?)? {
+                    match event {
+                        LoadEvent::Progress { bytes, file } => {
+                            read.insert(task, (bytes, file));
+                            let total = read.values().map(|(b, _)| b).sum();
+                            progress.bytes_loaded.store(total, Ordering::Relaxed);
+                            if let Some((_, file)) = read.get(&task) {
+                                progress.current_file.lock().clone_from(file);
+                            }
+                        }
+                        LoadEvent::Rejected(found) => {
+                            for e in found {
+                                rejects.reject(e.into())?;
+                            }
+                        }
+                        LoadEvent::File {
+                            index,
+                            lines,
+                            errors,
+                        } => {
+                            progress.files_done.fetch_add(1, Ordering::Relaxed);
+                            progress.lines.fetch_add(lines, Ordering::Relaxed);
+                            got.files.push((index, lines, errors));
+                        }
+                        LoadEvent::Written { slice, segments } => {
+                            let open = self.txn.as_mut().expect("transaction open");
+                            for s in &segments {
+                                open.written.insert((slice, spec.table.id, s.file.clone()));
+                            }
+                            got.written.entry(task).or_default().push((slice, segments));
+                        }
+                        LoadEvent::Failed { sqlstate, message } => {
+                            return Err(NodeError::invalid(
+                                crate::error::known_sqlstate(&sqlstate),
+                                message,
+                            ));
+                        }
+                        LoadEvent::Done {
+                            rows,
+                            identity,
+                            encodings,
+                            rr,
+                        } => {
+                            got.done.insert(
+                                task,
+                                ShareDone {
+                                    rows,
+                                    identity,
+                                    encodings,
+                                    rr,
+                                },
+                            );
                         }
                     }
-                    for batch in &parsed.batches {
-                        load.push_converted(self, batch).await?;
-                    }
-                }
-                Chunk::FileEnd { file } => {
-                    let errors = load.rows.rejected() - rejected_before;
-                    rejected_before = load.rows.rejected();
-                    commits.push(file_done(
-                        &files[file],
-                        opts,
-                        line,
-                        errors,
-                        progress,
-                        files.len(),
-                    ));
-                    (line, ended) = (0, false);
                 }
             }
+            Ok::<(), NodeError>(())
         }
-        Ok(())
-    }
-
-    /// Feed one object through the parser; errors name the object.
-    async fn load_file(
-        &mut self,
-        source: &Source,
-        opts: &LoadOptions,
-        json: Option<&JsonSpec>,
-        targets: &[String],
-        load: &mut CopyIn,
-    ) -> Result<(), NodeError> {
-        let file = &source.file;
-        let named = |e: NodeError| name_file(e, &file.url);
-        load.rows.next_input(opts.ignore_header);
-        if let Some(r) = &mut load.rows.redshift {
-            r.file.clone_from(&file.url);
-        }
-        let Some(spec) = json else {
-            return Err(NodeError::Internal {
-                message: format!("no JSON spec for a {} load", opts.format.name()),
-            });
-        };
-        let mut reader = source.storage.read(file, opts.compression).await?;
-        let mut bytes = vec![];
-        reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|source| basalt_io::IoError::Read {
-                url: file.url.clone(),
-                source,
-            })?;
-        self.load_json(&bytes, spec, targets, load)
-            .await
-            .map_err(named)
+        .await;
+        got.rejects = rejects.found;
+        result
     }
 }
 
-impl Session {
-    /// Load the JSON values of one file. A value that does not parse is rejected (1224) and
-    /// reading goes on at the next line.
-    async fn load_json(
-        &mut self,
-        bytes: &[u8],
-        spec: &JsonSpec,
-        targets: &[String],
-        load: &mut CopyIn,
-    ) -> Result<(), NodeError> {
-        // `start`: where the current deserializer began, on line `start_line`; `line`: the
-        // line of the position reached.
-        let (mut start, mut start_line) = (0, 1u64);
-        'file: while start < bytes.len() {
-            let mut line = start_line;
-            let mut values = serde_json::Deserializer::from_slice(&bytes[start..])
-                .into_iter::<serde_json::Value>();
-            loop {
-                let from = start + values.byte_offset();
-                match values.next() {
-                    None => break 'file,
-                    Some(Ok(value)) => {
-                        let raw = &bytes[from..start + values.byte_offset()];
-                        // The line the value ends on (STL_LOAD_ERRORS' rule for JSON).
-                        line += memchr::memchr_iter(b'\n', raw).count() as u64;
-                        let raw = raw.trim_ascii();
-                        match crate::json::fields(&value, spec, targets) {
-                            Ok(fields) => load.rows.push_record(line, raw, fields)?,
-                            Err(reason) => load.rows.reject_record(line, raw, reason)?,
-                        }
-                        if load.rows.buffered() >= ROWS_PER_BATCH {
-                            load.flush(self).await?;
-                        }
+/// Load JSON files one after another, each through `load`.
+async fn load_each_file(
+    files: &[Source],
+    spec: &LoadSpec,
+    load: &mut CopyIn,
+    progress: &LoadProgress,
+    report: &mut Reporter,
+) -> Result<(), NodeError> {
+    let mut bytes_done = 0;
+    for source in files {
+        let rejected_before = load.rows.rejected();
+        progress.current_file.lock().clone_from(&source.file.url);
+        load_file(source, spec, load)
+            .instrument(info_span!("copy_file", url = %source.file.url, size = source.file.size))
+            .await?;
+        bytes_done += source.file.size;
+        progress.bytes_loaded.store(bytes_done, Ordering::Relaxed);
+        let errors = load.rows.rejected() - rejected_before;
+        report.rejects(load).await?;
+        file_done(source, load.rows.line, errors, progress, report).await?;
+    }
+    Ok(())
+}
+
+/// Load delimited, CSV, fixed-width or Parquet files: a reading task cuts them into chunks
+/// of whole records (a Parquet file's chunks are its row groups), tasks parse or decode and
+/// convert the chunks side by side, and here the chunks' rows are written (and their
+/// rejects counted against MAXERROR) in file order, so a load's rows, errors and line
+/// numbers do not depend on the timing.
+async fn load_text_files(
+    files: &[Source],
+    opts: &LoadOptions,
+    load: &mut CopyIn,
+    progress: &Arc<LoadProgress>,
+    chunk_bytes: usize,
+    report: &mut Reporter,
+) -> Result<(), NodeError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(chunks_ahead());
+    let reading = ChunkReader {
+        files: files
+            .iter()
+            .map(|s| (s.storage.clone(), s.file.clone()))
+            .collect(),
+        compression: opts.compression,
+        ignore_header: opts.ignore_header,
+        parser: load.rows.for_chunk(""),
+        chunk_bytes,
+        progress: progress.clone(),
+        parquet: opts.format == FileFormat::Parquet,
+    };
+    let _reader = AbortOnDrop(tokio::spawn(
+        reading.run(tx).instrument(tracing::Span::current()),
+    ));
+    let (mut line, mut ended, mut rejected_before) = (0, false, 0);
+    while let Some(item) = rx.recv().await {
+        match item? {
+            Chunk::Parsing { file, parsing } => {
+                let parsed = parsing
+                    .await
+                    .map_err(|e| NodeError::Internal {
+                        message: format!("a COPY parser failed: {e}"),
+                    })?
+                    .map_err(|e| name_file(e, &files[file].file.url))?;
+                if ended {
+                    continue;
+                }
+                (line, ended) = (parsed.line, parsed.ended);
+                if let Some(r) = &mut load.rows.redshift {
+                    for e in parsed.rejects {
+                        r.rejects.reject(e)?;
                     }
-                    Some(Err(e)) => {
-                        // Reject what is left of the line the error is on; go on after it.
-                        let bad_line = start_line + e.line().saturating_sub(1) as u64;
-                        let next = memchr::memchr_iter(b'\n', &bytes[start..])
-                            .nth(e.line().saturating_sub(1))
-                            .map_or(bytes.len(), |i| start + i + 1);
-                        let raw = bytes[from.min(next)..next].trim_ascii();
-                        load.rows
-                            .reject_record(bad_line, raw, format!("Invalid JSON: {e}"))?;
-                        (start, start_line) = (next, bad_line + 1);
-                        continue 'file;
+                }
+                report.rejects(load).await?;
+                for batch in &parsed.batches {
+                    load.push_converted(batch).await?;
+                }
+            }
+            Chunk::FileEnd { file } => {
+                let errors = load.rows.rejected() - rejected_before;
+                rejected_before = load.rows.rejected();
+                file_done(&files[file], line, errors, progress, report).await?;
+                (line, ended) = (0, false);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Feed one JSON object through the parser; errors name the object.
+async fn load_file(source: &Source, spec: &LoadSpec, load: &mut CopyIn) -> Result<(), NodeError> {
+    let file = &source.file;
+    let named = |e: NodeError| name_file(e, &file.url);
+    load.rows.next_input(spec.opts.ignore_header);
+    if let Some(r) = &mut load.rows.redshift {
+        r.file.clone_from(&file.url);
+    }
+    let Some(json) = &spec.json else {
+        return Err(NodeError::Internal {
+            message: format!("no JSON spec for a {} load", spec.opts.format.name()),
+        });
+    };
+    let mut reader = source.storage.read(file, spec.opts.compression).await?;
+    let mut bytes = vec![];
+    reader
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|source| basalt_io::IoError::Read {
+            url: file.url.clone(),
+            source,
+        })?;
+    load_json(&bytes, json, &spec.targets, load)
+        .await
+        .map_err(named)
+}
+
+/// Load the JSON values of one file. A value that does not parse is rejected (1224) and
+/// reading goes on at the next line.
+async fn load_json(
+    bytes: &[u8],
+    spec: &JsonSpec,
+    targets: &[String],
+    load: &mut CopyIn,
+) -> Result<(), NodeError> {
+    // `start`: where the current deserializer began, on line `start_line`; `line`: the
+    // line of the position reached.
+    let (mut start, mut start_line) = (0, 1u64);
+    'file: while start < bytes.len() {
+        let mut line = start_line;
+        let mut values =
+            serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<serde_json::Value>();
+        loop {
+            let from = start + values.byte_offset();
+            match values.next() {
+                None => break 'file,
+                Some(Ok(value)) => {
+                    let raw = &bytes[from..start + values.byte_offset()];
+                    // The line the value ends on (STL_LOAD_ERRORS' rule for JSON).
+                    line += memchr::memchr_iter(b'\n', raw).count() as u64;
+                    let raw = raw.trim_ascii();
+                    match crate::json::fields(&value, spec, targets) {
+                        Ok(fields) => load.rows.push_record(line, raw, fields)?,
+                        Err(reason) => load.rows.reject_record(line, raw, reason)?,
                     }
+                    if load.rows.buffered() >= ROWS_PER_BATCH {
+                        load.flush().await?;
+                    }
+                }
+                Some(Err(e)) => {
+                    // Reject what is left of the line the error is on; go on after it.
+                    let bad_line = start_line + e.line().saturating_sub(1) as u64;
+                    let next = memchr::memchr_iter(b'\n', &bytes[start..])
+                        .nth(e.line().saturating_sub(1))
+                        .map_or(bytes.len(), |i| start + i + 1);
+                    let raw = bytes[from.min(next)..next].trim_ascii();
+                    load.rows
+                        .reject_record(bad_line, raw, format!("Invalid JSON: {e}"))?;
+                    (start, start_line) = (next, bad_line + 1);
+                    continue 'file;
                 }
             }
         }
-        load.flush(self).await
     }
+    load.flush().await
 }
 
 /// The files a manifest lists. A missing `mandatory` file fails the COPY; a missing optional
@@ -1068,7 +1351,12 @@ async fn manifest_files(
     for entry in manifest.entries {
         let storage = Arc::new(Storage::open(&Location::parse(&entry.url)?, settings)?);
         match storage.head().await {
-            Ok(file) => files.push(Source { storage, file }),
+            Ok(file) => files.push(Source {
+                storage,
+                location: entry.url.clone(),
+                file,
+                index: 0,
+            }),
             Err(e) if e.is_not_found() && !entry.mandatory => {
                 warn!(url = %entry.url, manifest = %object.url, "COPY: optional manifest file not found, skipped");
             }
