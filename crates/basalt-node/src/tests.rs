@@ -1925,3 +1925,72 @@ async fn a_running_copy_shows_its_progress() {
     assert!(after.contains("| 0 |"), "{after}");
     leader.stop_compute().await;
 }
+
+/// A writer dropped before its rows are committed (a COPY share on a compute node that failed
+/// or was canceled) removes the segments it wrote, on every node, and those of the writes
+/// still under way once they end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_writer_removes_its_segments() {
+    use datafusion::arrow::array::{Int32Array, RecordBatch, StringArray};
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 2, 2);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(
+        &mut s,
+        "create table w (id int, name varchar(10)) distkey(id)",
+    )
+    .await;
+    let table = std::sync::Arc::new(
+        leader
+            .catalog()
+            .snapshot()
+            .table_by_name("public", "w")
+            .unwrap()
+            .clone(),
+    );
+    let batch = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            std::sync::Arc::new(Int32Array::from_iter_values(0..1000)),
+            std::sync::Arc::new(StringArray::from_iter_values(
+                (0..1000).map(|i| format!("n{i}")),
+            )),
+        ],
+    )
+    .unwrap();
+    let plan: Vec<crate::dml::ColumnSource> =
+        (0..2).map(crate::dml::ColumnSource::Source).collect();
+    let writer = || crate::dml::TableWriter::with(table.clone(), leader.compute().clone(), 0, true);
+
+    // Written, then dropped.
+    let mut w = writer();
+    w.push(&batch, &plan).await.unwrap();
+    w.write_rest().await.unwrap();
+    assert_eq!(segment_files(dir.path(), table.id), 4, "one per slice");
+    drop(w);
+    assert_eq!(segment_files(dir.path(), table.id), 0);
+
+    // Dropped while its writes are under way: their files go when they end.
+    let mut w = writer();
+    w.push(&batch, &plan).await.unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_micros(1), w.write_rest()).await;
+    drop(w);
+    let gone = async {
+        while segment_files(dir.path(), table.id) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), gone)
+        .await
+        .expect("the files of the writes under way are removed");
+
+    // Handed over (as a share's reported segments are), they stay.
+    let mut w = writer();
+    w.push(&batch, &plan).await.unwrap();
+    w.write_rest().await.unwrap();
+    let written = w.take_written();
+    drop(w);
+    assert_eq!(written.len(), 4);
+    assert_eq!(segment_files(dir.path(), table.id), 4);
+    leader.stop_compute().await;
+}
