@@ -37,6 +37,7 @@ pub(crate) mod code {
     pub const BOOLEAN_FORMAT: i32 = 1210;
     pub const NOT_NULL: i32 = 1213;
     pub const DELIMITER_NOT_FOUND: i32 = 1214;
+    pub const INVALID_LINE: i32 = 1216;
     pub const INVALID_UTF8: i32 = 1220;
     pub const MALFORMED_JSON: i32 = 1224;
 }

@@ -929,6 +929,24 @@ impl RowParser {
                 match split {
                     Ok(end) => end,
                     Err(SplitError::Record(e)) => return Err(e),
+                    // Redshift's COPY rejects what is left of the file, from the quote's
+                    // record on, as one bad row (STL_LOAD_ERRORS, within MAXERROR).
+                    Err(SplitError::Csv(e)) if self.redshift.is_some() => {
+                        let rest = &buf[e.start..];
+                        let line = self.line + 1;
+                        self.line +=
+                            memchr::memchr_iter(b'\n', rest.strip_suffix(b"\n").unwrap_or(rest))
+                                .count() as u64
+                                + 1;
+                        self.reject_line(
+                            line,
+                            rest.trim_ascii_end(),
+                            code::INVALID_LINE,
+                            "22P04",
+                            format!("Invalid input line: {e}"),
+                        )?;
+                        buf.len()
+                    }
                     Err(SplitError::Csv(e)) => {
                         return Err(NodeError::invalid(
                             "22P04",
@@ -1141,15 +1159,27 @@ impl RowParser {
         reason: String,
     ) -> Result<(), NodeError> {
         self.line = line;
+        self.reject_line(line, raw, code::MALFORMED_JSON, "22P02", reason)
+    }
+
+    /// Reject the record on `line` as a whole; without Redshift's rules, fail.
+    fn reject_line(
+        &mut self,
+        line: u64,
+        raw: &[u8],
+        code: i32,
+        sqlstate: &'static str,
+        reason: String,
+    ) -> Result<(), NodeError> {
         let Some(r) = &mut self.redshift else {
-            return Err(NodeError::invalid("22P02", reason));
+            return Err(NodeError::invalid(sqlstate, reason));
         };
         let err = LoadError::line(
             &r.file,
             line,
             &String::from_utf8_lossy(raw),
-            code::MALFORMED_JSON,
-            "22P02",
+            code,
+            sqlstate,
             reason,
         );
         r.rejects.reject(err)
@@ -1387,6 +1417,8 @@ struct CsvField<'a> {
 struct CsvError {
     record: u64,
     message: &'static str,
+    /// Where the record in error starts in the input.
+    start: usize,
 }
 
 impl std::fmt::Display for CsvError {
@@ -1540,6 +1572,7 @@ fn split_csv<'b, E>(
             return Err(SplitError::Csv(CsvError {
                 record: records,
                 message: "unterminated CSV quoted field",
+                start: consumed,
             }));
         }
         end_field(&mut fields, &mut field, buf.len(), quoted);
