@@ -24,18 +24,22 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// Types whose distinct count DataFusion estimates with HyperLogLog; others count exactly.
+/// Types whose distinct count DataFusion estimates with HyperLogLog; others (floating
+/// point, booleans) count exactly. An exact count of a decimal column hashes every value, and
+/// a COPY into an empty table analyzes it (docs/benchmarks.md, session 11).
 fn estimates_distinct(ty: &SqlType) -> bool {
     matches!(
         ty,
         SqlType::SmallInt
             | SqlType::Integer
             | SqlType::BigInt
+            | SqlType::Decimal { .. }
             | SqlType::Char(_)
             | SqlType::Varchar(_)
             | SqlType::Date
             | SqlType::Timestamp
             | SqlType::TimestampTz
+            | SqlType::Time
     )
 }
 

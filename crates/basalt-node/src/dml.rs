@@ -662,6 +662,11 @@ impl TableWriter {
         }
     }
 
+    /// Write with the table's encodings as they are (COPY's COMPUPDATE OFF).
+    pub(crate) fn keep_encodings(&mut self) {
+        self.choose_encodings = false;
+    }
+
     /// Rows pushed so far.
     pub(crate) fn rows(&self) -> u64 {
         self.rows

@@ -114,6 +114,12 @@ struct LoadOptions {
     no_load: bool,
     /// FORCE: load objects the load ledger says were loaded already.
     force: bool,
+    /// COMPUPDATE: OFF keeps the columns' encodings; unset or ON lets ENCODE AUTO choose on
+    /// a load into an empty table.
+    comp_update: Option<bool>,
+    /// STATUPDATE: ON analyzes the table after the load, OFF never; unset, after a load into
+    /// an empty table.
+    stat_update: Option<bool>,
     rules: Rules,
     /// The statement's own credentials and region, over the environment's.
     settings: S3Settings,
@@ -131,6 +137,19 @@ fn one_byte(name: &str, value: &str) -> Result<u8, NodeError> {
                 .ok_or_else(|| bad_byte(name, value))
         }
         _ => Err(bad_byte(name, value)),
+    }
+}
+
+/// `COMPUPDATE` / `STATUPDATE` `[ON | TRUE | OFF | FALSE]` (bare: ON). COMPUPDATE PRESET is
+/// ON here: ENCODE AUTO's choice is the preset.
+fn on_off(name: &str, value: Option<&str>) -> Result<bool, NodeError> {
+    match value.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("ON" | "TRUE") => Ok(true),
+        Some("PRESET") if name == "COMPUPDATE" => Ok(true),
+        Some("OFF" | "FALSE") => Ok(false),
+        Some(other) => Err(invalid(format!(
+            "COPY {name} takes ON or OFF, not '{other}'"
+        ))),
     }
 }
 
@@ -181,6 +200,8 @@ impl LoadOptions {
         let mut explicit_ids = false;
         let mut no_load = false;
         let mut force = false;
+        let mut comp_update = None;
+        let mut stat_update = None;
         let mut rules = Rules::default();
         let mut statement = S3Settings::default();
         let mut keys = false;
@@ -275,9 +296,10 @@ impl LoadOptions {
                 "REGION" => statement.region = p.value.clone(),
                 // Accepted: the configured credentials stand for the role (no STS here).
                 "IAM_ROLE" => {}
-                // Encodings and statistics are chosen as for any load; blank lines are
-                // always skipped.
-                "COMPUPDATE" | "STATUPDATE" | "COMPROWS" | "IGNOREBLANKLINES" => {}
+                "COMPUPDATE" => comp_update = Some(on_off("COMPUPDATE", p.value.as_deref())?),
+                "STATUPDATE" => stat_update = Some(on_off("STATUPDATE", p.value.as_deref())?),
+                // ENCODE AUTO weighs its first rows; blank lines are always skipped.
+                "COMPROWS" | "IGNOREBLANKLINES" => {}
                 "ENCODING" if value().eq_ignore_ascii_case("utf8") => {}
                 other => {
                     return Err(NodeError::unsupported(format!(
@@ -349,6 +371,8 @@ impl LoadOptions {
             explicit_ids,
             no_load,
             force,
+            comp_update,
+            stat_update,
             rules,
             settings: statement,
         })
@@ -749,7 +773,10 @@ impl LoadSpec {
                 index,
             });
         }
-        let writer = TableWriter::with(self.table.clone(), compute, rr, self.was_empty);
+        let mut writer = TableWriter::with(self.table.clone(), compute, rr, self.was_empty);
+        if self.opts.comp_update == Some(false) {
+            writer.keep_encodings();
+        }
         let mut load = CopyIn::new(writer, self.plan.clone(), self.row_parser());
         load.check_only = self.opts.no_load;
         let total = files.iter().map(|f| f.file.size).sum();
@@ -1017,8 +1044,9 @@ impl Session {
             .flatten()
             .collect();
         crate::dml::commit_written(self, &written_table, written, rows, identity, false);
-        // Redshift's COPY updates the statistics of a table it loads from empty.
-        if was_empty && rows > 0 {
+        // Redshift's COPY updates the statistics of a table it loads from empty (STATUPDATE
+        // says otherwise).
+        if rows > 0 && spec.opts.stat_update.unwrap_or(was_empty) {
             self.analyze_after_load(table.id).await?;
         }
         self.last_copy.set(run.query, rows as i64);
