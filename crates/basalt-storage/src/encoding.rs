@@ -70,7 +70,9 @@ pub fn writer_properties(table: &TableMeta) -> WriterProperties {
             | Encoding::Mostly8
             | Encoding::Mostly16
             | Encoding::Mostly32 => (Compression::LZ4_RAW, false, None),
-            Encoding::Lzo => (Compression::LZ4_RAW, true, None),
+            // A byte compression, as Redshift's LZO is: no dictionary (one per 16k-row block
+            // interns every value, and of a column of mostly distinct text it keeps them all).
+            Encoding::Lzo => (Compression::LZ4_RAW, false, None),
             Encoding::Runlength => (Compression::UNCOMPRESSED, true, None),
             Encoding::Zstd => (
                 Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()),
