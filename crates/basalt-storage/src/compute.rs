@@ -229,6 +229,7 @@ impl ComputeNode {
     pub async fn write(&self, req: WriteRequest) -> Result<Vec<SegmentMeta>, StorageError> {
         let store = self.slice(req.slice)?.clone();
         tokio::task::spawn_blocking(move || {
+            let schema = req.table.arrow_schema();
             let mut out = vec![];
             let mut pending: Vec<RecordBatch> = vec![];
             let mut pending_rows = 0;
@@ -238,9 +239,9 @@ impl ComputeNode {
                 if pending.is_empty() {
                     return Ok(());
                 }
-                let batch = crate::sort::sorted_rows(&req.table, pending)?;
+                let batch = concat_batches(&schema, pending.iter())?;
                 pending.clear();
-                out.push(store.write_ordered_segment(&req.table, &batch)?);
+                out.push(store.write_segment(&req.table, &batch)?);
                 Ok(())
             };
             for b in req.batches {

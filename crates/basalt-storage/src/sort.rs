@@ -27,9 +27,7 @@ use basalt_catalog::{SortKeyKind, TableMeta};
 use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array, make_comparator,
 };
-use datafusion::arrow::compute::{
-    SortOptions, concat, concat_batches, interleave, sort_to_indices, take_record_batch,
-};
+use datafusion::arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::expressions::Column;
@@ -58,55 +56,6 @@ pub(crate) fn sort_indices(
         return Ok(None);
     }
     let columns: Vec<ArrayRef> = key.iter().map(|&i| batch.column(i).clone()).collect();
-    key_order(table, columns).map(Some)
-}
-
-/// The rows of `batches`, all of them, as one batch in the table's sort-key order. Only the
-/// key columns are joined to find the order; every column is then gathered from the batches
-/// directly (joining all the columns first and then taking them in order copies each value
-/// twice, which showed in a COPY's profile).
-pub(crate) fn sorted_rows(
-    table: &TableMeta,
-    batches: &[RecordBatch],
-) -> Result<RecordBatch, StorageError> {
-    let schema = table.arrow_schema();
-    let key = table.sortkey_indices();
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    match batches {
-        [] => return Ok(RecordBatch::new_empty(schema)),
-        [one] => return sort_batch(table, one),
-        _ if key.is_empty() || rows < 2 => return Ok(concat_batches(&schema, batches)?),
-        _ => {}
-    }
-    let columns = key
-        .iter()
-        .map(|&i| {
-            concat(
-                &batches
-                    .iter()
-                    .map(|b| b.column(i).as_ref())
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let order = key_order(table, columns)?;
-    // Where each row of the joined key columns is: (batch, row in it).
-    let mut at = Vec::with_capacity(rows);
-    for (b, batch) in batches.iter().enumerate() {
-        at.extend((0..batch.num_rows()).map(|r| (b, r)));
-    }
-    let picks: Vec<(usize, usize)> = order.values().iter().map(|&i| at[i as usize]).collect();
-    let columns = (0..schema.fields().len())
-        .map(|c| {
-            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-            interleave(&arrays, &picks)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(batches[0].schema(), columns)?)
-}
-
-/// The order of rows whose sort key columns are `columns` (at least two rows).
-fn key_order(table: &TableMeta, columns: Vec<ArrayRef>) -> Result<UInt32Array, StorageError> {
     let interleaved = table
         .sortkey
         .as_ref()
@@ -118,7 +67,7 @@ fn key_order(table: &TableMeta, columns: Vec<ArrayRef>) -> Result<UInt32Array, S
         // One interleaved column is its own z-order: plain ascending order.
         compound_indices(None, &columns)?
     };
-    Ok(indices)
+    Ok(Some(indices))
 }
 
 /// The table's sort-key order as a DataFusion ordering over its logical columns, when that
@@ -338,40 +287,6 @@ mod tests {
 
     fn sorted(table: &TableMeta, batch: &RecordBatch) -> RecordBatch {
         sort_batch(table, batch).unwrap()
-    }
-
-    /// Rows sorted from several batches, each column gathered from them, are the rows of the
-    /// batches joined and then sorted: for a compound key with a text column (NULLs too),
-    /// and for an interleaved one.
-    #[test]
-    fn rows_of_several_batches_sort_as_if_joined_first() {
-        let t = table(
-            &[("k", SqlType::Varchar(10)), ("v", SqlType::Integer)],
-            SortKeyKind::Compound,
-            &["k", "v"],
-        );
-        let batch = |from: i32, n: i32| {
-            let k: StringArray = (from..from + n)
-                .map(|i| (i % 5 != 0).then(|| format!("k{}", i * 37 % 11)))
-                .collect();
-            let v: Int32Array = (from..from + n).map(|i| Some(i * 7919 % 101)).collect();
-            RecordBatch::try_new(t.arrow_schema(), vec![Arc::new(k), Arc::new(v)]).unwrap()
-        };
-        let batches = [batch(0, 300), batch(300, 1), batch(301, 700)];
-        let joined = concat_batches(&t.arrow_schema(), batches.iter()).unwrap();
-        assert_eq!(
-            sorted_rows(&t, &batches).unwrap(),
-            sorted(&t, &joined),
-            "compound"
-        );
-        let z = grid_table(SortKeyKind::Interleaved);
-        let g = grid(&z, 32);
-        let parts = [g.slice(0, 100), g.slice(100, 924)];
-        assert_eq!(
-            sorted_rows(&z, &parts).unwrap(),
-            sorted(&z, &g),
-            "interleaved"
-        );
     }
 
     /// Both ways of sorting by several columns (integer keys packed into a u128, and the
