@@ -11,6 +11,9 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::unload::UnloadCodec;
+use basalt_io::S3Settings;
+use basalt_sql::CopyParameter;
+use serde::{Deserialize, Serialize};
 
 const UNLOAD: u8 = 1;
 const COPY: u8 = 2;
@@ -59,4 +62,54 @@ impl PhysicalExtensionCodec for NodeCodec {
 /// The plan extension of a process whose view of the cluster is `compute`.
 pub(crate) fn plan_extension(compute: Arc<ComputeCluster>) -> basalt_mpp::PlanExtension {
     Arc::new(NodeCodec { compute })
+}
+
+/// The S3 settings a leader resolved, as they travel inside a plan node (credentials too: on
+/// the cluster's internal connections only).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WireSettings {
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+}
+
+impl From<&S3Settings> for WireSettings {
+    fn from(s: &S3Settings) -> Self {
+        let s = s.clone();
+        WireSettings {
+            endpoint: s.endpoint,
+            region: s.region,
+            access_key_id: s.access_key_id,
+            secret_access_key: s.secret_access_key,
+            session_token: s.session_token,
+        }
+    }
+}
+
+impl From<WireSettings> for S3Settings {
+    fn from(w: WireSettings) -> Self {
+        S3Settings {
+            endpoint: w.endpoint,
+            region: w.region,
+            access_key_id: w.access_key_id,
+            secret_access_key: w.secret_access_key,
+            session_token: w.session_token,
+        }
+    }
+}
+
+/// A statement's parameters as they travel: (name, value) pairs.
+pub(crate) fn wire_params(params: &[CopyParameter]) -> Vec<(String, Option<String>)> {
+    params
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect()
+}
+
+pub(crate) fn params_of(wire: Vec<(String, Option<String>)>) -> Vec<CopyParameter> {
+    wire.into_iter()
+        .map(|(name, value)| CopyParameter { name, value })
+        .collect()
 }

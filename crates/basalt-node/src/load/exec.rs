@@ -30,7 +30,6 @@ use async_trait::async_trait;
 use basalt_catalog::{Encoding, SegmentMeta, SliceId, TableMeta};
 use basalt_io::{ObjectFile, S3Settings};
 use basalt_mpp::{NodeWork, NodeWorkExec};
-use basalt_sql::CopyParameter;
 use basalt_storage::ComputeCluster;
 use chrono::DateTime;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt32Array};
@@ -60,6 +59,7 @@ use crate::NodeError;
 use crate::convert::LoadError;
 use crate::copy::CopyIn;
 use crate::dml::ColumnSource;
+use crate::extension::{WireSettings, params_of, wire_params};
 use crate::json::JsonSpec;
 use crate::loadlog::{LoadProgress, LoadRun};
 
@@ -573,11 +573,8 @@ struct EncodedCopy {
     table_name: String,
     start_micros: i64,
     params: Vec<(String, Option<String>)>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    access_key_id: Option<String>,
-    secret_access_key: Option<String>,
-    session_token: Option<String>,
+    #[serde(flatten)]
+    settings: WireSettings,
     table: TableMeta,
     targets: Vec<String>,
     plan: Vec<EncodedSource>,
@@ -650,7 +647,6 @@ pub(crate) fn encode(node: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> Option<Resu
 
 fn encode_copy(copy: &CopyLoadExec, buf: &mut Vec<u8>) -> Result<()> {
     let spec = &copy.spec;
-    let s = spec.settings.clone();
     let e = EncodedCopy {
         version: COPY_NODE_VERSION,
         query: spec.run.query,
@@ -659,16 +655,8 @@ fn encode_copy(copy: &CopyLoadExec, buf: &mut Vec<u8>) -> Result<()> {
         table_id: spec.run.table_id,
         table_name: spec.run.table.clone(),
         start_micros: spec.run.start.and_utc().timestamp_micros(),
-        params: spec
-            .params
-            .iter()
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .collect(),
-        endpoint: s.endpoint,
-        region: s.region,
-        access_key_id: s.access_key_id,
-        secret_access_key: s.secret_access_key,
-        session_token: s.session_token,
+        params: wire_params(&spec.params),
+        settings: WireSettings::from(&spec.settings),
         table: spec.table.as_ref().clone(),
         targets: spec.targets.clone(),
         plan: spec
@@ -712,11 +700,7 @@ pub(crate) fn decode(bytes: &[u8], compute: Arc<ComputeCluster>) -> Result<Arc<d
             e.version
         )));
     }
-    let params: Vec<CopyParameter> = e
-        .params
-        .into_iter()
-        .map(|(name, value)| CopyParameter { name, value })
-        .collect();
+    let params = params_of(e.params);
     let opts = LoadOptions::parse(&params).map_err(to_df)?;
     let mut defaults = decode_defaults(&e.defaults)?.into_iter();
     let plan = e
@@ -749,13 +733,7 @@ pub(crate) fn decode(bytes: &[u8], compute: Arc<ComputeCluster>) -> Result<Arc<d
         },
         params,
         opts,
-        settings: S3Settings {
-            endpoint: e.endpoint,
-            region: e.region,
-            access_key_id: e.access_key_id,
-            secret_access_key: e.secret_access_key,
-            session_token: e.session_token,
-        },
+        settings: S3Settings::from(e.settings),
         table: Arc::new(e.table),
         targets: e.targets,
         plan,

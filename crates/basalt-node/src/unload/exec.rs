@@ -55,6 +55,7 @@ use tracing::{Instrument, info_span};
 
 use super::{UnloadOptions, Writer, file_layout, plain_schema, split_partitions};
 use crate::NodeError;
+use crate::extension::{WireSettings, params_of, wire_params};
 use crate::loadlog::UnloadFile;
 
 /// Version of [`UnloadExec`]'s encoding inside plan fragments.
@@ -509,11 +510,8 @@ struct EncodedUnload {
     version: u32,
     location: String,
     params: Vec<(String, Option<String>)>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    access_key_id: Option<String>,
-    secret_access_key: Option<String>,
-    session_token: Option<String>,
+    #[serde(flatten)]
+    settings: WireSettings,
     names: Vec<String>,
 }
 
@@ -540,18 +538,8 @@ impl PhysicalExtensionCodec for UnloadCodec {
         let [input] = inputs else {
             return internal_err!("UnloadExec has one input");
         };
-        let settings = S3Settings {
-            endpoint: e.endpoint,
-            region: e.region,
-            access_key_id: e.access_key_id,
-            secret_access_key: e.secret_access_key,
-            session_token: e.session_token,
-        };
-        let params = e
-            .params
-            .into_iter()
-            .map(|(name, value)| CopyParameter { name, value })
-            .collect();
+        let settings = S3Settings::from(e.settings);
+        let params = params_of(e.params);
         let location = Location::parse(&e.location).map_err(|e| to_df(e.into()))?;
         // The leader resolved the settings; the statement's own are in them.
         let spec = UnloadSpec::new(location, params, |_| settings).map_err(to_df)?;
@@ -570,20 +558,11 @@ impl PhysicalExtensionCodec for UnloadCodec {
             return internal_err!("BasaltDB's plan extension cannot encode {}", node.name());
         };
         let spec = &unload.spec;
-        let s = spec.settings.clone();
         let e = EncodedUnload {
             version: UNLOAD_NODE_VERSION,
             location: spec.location.url(),
-            params: spec
-                .params
-                .iter()
-                .map(|p| (p.name.clone(), p.value.clone()))
-                .collect(),
-            endpoint: s.endpoint,
-            region: s.region,
-            access_key_id: s.access_key_id,
-            secret_access_key: s.secret_access_key,
-            session_token: s.session_token,
+            params: wire_params(&spec.params),
+            settings: WireSettings::from(&spec.settings),
             names: unload.names.clone(),
         };
         serde_json::to_writer(buf, &e)
