@@ -639,3 +639,93 @@ async fn a_copy_cut_off_by_a_dying_server_leaves_nothing() {
     server.kill().expect("kill");
     server.wait().expect("reaped");
 }
+
+/// A statement timeout cancels a COPY whose files are being parsed on two compute nodes:
+/// 57014, no row visible, no segment file on any slice once the shares have stopped (a
+/// share's writer removes what it wrote, see `a_dropped_writer_removes_its_segments`), the
+/// ledger holds none of its files, and the same COPY then loads every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceled_copy_on_the_nodes_leaves_no_files() {
+    use std::fmt::Write as _;
+    const FILES: usize = 16;
+    const ROWS: usize = 3000;
+    let s3 = S3Server::start().await;
+    s3.create_bucket("lake");
+    for f in 0..FILES {
+        let mut body = String::new();
+        for r in 0..ROWS {
+            writeln!(body, "{}|row {r} of {f}", f * ROWS + r).unwrap();
+        }
+        s3.put(&format!("s3://lake/c/part_{f:02}.txt"), body.into_bytes())
+            .await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = basaltdb::Cluster::builder()
+        .data_dir(dir.path())
+        .nodes(2)
+        .slices_per_node(2)
+        .copy_chunk_bytes(4096)
+        .s3(s3.endpoint_only())
+        .start()
+        .await
+        .expect("cluster starts");
+    let client = crate::durability::connect(cluster.pg_addr().port()).await;
+    client
+        .batch_execute("create table c (id int, label varchar(20)) distkey(id)")
+        .await
+        .unwrap();
+    let copy = format!(
+        "copy c from 's3://lake/c/part_' access_key_id '{ACCESS_KEY}' secret_access_key '{SECRET_KEY}'"
+    );
+    // Each object read waits: the COPY cannot finish within its 600 ms.
+    s3.faults().slow_reads(Duration::from_millis(150));
+    client
+        .batch_execute("set statement_timeout to 600")
+        .await
+        .unwrap();
+    let e = client.execute(&copy, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "57014", "{e:?}");
+    client
+        .batch_execute("set statement_timeout to 0")
+        .await
+        .unwrap();
+    assert_eq!(one(&client, "select count(*) from c").await, "0");
+    // The shares stop when their stream is dropped; what they wrote goes with them.
+    let segments = || {
+        walk(dir.path())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while segments() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(segments(), 0, "segment files of the canceled COPY remain");
+    s3.faults().slow_reads(Duration::ZERO);
+    let n = client.execute(&copy, &[]).await.expect("copy");
+    assert_eq!(n, (FILES * ROWS) as u64);
+    assert_eq!(
+        one(
+            &client,
+            "select count(distinct id), min(id), max(id) from c"
+        )
+        .await,
+        format!("{}|0|{}", FILES * ROWS, FILES * ROWS - 1)
+    );
+    cluster.shutdown().await.expect("shutdown");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
