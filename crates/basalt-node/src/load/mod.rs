@@ -6,9 +6,12 @@
 //! ```text
 //!  parameters (basalt-sql lifts them) -> LoadOptions
 //!  S3Settings: config file < AWS_* environment < the statement's credentials / REGION
-//!  basalt-io: list the prefix | read the manifest -> read each object (GZIP/BZIP2/ZSTD)
-//!     -> CopyIn (the parser of COPY FROM STDIN, with Redshift's row rules) -> convert
-//!     (reject rows up to MAXERROR) -> TableWriter (place, write segments)
+//!  leader: list the prefix | read the manifest -> skip what the ledger holds -> LoadSpec
+//!     -> a share of the files per compute node (exec.rs), or one on the leader
+//!  each share: read each object (GZIP/BZIP2/ZSTD) in chunks -> parse (RowParser, with
+//!     Redshift's row rules) -> convert (reject rows up to MAXERROR) -> TableWriter (place,
+//!     write segments) -> events back to the leader
+//!  leader: MAXERROR over all shares -> commit the segments, the ledger, STL_LOAD_COMMITS
 //! ```
 //!
 //! A failure anywhere (a missing prefix, more bad rows than MAXERROR allows, a lost endpoint)
