@@ -1038,9 +1038,10 @@ impl Session {
                     c.encoding = *e;
                 }
             }
-            if got.done.len() == 1 {
-                self.rr = done.rr;
-            }
+        }
+        // EVEN placement goes on from where the shares got to.
+        if let Some(rr) = got.done.values().map(|d| d.rr).max() {
+            self.rr = rr;
         }
         let written = std::mem::take(&mut got.written)
             .into_values()
