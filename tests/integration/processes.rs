@@ -574,7 +574,10 @@ async fn copy_files_are_parsed_by_the_compute_nodes() {
     .await;
     let client = cluster.client().await;
     client
-        .batch_execute("create table t (id int, label varchar(20)) distkey(id)")
+        // An IDENTITY column too: the nodes number their rows without a shared counter.
+        .batch_execute(
+            "create table t (n bigint identity(1, 1), id int, label varchar(20)) distkey(id)",
+        )
         .await
         .expect("create");
     let copy = format!(
@@ -607,6 +610,20 @@ async fn copy_files_are_parsed_by_the_compute_nodes() {
             FILES * ROWS - 2,
             all - 1500 - 4500
         )
+    );
+    // IDENTITY values are unique, and the next one is past them all.
+    client
+        .batch_execute("insert into t (id, label) values (-1, 'after')")
+        .await
+        .expect("insert");
+    assert_eq!(
+        crate::s3::one(
+            &client,
+            "select count(distinct t.n), min(t.n), sum(case when t.n >= a.n then 1 else 0 end) \
+             from t, (select n from t where id = -1) a"
+        )
+        .await,
+        format!("{}|1|1", FILES * ROWS - 1)
     );
     let last = "(select max(query) from stl_load_commits)";
     assert_eq!(

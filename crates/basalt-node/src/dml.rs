@@ -606,6 +606,9 @@ pub(crate) struct TableWriter {
     /// Where the slices are: the leader's view of the cluster, or a compute node's.
     compute: Arc<ComputeCluster>,
     identity: BTreeMap<u32, i64>,
+    /// IDENTITY values advance by this many steps: a COPY's shares on several nodes number
+    /// their rows interleaved (unique, not consecutive, as Redshift's are).
+    identity_stride: i64,
     pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)>,
     /// Segment writes under way.
     writing: tokio::task::JoinSet<Result<Flushed, NodeError>>,
@@ -649,6 +652,7 @@ impl TableWriter {
     ) -> Self {
         TableWriter {
             identity: table.identity_next.clone(),
+            identity_stride: 1,
             choose_encodings: table.encode_auto && was_empty,
             was_empty,
             table,
@@ -665,6 +669,21 @@ impl TableWriter {
     /// Write with the table's encodings as they are (COPY's COMPUPDATE OFF).
     pub(crate) fn keep_encodings(&mut self) {
         self.choose_encodings = false;
+    }
+
+    /// Number rows as share `share` of `shares` writing at once: this share's IDENTITY
+    /// values start `share` steps on and advance `shares` steps at a time, so no two shares
+    /// give out the same value.
+    pub(crate) fn number_as_share(&mut self, share: usize, shares: usize) {
+        let (share, shares) = (share as i64, shares.max(1) as i64);
+        for c in &self.table.columns {
+            if let Some(id) = &c.identity {
+                let next = self.identity.get(&c.id).copied().unwrap_or(id.seed);
+                self.identity
+                    .insert(c.id, next.saturating_add(share.saturating_mul(id.step)));
+            }
+        }
+        self.identity_stride = shares;
     }
 
     /// Rows pushed so far.
@@ -717,7 +736,13 @@ impl TableWriter {
             return Ok(());
         }
         let topology = self.compute.topology;
-        let conformed = conform(&self.table, batch, plan, &mut self.identity)?;
+        let conformed = conform(
+            &self.table,
+            batch,
+            plan,
+            &mut self.identity,
+            self.identity_stride,
+        )?;
         if self.choose_encodings {
             self.choose_encodings(&conformed)?;
         }
@@ -945,6 +970,7 @@ fn conform(
     src: &RecordBatch,
     plan: &[ColumnSource],
     identity: &mut BTreeMap<u32, i64>,
+    stride: i64,
 ) -> Result<RecordBatch, NodeError> {
     let n = src.num_rows();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(table.columns.len());
@@ -961,14 +987,7 @@ fn conform(
                 if let Some(id) = &c.identity
                     && a.null_count() > 0
                 {
-                    let _ = id;
-                    fill_identity(
-                        &a,
-                        c.id,
-                        c.identity.as_ref().expect("identity"),
-                        &c.ty,
-                        identity,
-                    )?
+                    fill_identity(&a, c.id, id, stride, &c.ty, identity)?
                 } else {
                     a
                 }
@@ -984,7 +1003,14 @@ fn conform(
             ColumnSource::Null => new_null_array(&target, n),
             ColumnSource::Identity => {
                 let id = c.identity.as_ref().expect("identity column");
-                fill_identity(&new_null_array(&target, n), c.id, id, &c.ty, identity)?
+                fill_identity(
+                    &new_null_array(&target, n),
+                    c.id,
+                    id,
+                    stride,
+                    &c.ty,
+                    identity,
+                )?
             }
         };
         let arr = check_column(c, arr)?;
@@ -1030,15 +1056,20 @@ pub(crate) fn cast_value(
     })
 }
 
-/// Fill NULLs of an IDENTITY column with the next values.
+/// Fill NULLs of an IDENTITY column with the next values, `stride` steps apart.
 fn fill_identity(
     a: &ArrayRef,
     col: u32,
     id: &basalt_catalog::Identity,
+    stride: i64,
     ty: &SqlType,
     next: &mut BTreeMap<u32, i64>,
 ) -> Result<ArrayRef, NodeError> {
     let mut v = *next.get(&col).unwrap_or(&id.seed);
+    let step = id
+        .step
+        .checked_mul(stride)
+        .ok_or_else(|| NodeError::invalid("22003", "IDENTITY value out of range"))?;
     let mut out: Vec<i64> = Vec::with_capacity(a.len());
     let as64 = cast_with_options(a, &DataType::Int64, &CAST)?;
     let as64 = as64.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
@@ -1046,7 +1077,7 @@ fn fill_identity(
         if as64.is_null(i) {
             out.push(v);
             v = v
-                .checked_add(id.step)
+                .checked_add(step)
                 .ok_or_else(|| NodeError::invalid("22003", "IDENTITY value out of range"))?;
         } else {
             out.push(as64.value(i));

@@ -20,7 +20,7 @@
 //! resolved (credentials included, on the cluster's internal connections only; never in
 //! EXPLAIN, logs or system tables) and the DEFAULT values as an Arrow IPC row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -64,7 +64,7 @@ use crate::json::JsonSpec;
 use crate::loadlog::{LoadProgress, LoadRun};
 
 /// Version of [`CopyLoadExec`]'s encoding inside plan fragments.
-const COPY_NODE_VERSION: u32 = 1;
+const COPY_NODE_VERSION: u32 = 2;
 
 /// How often a share reports the bytes it has read.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -308,10 +308,14 @@ impl NodeWork for CopyWork {
         let share = (0..self.spec.files.len())
             .filter(|&i| self.node_of[i] % count == task)
             .collect();
+        // The tasks with files number IDENTITY values interleaved; one alone numbers them
+        // consecutively.
+        let busy: BTreeSet<usize> = self.node_of.iter().map(|n| n % count).collect();
+        let numbering = (busy.range(..task).count(), busy.len());
         Ok(Arc::new(CopyLoadExec::new(
             self.spec.clone(),
             share,
-            task,
+            (task, numbering),
             self.rr + task as u64,
             self.compute.clone(),
         )))
@@ -426,6 +430,9 @@ pub(crate) struct CopyLoadExec {
     /// Indices into the COPY's files.
     share: Vec<usize>,
     task: usize,
+    /// This share's place among the shares with files, and how many there are: how it
+    /// numbers IDENTITY values.
+    numbering: (usize, usize),
     rr: u64,
     compute: Arc<ComputeCluster>,
     properties: Arc<PlanProperties>,
@@ -435,7 +442,7 @@ impl CopyLoadExec {
     fn new(
         spec: Arc<LoadSpec>,
         share: Vec<usize>,
-        task: usize,
+        (task, numbering): (usize, (usize, usize)),
         rr: u64,
         compute: Arc<ComputeCluster>,
     ) -> Self {
@@ -449,6 +456,7 @@ impl CopyLoadExec {
             spec,
             share,
             task,
+            numbering,
             rr,
             compute,
             properties,
@@ -512,11 +520,12 @@ impl ExecutionPlan for CopyLoadExec {
             task: self.task as u32,
             rejects_sent: 0,
         };
-        let (spec, share, compute, rr) = (
+        let (spec, share, compute, rr, numbering) = (
             self.spec.clone(),
             self.share.clone(),
             self.compute.clone(),
             self.rr,
+            self.numbering,
         );
         let span = info_span!(
             "copy_share",
@@ -526,7 +535,10 @@ impl ExecutionPlan for CopyLoadExec {
         );
         builder.spawn(
             async move {
-                let Err(e) = spec.run_share(&share, compute, rr, &mut report).await else {
+                let Err(e) = spec
+                    .run_share(&share, compute, rr, numbering, &mut report)
+                    .await
+                else {
                     return Ok(());
                 };
                 let failed = LoadEvent::Failed {
@@ -586,6 +598,7 @@ struct EncodedCopy {
     was_empty: bool,
     share: Vec<usize>,
     task: usize,
+    numbering: (usize, usize),
     rr: u64,
 }
 
@@ -686,6 +699,7 @@ fn encode_copy(copy: &CopyLoadExec, buf: &mut Vec<u8>) -> Result<()> {
         was_empty: spec.was_empty,
         share: copy.share.clone(),
         task: copy.task,
+        numbering: copy.numbering,
         rr: copy.rr,
     };
     serde_json::to_writer(buf, &e).map_err(codec_error)
@@ -759,7 +773,7 @@ pub(crate) fn decode(bytes: &[u8], compute: Arc<ComputeCluster>) -> Result<Arc<d
     Ok(Arc::new(CopyLoadExec::new(
         Arc::new(spec),
         e.share,
-        e.task,
+        (e.task, e.numbering),
         e.rr,
         compute,
     )))

@@ -738,23 +738,23 @@ impl LoadSpec {
     }
 
     /// Whether the files can be parsed where the compute nodes are: in object storage, or
-    /// on a disk every node shares with the leader (its own process's). A table with an
-    /// IDENTITY column loads on the leader, whose one counter numbers the rows.
+    /// on a disk every node shares with the leader (its own process's).
     fn on_nodes(&self, compute: &ComputeCluster) -> bool {
         let shared_disk = compute.local_nodes().len() == compute.nodes().len();
         let remote = self.files.iter().all(|(at, _)| at.starts_with("s3://"));
-        let identity = self.table.columns.iter().any(|c| c.identity.is_some());
-        (shared_disk || remote) && !identity
+        shared_disk || remote
     }
 
     /// Load the files `share` (indices into the COPY's files) through `compute`, placing EVEN
-    /// rows from `rr` on; tell `report` what was done. The segments written are the caller's
+    /// rows from `rr` on and numbering IDENTITY values as share `numbering.0` of
+    /// `numbering.1`; tell `report` what was done. The segments written are the caller's
     /// once reported; on failure they are removed.
     pub(crate) async fn run_share(
         &self,
         share: &[usize],
         compute: Arc<ComputeCluster>,
         rr: u64,
+        numbering: (usize, usize),
         report: &mut Reporter,
     ) -> Result<(), NodeError> {
         let mut stores: BTreeMap<&str, Arc<Storage>> = BTreeMap::new();
@@ -777,6 +777,7 @@ impl LoadSpec {
             });
         }
         let mut writer = TableWriter::with(self.table.clone(), compute, rr, self.was_empty);
+        writer.number_as_share(numbering.0, numbering.1);
         if self.opts.comp_update == Some(false) {
             writer.keep_encodings();
         }
@@ -1028,9 +1029,20 @@ impl Session {
         let mut chosen = false;
         for done in got.done.values() {
             rows += done.rows;
+            // The next value is past every share's last one.
             for (col, next) in &done.identity {
                 let at = identity.entry(*col).or_insert(*next);
-                *at = (*at).max(*next);
+                let descending = table
+                    .columns
+                    .iter()
+                    .find(|c| c.id == *col)
+                    .and_then(|c| c.identity.as_ref())
+                    .is_some_and(|id| id.step < 0);
+                *at = if descending {
+                    (*at).min(*next)
+                } else {
+                    (*at).max(*next)
+                };
             }
             if !chosen && done.rows > 0 {
                 chosen = true;
