@@ -7,6 +7,9 @@ use basaltdb::config::{ServerConfig, parse_auth};
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "basalt",

@@ -50,6 +50,29 @@ pub struct ParquetLayout {
     pub row_groups: Vec<(u64, u64)>,
 }
 
+/// `schema` with its top-level string and binary views as plain strings and binaries, if it
+/// has any.
+fn without_views(schema: &arrow::datatypes::SchemaRef) -> Option<arrow::datatypes::SchemaRef> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let plain = |f: &Arc<Field>| match f.data_type() {
+        DataType::Utf8View => Some(f.as_ref().clone().with_data_type(DataType::Utf8)),
+        DataType::BinaryView => Some(f.as_ref().clone().with_data_type(DataType::Binary)),
+        _ => None,
+    };
+    if !schema.fields().iter().any(|f| plain(f).is_some()) {
+        return None;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| plain(f).unwrap_or_else(|| f.as_ref().clone()))
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
+}
+
 /// A Parquet object read by byte ranges: the footer first, then the column chunks.
 pub struct ParquetObject {
     store: Arc<dyn ObjectStore>,
@@ -452,12 +475,21 @@ impl Storage {
             path: file.path.clone(),
             size: file.size,
         };
-        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
-            .await
-            .map_err(|source| IoError::Parquet {
-                url: file.url.clone(),
-                source,
-            })?;
+        let err = |source| IoError::Parquet {
+            url: file.url.clone(),
+            source,
+        };
+        let mut metadata =
+            ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
+                .await
+                .map_err(err)?;
+        // Files written from Arrow's string views (as tpchgen's and DataFusion's are) read as
+        // plain strings: decoding into views and converting them costs a copy of every value.
+        if let Some(plain) = without_views(metadata.schema()) {
+            let options = ArrowReaderOptions::new().with_schema(plain);
+            metadata =
+                ArrowReaderMetadata::try_new(metadata.metadata().clone(), options).map_err(err)?;
+        }
         let row_groups = metadata
             .metadata()
             .row_groups()
