@@ -16,6 +16,7 @@
 
 mod exec;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use basalt_io::{Compression, Location, ObjectWriter, S3Settings, Storage};
@@ -23,13 +24,15 @@ use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::Statement;
 use bytes::BytesMut;
 use chrono::Utc;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
 use futures::StreamExt;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression as ParquetCompression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 use tracing::{Instrument, info, info_span};
 
@@ -283,7 +286,7 @@ impl Writer {
             return Ok(());
         }
         if self.current.is_none() {
-            self.open()?;
+            self.open(batch)?;
         }
         let (sink, file) = self.current.as_mut().expect("a file is open");
         file.rows += batch.num_rows() as u64;
@@ -315,7 +318,8 @@ impl Writer {
         Ok(())
     }
 
-    fn open(&mut self) -> Result<(), NodeError> {
+    /// Open the next file, `first` being the first rows it will hold.
+    fn open(&mut self, first: &RecordBatch) -> Result<(), NodeError> {
         let name = format!(
             "{}{}{}",
             self.dir,
@@ -332,10 +336,18 @@ impl Writer {
         let out = self.storage.create(&path, compression);
         let sink = match self.opts.format {
             OutFormat::Parquet => {
-                let props = WriterProperties::builder()
+                let mut props = WriterProperties::builder()
                     .set_compression(ParquetCompression::SNAPPY)
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                    .build();
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+                for (field, column) in self.schema.fields().iter().zip(first.columns()) {
+                    if !field.data_type().is_nested() {
+                        props = props.set_column_dictionary_enabled(
+                            ColumnPath::from(field.name().as_str()),
+                            dictionary_pays(column),
+                        );
+                    }
+                }
+                let props = props.build();
                 FileSink::Parquet(Box::new(
                     AsyncArrowWriter::try_new(out, self.schema.clone(), Some(props))
                         .map_err(|e| parquet_error(&url, e))?,
@@ -382,6 +394,25 @@ impl Writer {
         self.done.push(file);
         Ok(())
     }
+}
+
+/// Rows of a file's first batch that decide which columns get a Parquet dictionary.
+const DICTIONARY_SAMPLE_ROWS: usize = 8192;
+
+/// Whether a column's first rows repeat values enough for a Parquet dictionary to pay: fewer
+/// than three in four of them distinct. Interning every value of a column of mostly distinct
+/// values (keys, prices, comments) until its dictionary overflowed took a third of UNLOAD's
+/// CPU for nothing (docs/benchmarks.md, session 12).
+fn dictionary_pays(column: &ArrayRef) -> bool {
+    let rows = column.len().min(DICTIONARY_SAMPLE_ROWS);
+    let Ok(converter) = RowConverter::new(vec![SortField::new(column.data_type().clone())]) else {
+        return true;
+    };
+    let Ok(converted) = converter.convert_columns(&[column.slice(0, rows)]) else {
+        return true;
+    };
+    let distinct: HashSet<_> = converted.iter().collect();
+    distinct.len() * 4 < rows * 3
 }
 
 fn io_error(url: &str, source: std::io::Error) -> NodeError {
