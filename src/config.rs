@@ -24,7 +24,7 @@ pub struct ServerConfig {
     /// Superuser name.
     pub user: String,
     /// Superuser password; when set, clients must authenticate.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `trust`, `md5` or `scram-sha-256` (default: trust without a password, md5 with one).
     pub auth: Option<AuthMethod>,
     /// Log filter (`info`, `debug`, `basalt_node=debug`, ...).
@@ -39,7 +39,7 @@ pub struct ServerConfig {
     /// `basalt leader`: where compute nodes register (the leader's internal server).
     pub internal_listen: String,
     /// The secret every internal request carries (`basalt leader` and `basalt compute`).
-    pub cluster_secret: Option<String>,
+    pub cluster_secret: Option<Secret>,
     /// S3 endpoint (`http(s)://host:port`) for COPY and UNLOAD; the `AWS_ENDPOINT_URL(_S3)`
     /// environment variable overrides it, as the other `aws_*` keys are by `AWS_*`.
     pub aws_endpoint_url: Option<String>,
@@ -49,7 +49,8 @@ pub struct ServerConfig {
     pub aws_session_token: Option<Secret>,
 }
 
-/// A configured secret: read from the file like a string, never shown by `Debug`.
+/// A configured secret (a password, the cluster secret, an AWS key): read from the file like
+/// a string, never shown by `Debug`.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct Secret(pub String);
@@ -123,7 +124,7 @@ impl ServerConfig {
             self.user = v;
         }
         if let Some(v) = env("BASALT_PASSWORD") {
-            self.password = Some(v);
+            self.password = Some(Secret(v));
         }
         if let Some(v) = env("BASALT_AUTH") {
             self.auth = Some(parse_auth(&v)?);
@@ -147,7 +148,7 @@ impl ServerConfig {
             self.internal_listen = v;
         }
         if let Some(v) = env("BASALT_CLUSTER_SECRET") {
-            self.cluster_secret = Some(v);
+            self.cluster_secret = Some(Secret(v));
         }
         if let Some(v) = env("BASALT_AUTO_VACUUM_SECONDS") {
             self.auto_vacuum_seconds = parse_u("BASALT_AUTO_VACUUM_SECONDS", v)?;
@@ -182,7 +183,7 @@ impl ServerConfig {
         c.nodes = self.nodes;
         c.slices_per_node = self.slices;
         c.superuser = self.user.clone();
-        c.password = self.password.clone();
+        c.password = self.password.as_ref().map(|s| s.0.clone());
         c.auth = match (self.auth, &self.password) {
             (Some(a), _) => a,
             (None, Some(_)) => AuthMethod::Md5,
@@ -190,7 +191,7 @@ impl ServerConfig {
         };
         c.auto_vacuum_interval = (self.auto_vacuum_seconds > 0)
             .then(|| std::time::Duration::from_secs(self.auto_vacuum_seconds.into()));
-        c.cluster_secret = self.cluster_secret.clone();
+        c.cluster_secret = self.cluster_secret.as_ref().map(|s| s.0.clone());
         c.auto_all_max_rows = self.auto_all_max_rows;
         c.copy_chunk_bytes = self.copy_chunk_bytes.max(1);
         c.s3 = basalt_io::S3Settings {
@@ -219,6 +220,21 @@ pub fn parse_auth(s: &str) -> Result<AuthMethod, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let c = ServerConfig {
+            password: Some(Secret("pw-1234".into())),
+            cluster_secret: Some(Secret("cs-5678".into())),
+            aws_secret_access_key: Some(Secret("sk-9012".into())),
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        for secret in ["pw-1234", "cs-5678", "sk-9012"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(c.leader_config().password.as_deref(), Some("pw-1234"));
+    }
 
     #[test]
     fn file_then_env_override_defaults() {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use basaltdb::config::{ServerConfig, parse_auth};
+use basaltdb::config::{Secret, ServerConfig, parse_auth};
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
@@ -169,7 +169,7 @@ fn load_config(args: &ServeArgs) -> Result<ServerConfig, basaltdb::Error> {
         c.user = v.clone();
     }
     if let Some(v) = &args.password {
-        c.password = Some(v.clone());
+        c.password = Some(Secret(v.clone()));
     }
     if let Some(v) = &args.auth {
         c.auth = Some(parse_auth(v)?);
@@ -214,7 +214,7 @@ async fn lead(args: LeaderArgs) -> Result<(), basaltdb::Error> {
         config.internal_listen = v;
     }
     if let Some(v) = args.cluster_secret {
-        config.cluster_secret = Some(v);
+        config.cluster_secret = Some(Secret(v));
     }
     let mut leader = config.leader_config();
     leader.internal_listen = Some(config.internal_listen.clone());
