@@ -601,7 +601,11 @@ fn convert_column(
 /// load's time: docs/benchmarks.md). `None` when any value is in another form (an exponent,
 /// blanks, more decimals than the scale, too many digits): the general cast then decides, and
 /// reports the bad values.
-fn plain_decimals(text: &StringArray, precision: u8, scale: i8) -> Option<Decimal128Array> {
+pub(crate) fn plain_decimals(
+    text: &StringArray,
+    precision: u8,
+    scale: i8,
+) -> Option<Decimal128Array> {
     let scale_digits = usize::try_from(scale).ok()?;
     let limit = 10i128.checked_pow(u32::from(precision))?;
     let mut values = Vec::with_capacity(text.len());

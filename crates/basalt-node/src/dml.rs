@@ -1033,6 +1033,13 @@ pub(crate) fn cast_value(
                 .collect::<StringArray>(),
         ));
     }
+    // Text in the plain form (`-123.45`, as COPY FROM STDIN and INSERT send it) converts
+    // without the general cast, which formats strings for every value.
+    if let (DataType::Utf8, DataType::Decimal128(precision, scale)) = (a.data_type(), target)
+        && let Some(d) = crate::convert::plain_decimals(a.as_string::<i32>(), *precision, *scale)
+    {
+        return Ok(Arc::new(d));
+    }
     let text_to_datetime = matches!(
         a.data_type(),
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
