@@ -597,6 +597,15 @@ async fn copy_files_are_parsed_by_the_compute_nodes() {
         .await
         .expect("copy within MAXERROR");
     assert_eq!(n, (FILES * ROWS - 2) as u64);
+    // The nodes sent the statistics of the rows they wrote: the table is analyzed.
+    assert_eq!(
+        crate::s3::one(
+            &client,
+            "select stats_off from svv_table_info where \"table\" = 't'"
+        )
+        .await,
+        "0"
+    );
     let all: usize = (0..FILES * ROWS).sum();
     assert_eq!(
         crate::s3::one(

@@ -454,7 +454,9 @@ impl Session {
                 remove_quotes: false,
             },
         };
-        let writer = TableWriter::new(self, table.id);
+        // Redshift's COPY updates the statistics of a table it loads from empty.
+        let mut writer = TableWriter::new(self, table.id);
+        writer.gather_stats()?;
         let mut rows = RowParser::new(targets.len(), format);
         rows.skip_lines = u64::from(opts.header);
         self.copy_in = Some(CopyIn::new(writer, plan, rows));
@@ -626,7 +628,6 @@ impl Session {
             self.end_copy_failed();
             return Err(e);
         }
-        let (table, was_empty) = (c.writer.table_id(), c.writer.was_empty);
         let rows = match c.writer.finish(self, false).await {
             Ok(n) => n,
             Err(e) => {
@@ -634,14 +635,6 @@ impl Session {
                 return Err(e);
             }
         };
-        // Redshift's COPY updates the statistics of a table it loads from empty.
-        if was_empty
-            && rows > 0
-            && let Err(e) = self.analyze_after_load(table).await
-        {
-            self.end_copy_failed();
-            return Err(e);
-        }
         if self.txn.as_ref().is_some_and(|t| !t.explicit) {
             self.commit_open().await?;
         }

@@ -570,9 +570,14 @@ impl Session {
         };
         t.insert_table(table);
         if let Some(q) = ctas_query {
-            let rows = self.insert_query(id, None, Statement::Query(q)).await?;
-            // Redshift analyzes a table CTAS creates.
-            self.analyze_after_load(id).await?;
+            // Redshift analyzes a table CTAS creates: the statistics of the rows as they are
+            // written (none for no rows).
+            let rows = self
+                .insert_query(id, None, Statement::Query(q), true)
+                .await?;
+            if self.txn_table(id).stats.is_none() {
+                self.analyze_after_load(id).await?;
+            }
             return Ok(StatementOutput::command("SELECT").with_rows_from_ctas(rows));
         }
         Ok(StatementOutput::command("CREATE TABLE"))

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use basalt_catalog::{SegmentMeta, SliceId, SqlType, TableId, TableMeta};
+use basalt_catalog::{DistStyle, SegmentMeta, SliceId, SqlType, TableId, TableMeta, TableStats};
 use basalt_sql::ParsedStatement;
 use basalt_sql::sqlparser::ast::{
     AssignmentTarget, FromTable, Statement, TableFactor, TableObject, UpdateTableFromKind,
@@ -26,9 +26,10 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
-use tracing::{Instrument, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::session::{StatementOutput, ident_name, split_name};
+use crate::stats::WriteStats;
 use crate::{NodeError, Session};
 
 /// Rows buffered per slice before a segment is written.
@@ -95,7 +96,7 @@ impl Session {
                 let rows = match ins.source {
                     Some(mut q) => {
                         replace_default_keyword(&mut q, &table, cols.as_deref())?;
-                        self.insert_query(table.id, cols, Statement::Query(q))
+                        self.insert_query(table.id, cols, Statement::Query(q), false)
                             .await?
                     }
                     None => {
@@ -104,6 +105,7 @@ impl Session {
                             table.id,
                             Some(vec![]),
                             basalt_sql::parse("SELECT 1")?.remove(0).statement,
+                            false,
                         )
                         .await?
                     }
@@ -265,12 +267,14 @@ impl Session {
         ))
     }
 
-    /// INSERT the rows of a query into a table (also CTAS). Returns the row count.
+    /// INSERT the rows of a query into a table (also CTAS, which `gather_stats` of). Returns
+    /// the row count.
     pub(crate) async fn insert_query(
         &mut self,
         table_id: TableId,
         columns: Option<Vec<String>>,
         source: Statement,
+        gather_stats: bool,
     ) -> Result<u64, NodeError> {
         let table = self.txn_table(table_id);
         let stream = self.source_stream(source).await?;
@@ -297,7 +301,8 @@ impl Session {
             ));
         }
         let plan = self.column_plan(&table, &targets, false).await?;
-        self.write_stream(table_id, stream, &plan, false).await
+        self.write_stream(table_id, stream, &plan, false, gather_stats)
+            .await
     }
 
     /// A table as the open transaction sees it (starting one if needed). The id comes from a
@@ -384,18 +389,24 @@ impl Session {
         let stmt = basalt_sql::parse(&sql)?.remove(0).statement;
         let stream = self.source_stream(stmt).await?;
         let plan: Vec<ColumnSource> = (0..table.columns.len()).map(ColumnSource::Source).collect();
-        self.write_stream(table_id, stream, &plan, true).await
+        self.write_stream(table_id, stream, &plan, true, false)
+            .await
     }
 
-    /// Conform, place and write a stream of rows; `replace` swaps the table's data for them.
+    /// Conform, place and write a stream of rows; `replace` swaps the table's data for them;
+    /// `gather_stats`: a table filled from empty gets the statistics of the rows.
     async fn write_stream(
         &mut self,
         table_id: TableId,
         mut stream: SendableRecordBatchStream,
         plan: &[ColumnSource],
         replace: bool,
+        gather_stats: bool,
     ) -> Result<u64, NodeError> {
         let mut w = TableWriter::new(self, table_id);
+        if gather_stats {
+            w.gather_stats()?;
+        }
         let r: Result<(), NodeError> = async {
             while let Some(batch) = stream.next().await {
                 w.push(&batch?, plan).await?;
@@ -596,7 +607,9 @@ fn replace_default_keyword(
 
 /// Segments one slice's flush wrote: the flush's number (segments join their slice in flush
 /// order, whatever order the writes finish in), the slice, the segments.
-type Flushed = (u64, SliceId, Vec<SegmentMeta>);
+/// A segment write done: its number, slice, segments, and the statistics of its rows when
+/// the writer gathers them.
+type Flushed = (u64, SliceId, Vec<SegmentMeta>, Option<WriteStats>);
 
 /// Writes rows of one table: conform, place on slices, buffer per slice, write segments.
 /// A slice's buffered rows are written (sorted, encoded, compressed) by a task of their own
@@ -621,16 +634,14 @@ pub(crate) struct TableWriter {
     choose_encodings: bool,
     /// The table held no rows when the write began (a load into it updates its statistics).
     pub(crate) was_empty: bool,
+    /// Statistics of the rows written so far, when gathered ([`TableWriter::gather_stats`]).
+    stats: Option<WriteStats>,
 }
 
 /// Rows of a first load that ENCODE AUTO weighs encodings on.
 const ENCODE_AUTO_SAMPLE_ROWS: usize = 50_000;
 
 impl TableWriter {
-    pub(crate) fn table_id(&self) -> TableId {
-        self.table.id
-    }
-
     pub(crate) fn new(session: &mut Session, table_id: TableId) -> Self {
         let table = Arc::new(session.txn_table(table_id));
         let was_empty = table.data.slices.values().all(|s| s.is_empty());
@@ -663,6 +674,33 @@ impl TableWriter {
             written: BTreeMap::new(),
             rows: 0,
             rr,
+            stats: None,
+        }
+    }
+
+    /// Gather the statistics of the rows written, as a load into an empty table keeps them
+    /// (COPY, CTAS): the table's statistics once the writer finishes, without reading it back.
+    /// A writer into a table that held rows gathers nothing: ANALYZE measures all its rows.
+    pub(crate) fn gather_stats(&mut self) -> Result<(), NodeError> {
+        if self.was_empty {
+            self.stats = Some(WriteStats::new(&self.table.columns)?);
+        }
+        Ok(())
+    }
+
+    /// The statistics gathered (if [`TableWriter::gather_stats`] and the writes are done).
+    pub(crate) fn take_stats(&mut self) -> Option<WriteStats> {
+        self.stats.take()
+    }
+
+    /// Whether rows written to `slice` are counted in the statistics: every slice's, but an
+    /// ALL table's copies only once, on the first slice.
+    fn counts_rows_of(&self, slice: SliceId) -> bool {
+        match self.table.effective_diststyle() {
+            DistStyle::All | DistStyle::Auto => {
+                self.compute.topology.first_slices().next() == Some(slice)
+            }
+            DistStyle::Even | DistStyle::Key => true,
         }
     }
 
@@ -774,14 +812,27 @@ impl TableWriter {
         let node = self.compute.node_for(slice)?.clone();
         let (table, flush) = (self.table.clone(), self.flushes);
         self.flushes += 1;
+        let sketch = self.stats.is_some() && self.counts_rows_of(slice);
         self.writing.spawn(
             async move {
+                // The rows' statistics are taken beside their write.
+                let stats = sketch.then(|| {
+                    let (table, batches) = (table.clone(), batches.clone());
+                    tokio::task::spawn_blocking(move || WriteStats::of(&table.columns, &batches))
+                });
                 let req = WriteRequest {
                     table,
                     slice,
                     batches,
                 };
-                Ok((flush, slice, node.write(req).await?))
+                let segments = node.write(req).await?;
+                let stats = match stats {
+                    Some(s) => Some(s.await.map_err(|e| NodeError::Internal {
+                        message: format!("statistics of a segment write failed: {e}"),
+                    })??),
+                    None => None,
+                };
+                Ok((flush, slice, segments, stats))
             }
             .in_current_span(),
         );
@@ -793,10 +844,13 @@ impl TableWriter {
         let Some(done) = self.writing.join_next().await else {
             return Ok(());
         };
-        let (flush, slice, segs) = done.map_err(|e| NodeError::Internal {
+        let (flush, slice, segs, stats) = done.map_err(|e| NodeError::Internal {
             message: format!("a segment write failed: {e}"),
         })??;
         self.written.insert((flush, slice), segs);
+        if let (Some(all), Some(these)) = (&mut self.stats, stats) {
+            all.merge(these)?;
+        }
         Ok(())
     }
 
@@ -836,7 +890,19 @@ impl TableWriter {
         wrote?;
         let written = self.take_written();
         let identity = std::mem::take(&mut self.identity);
-        commit_written(session, &self.table, written, self.rows, identity, replace);
+        let stats = match self.stats.take() {
+            Some(s) if self.rows > 0 => Some(s.finish(&self.table.columns)?),
+            _ => None,
+        };
+        commit_written(
+            session,
+            &self.table,
+            written,
+            self.rows,
+            identity,
+            replace,
+            stats,
+        );
         Ok(self.rows)
     }
 
@@ -895,7 +961,7 @@ impl Drop for TableWriter {
         };
         runtime.spawn(async move {
             while let Some(done) = writing.join_next().await {
-                if let Ok(Ok((_, slice, segs))) = done
+                if let Ok(Ok((_, slice, segs, _))) = done
                     && let Ok(node) = compute.node_for(slice)
                 {
                     node.remove(slice, table, segs.into_iter().map(|s| s.file).collect());
@@ -907,7 +973,8 @@ impl Drop for TableWriter {
 
 /// Point `table` at segments written for it, in the open transaction: the rows of a
 /// [`TableWriter`] or of a COPY's shares on the compute nodes. `replace`: they are all the
-/// table's rows now.
+/// table's rows now. `stats`: the table's statistics, gathered while its rows were written
+/// (into an empty table).
 pub(crate) fn commit_written(
     session: &mut Session,
     table: &TableMeta,
@@ -915,6 +982,7 @@ pub(crate) fn commit_written(
     rows: u64,
     identity: BTreeMap<u32, i64>,
     replace: bool,
+    stats: Option<TableStats>,
 ) {
     let open = session.txn.as_mut().expect("transaction open");
     let t = open.txn.table_mut(table.id).expect("table exists");
@@ -927,6 +995,11 @@ pub(crate) fn commit_written(
     t.identity_next = identity;
     t.version += 1;
     t.rows_changed += rows;
+    if let Some(stats) = stats {
+        info!(table = %t.qualified_name(), rows = stats.rows, "statistics gathered by the load");
+        t.stats = Some(stats);
+        t.rows_changed = 0;
+    }
     if t.encode_auto && rows > 0 {
         for (c, chosen) in t.columns.iter_mut().zip(&table.columns) {
             c.encoding = chosen.encoding;

@@ -35,6 +35,7 @@ pub mod pgtext;
 mod querylog;
 mod session;
 mod settings;
+mod stats;
 mod system_tables;
 #[cfg(test)]
 mod tests;

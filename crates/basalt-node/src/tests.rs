@@ -1994,3 +1994,84 @@ async fn a_dropped_writer_removes_its_segments() {
     assert_eq!(segment_files(dir.path(), table.id), 4);
     leader.stop_compute().await;
 }
+
+/// A load into an empty table (COPY from files, COPY FROM STDIN, CTAS) records the same
+/// statistics an ANALYZE of the table measures afterwards, on every shape and distribution
+/// style: gathered from the rows as they are written, each row counted once (ALL tables too).
+#[tokio::test]
+async fn loads_gather_the_statistics_analyze_measures() {
+    let columns = "i int, b bigint, sm smallint, n numeric(12,2), f float8, r real, v varchar(20), \
+                   c char(4), d date, ts timestamp, bo boolean";
+    // 300 rows: NULLs in every column, repeated values, negative numbers and -0.0.
+    let mut csv = String::new();
+    for k in 0..300i64 {
+        let null = |s: String| if k % 17 == 3 { String::new() } else { s };
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            null((k * 7 % 101 - 50).to_string()),
+            null((k * 1_000_003).to_string()),
+            null((k % 9).to_string()),
+            null(format!("{}.{:02}", k % 40 - 20, k % 100)),
+            null(if k % 50 == 0 {
+                "-0.0".into()
+            } else {
+                format!("{}", (k % 23) as f64 / 4.0)
+            }),
+            null(format!("{}", (k % 13) as f32 * 1.5)),
+            null(format!("name{}", k % 37)),
+            null(format!("c{}", k % 5)),
+            null(format!("2024-{:02}-{:02}", k % 12 + 1, k % 28 + 1)),
+            null(format!("2024-01-01 {:02}:{:02}:00", k % 24, k % 60)),
+            null((k % 3 == 0).to_string()),
+        ));
+    }
+    for (nodes, slices) in [(1, 1), (2, 2), (3, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rows.csv");
+        std::fs::write(&file, &csv).unwrap();
+        let leader = open(&dir.path().join("data"), nodes, slices);
+        let mut s = leader.session("basalt", "dev").unwrap();
+        let stats = |leader: &Leader, name: &str| {
+            let state = leader.catalog().snapshot();
+            let t = state.table_by_name("public", name).unwrap();
+            let stats = t
+                .stats
+                .clone()
+                .unwrap_or_else(|| panic!("{name} has statistics"));
+            (t.stats_off(), stats.rows, stats.columns)
+        };
+        for style in ["diststyle even", "diststyle all", "distkey(v)", ""] {
+            let shape = format!("{nodes}x{slices} {style}");
+            exec(&mut s, "drop table if exists t_files, t_stdin, t_ctas").await;
+            exec(&mut s, &format!("create table t_files ({columns}) {style}")).await;
+            exec(
+                &mut s,
+                &format!("copy t_files from '{}' csv", file.display()),
+            )
+            .await;
+            exec(&mut s, &format!("create table t_stdin ({columns}) {style}")).await;
+            let out = s.execute("copy t_stdin from stdin with (format csv)").await;
+            assert!(matches!(
+                out.as_slice(),
+                [Ok(StatementOutput::CopyIn { .. })]
+            ));
+            s.copy_data(csv.as_bytes()).await.unwrap();
+            assert_eq!(s.copy_done().await.unwrap(), 300);
+            exec(
+                &mut s,
+                &format!("create table t_ctas {style} as select * from t_files"),
+            )
+            .await;
+            exec(&mut s, "set analyze_threshold_percent to 0").await;
+            for name in ["t_files", "t_stdin", "t_ctas"] {
+                let (off, rows, gathered) = stats(&leader, name);
+                assert_eq!((off, rows), (0, 300), "{shape} {name}");
+                exec(&mut s, &format!("analyze {name}")).await;
+                let (_, rows, analyzed) = stats(&leader, name);
+                assert_eq!(rows, 300, "{shape} {name}");
+                assert_eq!(gathered, analyzed, "{shape} {name}");
+            }
+            exec(&mut s, "set analyze_threshold_percent to 10").await;
+        }
+    }
+}

@@ -64,7 +64,7 @@ use crate::json::JsonSpec;
 use crate::loadlog::{LoadProgress, LoadRun};
 
 /// Version of [`CopyLoadExec`]'s encoding inside plan fragments.
-const COPY_NODE_VERSION: u32 = 2;
+const COPY_NODE_VERSION: u32 = 3;
 
 /// How often a share reports the bytes it has read.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -93,12 +93,14 @@ pub(crate) enum LoadEvent {
     /// overtake them).
     Failed { sqlstate: String, message: String },
     /// The share is done: its rows, the next IDENTITY values, the encodings it wrote with,
-    /// where EVEN placement got to.
+    /// where EVEN placement got to, and the statistics of its rows when the COPY gathers
+    /// them ([`crate::stats::WriteStats::encode`], base64).
     Done {
         rows: u64,
         identity: BTreeMap<u32, i64>,
         encodings: Vec<Encoding>,
         rr: u64,
+        stats: Option<String>,
     },
 }
 

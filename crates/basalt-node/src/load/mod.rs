@@ -28,6 +28,8 @@ use basalt_io::{Compression, Location, ObjectFile, S3Settings, Storage};
 use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 use basalt_storage::ComputeCluster;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
@@ -41,6 +43,7 @@ use crate::dml::{ColumnSource, TableWriter};
 use crate::json::JsonSpec;
 use crate::loadlog::{FileCommit, LoadProgress, LoadRun};
 use crate::session::StatementOutput;
+use crate::stats::WriteStats;
 use crate::{NodeError, Session};
 
 mod exec;
@@ -702,12 +705,14 @@ struct Collected {
     done: BTreeMap<usize, ShareDone>,
 }
 
-/// A share's rows, next IDENTITY values, chosen encodings and EVEN position.
+/// A share's rows, next IDENTITY values, chosen encodings, EVEN position and the statistics
+/// of its rows (encoded, base64).
 struct ShareDone {
     rows: u64,
     identity: BTreeMap<u32, i64>,
     encodings: Vec<Encoding>,
     rr: u64,
+    stats: Option<String>,
 }
 
 impl LoadSpec {
@@ -735,6 +740,13 @@ impl LoadSpec {
             file: String::new(),
         });
         rows
+    }
+
+    /// Whether the shares gather the statistics of the rows they write: the table was empty
+    /// (they are all its rows) and STATUPDATE is not OFF. A COPY with STATUPDATE ON into a
+    /// table with rows analyzes the whole table after the load instead.
+    fn gathers_stats(&self) -> bool {
+        self.was_empty && self.opts.stat_update != Some(false)
     }
 
     /// Whether the files can be parsed where the compute nodes are: in object storage, or
@@ -781,6 +793,9 @@ impl LoadSpec {
         if self.opts.comp_update == Some(false) {
             writer.keep_encodings();
         }
+        if self.gathers_stats() {
+            writer.gather_stats()?;
+        }
         let mut load = CopyIn::new(writer, self.plan.clone(), self.row_parser());
         load.check_only = self.opts.no_load;
         let total = files.iter().map(|f| f.file.size).sum();
@@ -818,6 +833,10 @@ impl LoadSpec {
             .iter()
             .map(|c| c.encoding)
             .collect();
+        let stats = match load.writer.take_stats() {
+            Some(mut s) => Some(BASE64.encode(s.encode()?)),
+            None => None,
+        };
         for (slice, segments) in load.writer.take_written() {
             report.send(LoadEvent::Written { slice, segments }).await?;
         }
@@ -827,6 +846,7 @@ impl LoadSpec {
                 identity,
                 encodings,
                 rr,
+                stats,
             })
             .await
     }
@@ -1059,10 +1079,16 @@ impl Session {
             .into_values()
             .flatten()
             .collect();
-        crate::dml::commit_written(self, &written_table, written, rows, identity, false);
         // Redshift's COPY updates the statistics of a table it loads from empty (STATUPDATE
-        // says otherwise).
-        if rows > 0 && spec.opts.stat_update.unwrap_or(was_empty) {
+        // says otherwise): from the shares' statistics of their rows, or by analyzing the
+        // table when it held rows before.
+        let stats = match spec.gathers_stats() && rows > 0 {
+            true => Some(share_stats(&written_table, got.done.values())?),
+            false => None,
+        };
+        let analyze = rows > 0 && stats.is_none() && spec.opts.stat_update.unwrap_or(was_empty);
+        crate::dml::commit_written(self, &written_table, written, rows, identity, false, stats);
+        if analyze {
             self.analyze_after_load(table.id).await?;
         }
         self.last_copy.set(run.query, rows as i64);
@@ -1189,6 +1215,7 @@ impl Session {
                             identity,
                             encodings,
                             rr,
+                            stats,
                         } => {
                             got.done.insert(
                                 task,
@@ -1197,6 +1224,7 @@ impl Session {
                                     identity,
                                     encodings,
                                     rr,
+                                    stats,
                                 },
                             );
                         }
@@ -1209,6 +1237,31 @@ impl Session {
         got.rejects = rejects.found;
         result
     }
+}
+
+/// The statistics of a table a COPY filled from empty: its shares' merged.
+fn share_stats<'a>(
+    table: &TableMeta,
+    shares: impl Iterator<Item = &'a ShareDone>,
+) -> Result<basalt_catalog::TableStats, NodeError> {
+    let mut all = WriteStats::new(&table.columns)?;
+    for share in shares {
+        match &share.stats {
+            Some(encoded) => {
+                let bytes = BASE64.decode(encoded).map_err(|e| NodeError::Internal {
+                    message: format!("the load statistics of a share are not base64: {e}"),
+                })?;
+                all.merge_encoded(&bytes)?;
+            }
+            None if share.rows == 0 => {}
+            None => {
+                return Err(NodeError::Internal {
+                    message: "a share of the COPY wrote rows without their statistics".into(),
+                });
+            }
+        }
+    }
+    all.finish(&table.columns)
 }
 
 /// Load JSON files one after another, each through `load`.
