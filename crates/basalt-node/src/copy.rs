@@ -381,6 +381,27 @@ pub(crate) struct CopyIn {
     pub(crate) rows: RowParser,
     /// NOLOAD: parse and convert, write nothing.
     pub(crate) check_only: bool,
+    /// COPY FROM STDIN: the input cut into chunks of whole records, parsed side by side.
+    chunks: Option<StdinChunks>,
+}
+
+/// The chunks of a COPY FROM STDIN: the client's data is cut into chunks of whole records,
+/// each parsed and cast to the table's types by a task of its own on the blocking pool (as
+/// the chunks of a file are, `load.rs`), and written in order as they come back.
+struct StdinChunks {
+    /// Data not yet in a chunk (the start of a record at least).
+    pending: Vec<u8>,
+    chunk_bytes: usize,
+    /// Lines before `pending`; header lines still to skip (all in the first chunk).
+    after: u64,
+    skip: u64,
+    /// A chunk held the end-of-data marker `\.`: what follows is not data.
+    ended: bool,
+    /// Chunks being parsed, oldest first.
+    parsing: std::collections::VecDeque<tokio::task::JoinHandle<Result<ParsedChunk, NodeError>>>,
+    /// For each input column, the table column it fills (its values are cast to that type
+    /// where they are parsed).
+    casts: Arc<Vec<Option<ColumnMeta>>>,
 }
 
 impl Session {
@@ -459,7 +480,9 @@ impl Session {
         writer.gather_stats()?;
         let mut rows = RowParser::new(targets.len(), format);
         rows.skip_lines = u64::from(opts.header);
-        self.copy_in = Some(CopyIn::new(writer, plan, rows));
+        let chunk_bytes = self.leader.config().copy_chunk_bytes;
+        let table = writer.table().clone();
+        self.copy_in = Some(CopyIn::new(writer, plan, rows).in_chunks(&table, chunk_bytes));
         Ok(StatementOutput::CopyIn {
             columns: targets.len(),
         })
@@ -619,11 +642,7 @@ impl Session {
         let Some(mut c) = self.copy_in.take() else {
             return Err(NodeError::invalid("08P01", "no COPY in progress"));
         };
-        let r = match c.rows.parse_complete(true) {
-            Ok(()) => c.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = r {
+        if let Err(e) = c.end_input().await {
             c.writer.abandon(self);
             self.end_copy_failed();
             return Err(e);
@@ -679,11 +698,44 @@ impl CopyIn {
             plan,
             rows,
             check_only: false,
+            chunks: None,
         }
+    }
+
+    /// Parse the input in chunks of about `chunk_bytes`, side by side (COPY FROM STDIN).
+    pub(crate) fn in_chunks(mut self, table: &TableMeta, chunk_bytes: usize) -> Self {
+        let mut casts = vec![None; self.rows.width];
+        for (c, how) in table.columns.iter().zip(&self.plan) {
+            if let ColumnSource::Source(i) = how
+                && let Some(slot) = casts.get_mut(*i)
+            {
+                *slot = Some(c.clone());
+            }
+        }
+        self.chunks = Some(StdinChunks {
+            pending: vec![],
+            chunk_bytes: chunk_bytes.max(1),
+            after: 0,
+            skip: self.rows.skip_lines,
+            ended: false,
+            parsing: Default::default(),
+            casts: Arc::new(casts),
+        });
+        self
     }
 
     /// Take `data`, writing full batches of rows to the slices.
     pub(crate) async fn feed(&mut self, data: &[u8]) -> Result<(), NodeError> {
+        if let Some(ch) = &mut self.chunks {
+            if ch.ended {
+                return Ok(());
+            }
+            ch.pending.extend_from_slice(data);
+            if ch.pending.len() >= ch.chunk_bytes {
+                return self.cut_chunk(false).await;
+            }
+            return Ok(());
+        }
         if self.rows.ended {
             return Ok(());
         }
@@ -691,6 +743,86 @@ impl CopyIn {
         self.rows.parse_complete(false)?;
         if self.rows.buffered() >= ROWS_PER_BATCH {
             self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// The input ended: parse and write what is left of it, and the chunks being parsed.
+    pub(crate) async fn end_input(&mut self) -> Result<(), NodeError> {
+        if self.chunks.is_none() {
+            self.rows.parse_complete(true)?;
+            return self.flush().await;
+        }
+        self.cut_chunk(true).await?;
+        while self
+            .chunks
+            .as_ref()
+            .is_some_and(|ch| !ch.parsing.is_empty())
+        {
+            self.write_next_chunk().await?;
+        }
+        Ok(())
+    }
+
+    /// Start parsing the complete records of the pending data (all of it `at_end`), then
+    /// write the oldest chunks while more are being parsed than there are cores.
+    async fn cut_chunk(&mut self, at_end: bool) -> Result<(), NodeError> {
+        let Some(ch) = &mut self.chunks else {
+            return Ok(());
+        };
+        let (lines, end) = if at_end {
+            (0, ch.pending.len())
+        } else {
+            match complete_records(self.rows.format(), &ch.pending) {
+                (lines, end) if lines > ch.skip => (lines, end),
+                _ => return Ok(()),
+            }
+        };
+        if end > 0 && !ch.ended {
+            let rest = ch.pending.split_off(end);
+            let chunk = std::mem::replace(&mut ch.pending, rest);
+            let parser = self.rows.for_chunk("");
+            let (after, skip, casts) = (ch.after, ch.skip, ch.casts.clone());
+            ch.parsing.push_back(tokio::task::spawn_blocking(move || {
+                let mut parsed = parser.parse_chunk(chunk, after, skip, at_end)?;
+                for b in &mut parsed.batches {
+                    *b = cast_to_columns(b, &casts)?;
+                }
+                Ok(parsed)
+            }));
+            (ch.after, ch.skip) = (after + lines, 0);
+        }
+        let most = crate::load::chunks_ahead();
+        while self
+            .chunks
+            .as_ref()
+            .is_some_and(|ch| ch.parsing.len() > most)
+        {
+            self.write_next_chunk().await?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the oldest chunk being parsed and write its rows (none after the end marker).
+    async fn write_next_chunk(&mut self) -> Result<(), NodeError> {
+        let Some(handle) = self.chunks.as_mut().and_then(|ch| ch.parsing.pop_front()) else {
+            return Ok(());
+        };
+        let parsed = handle.await.map_err(|e| NodeError::Internal {
+            message: format!("a COPY parser failed: {e}"),
+        })??;
+        let Some(ch) = &mut self.chunks else {
+            return Ok(());
+        };
+        if ch.ended {
+            return Ok(());
+        }
+        ch.ended = parsed.ended;
+        if ch.ended {
+            ch.pending.clear();
+        }
+        for batch in &parsed.batches {
+            self.push_converted(batch).await?;
         }
         Ok(())
     }
@@ -710,6 +842,42 @@ impl CopyIn {
         }
         self.writer.push(batch, &self.plan).await
     }
+}
+
+/// `batch`'s text columns cast to the types of the table columns they fill (`casts`, per
+/// input column), as the table writer would cast them: done where a chunk is parsed, so the
+/// writer finds them typed.
+fn cast_to_columns(
+    batch: &RecordBatch,
+    casts: &[Option<ColumnMeta>],
+) -> Result<RecordBatch, NodeError> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (i, (field, values)) in batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .enumerate()
+    {
+        let target = casts
+            .get(i)
+            .and_then(|c| c.as_ref().map(|c| (c, c.ty.to_arrow())));
+        match target {
+            Some((c, ty)) if values.data_type() != &ty => {
+                fields.push(Field::new(field.name(), ty.clone(), true));
+                columns.push(crate::dml::cast_value(values, &ty, c)?);
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                columns.push(values.clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 impl RowParser {

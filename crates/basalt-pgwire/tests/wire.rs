@@ -1610,8 +1610,19 @@ async fn disconnect_rolls_back_the_open_transaction() {
 
 #[tokio::test]
 async fn copy_from_stdin_csv_nulls_and_quoting() {
+    csv_nulls_and_quoting(basalt_node::DEFAULT_COPY_CHUNK_BYTES).await;
+}
+
+/// The same with the input cut into chunks of a few bytes (parsed side by side): inside
+/// quotes, between a CR and its LF, on every record.
+#[tokio::test]
+async fn copy_from_stdin_csv_in_tiny_chunks() {
+    csv_nulls_and_quoting(5).await;
+}
+
+async fn csv_nulls_and_quoting(chunk_bytes: usize) {
     use futures::SinkExt;
-    let server = start(|_| {}).await;
+    let server = start(|c| c.copy_chunk_bytes = chunk_bytes).await;
     bounded(async {
         let client = connect(server.port).await;
         client
@@ -1722,6 +1733,79 @@ async fn copy_from_stdin_csv_nulls_and_quoting() {
         );
     })
     .await;
+}
+
+/// COPY FROM STDIN in text format over many messages and chunk sizes: the rows, a header,
+/// escaped newlines and backslashes, the `\.` end marker (what follows is ignored), and the
+/// line a bad value is on; whatever the chunk size, the same result.
+#[tokio::test]
+async fn copy_from_stdin_in_chunks_keeps_order_lines_and_end_marker() {
+    use futures::SinkExt;
+    let mut data = String::from("id\tlabel\n");
+    for i in 1..=500 {
+        data.push_str(&format!("{i}\tline {i}\\n\\\\x\n"));
+    }
+    data.push_str("\\.\nnot\tdata\n");
+    for chunk_bytes in [3, 100, basalt_node::DEFAULT_COPY_CHUNK_BYTES] {
+        let server = start(|c| c.copy_chunk_bytes = chunk_bytes).await;
+        bounded(async {
+            let client = connect(server.port).await;
+            client
+                .batch_execute("create table ch (id int, label varchar(30))")
+                .await
+                .expect("create");
+            let sink = client
+                .copy_in("copy ch from stdin with (header)")
+                .await
+                .expect("copy starts");
+            futures::pin_mut!(sink);
+            // Messages of 37 bytes: records cut anywhere, escapes included.
+            for piece in data.as_bytes().chunks(37) {
+                sink.send(bytes::Bytes::copy_from_slice(piece))
+                    .await
+                    .expect("data");
+            }
+            assert_eq!(
+                sink.finish().await.expect("copy done"),
+                500,
+                "{chunk_bytes}"
+            );
+            let s = |v: &str| Some(v.to_string());
+            assert_eq!(
+                simple_rows(
+                    &client,
+                    "select count(*), sum(id), count(distinct label), \
+                     min(label = 'line ' || id || chr(10) || '\\x') from ch"
+                )
+                .await,
+                vec![vec![s("500"), s("125250"), s("500"), s("t")]],
+                "{chunk_bytes}"
+            );
+            // A bad value on line 302 (the header is line 1): the error names the value,
+            // and nothing is written.
+            client.batch_execute("truncate ch").await.expect("truncate");
+            let bad = data.replace("301\tline", "3x1\tline");
+            let sink = client
+                .copy_in("copy ch from stdin with (header)")
+                .await
+                .expect("copy starts");
+            futures::pin_mut!(sink);
+            for piece in bad.as_bytes().chunks(37) {
+                sink.send(bytes::Bytes::copy_from_slice(piece))
+                    .await
+                    .expect("data");
+            }
+            let e = sink.finish().await.expect_err("bad integer");
+            assert_eq!(code(&e), "22P02", "{chunk_bytes}: {e}");
+            let message = e.as_db_error().expect("db error").message().to_string();
+            assert!(message.contains("3x1"), "{chunk_bytes}: {message}");
+            assert_eq!(
+                simple_rows(&client, "select count(*) from ch").await,
+                vec![vec![s("0")]]
+            );
+        })
+        .await;
+    }
 }
 
 #[tokio::test]

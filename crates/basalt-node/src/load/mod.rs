@@ -423,7 +423,7 @@ impl LoadOptions {
 }
 
 /// Chunks read ahead of the one being written: enough to keep every core parsing.
-fn chunks_ahead() -> usize {
+pub(crate) fn chunks_ahead() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
 }
 
