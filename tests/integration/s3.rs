@@ -502,7 +502,9 @@ async fn unload_to_s3_is_read_back_by_duckdb_and_copy() {
     for sql in [
         format!("copy t from 's3://lake/in/' {keys}"),
         format!("unload ('select * from t') to 's3://lake/out/t_' {keys} format parquet"),
-        format!("unload ('select * from t') to 's3://lake/csv/t_' {keys} csv header gzip"),
+        format!(
+            "unload ('select * from t') to 's3://lake/csv/t_' {keys} csv header gzip manifest verbose"
+        ),
         format!("copy back from 's3://lake/out/t_' {keys} parquet"),
     ] {
         let n = client.execute(sql.as_str(), &[]).await.expect(&sql);
@@ -524,6 +526,31 @@ async fn unload_to_s3_is_read_back_by_duckdb_and_copy() {
     );
     // Another engine reads the same rows from the files the server stored.
     let dir = s3.root.path().join("lake");
+    // The sizes the manifest and STL_UNLOAD_LOG give are the stored (compressed) files'.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("csv/t_manifest")).expect("manifest"))
+            .expect("manifest is JSON");
+    let entries = manifest["entries"].as_array().expect("entries");
+    assert!(!entries.is_empty());
+    let mut stored = 0;
+    for e in entries {
+        let url = e["url"].as_str().expect("url");
+        let name = url.rsplit('/').next().expect("file name");
+        let size = std::fs::metadata(dir.join("csv").join(name))
+            .expect("unloaded file")
+            .len();
+        assert_eq!(e["meta"]["content_length"].as_u64(), Some(size), "{url}");
+        stored += size;
+    }
+    assert_eq!(
+        one(
+            &client,
+            "select sum(transfer_size) from stl_unload_log \
+             where query = (select max(query) from stl_unload_log where path like '%/csv/%')"
+        )
+        .await,
+        stored.to_string()
+    );
     let parquet = format!("read_parquet('{}/out/t_*.parquet')", dir.display());
     let csv = format!("read_csv('{}/csv/t_*.gz', header = true)", dir.display());
     for source in [parquet, csv] {

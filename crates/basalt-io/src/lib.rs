@@ -295,6 +295,53 @@ pub struct ObjectFile {
 /// A stream writing a new object (compressed as asked).
 pub type ObjectWriter = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
 
+/// The bytes an [`ObjectWriter`] has passed to the object so far: after compression, so
+/// the object's size once the writer is shut down.
+#[derive(Debug, Clone, Default)]
+pub struct StoredBytes(Arc<std::sync::atomic::AtomicU64>);
+
+impl StoredBytes {
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Counts the bytes written through it into a [`StoredBytes`].
+struct Counted<W> {
+    inner: W,
+    count: StoredBytes,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            self.count
+                .0
+                .fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Bytes read from an object at a time.
 const READ_BLOCK: usize = 1 << 20;
 
@@ -613,19 +660,29 @@ impl Storage {
 
     /// Write a new object as a stream, compressed with `compression`. The object appears
     /// only when the stream is shut down (an interrupted write leaves no object behind).
-    pub fn create(&self, path: &ObjectPath, compression: Compression) -> ObjectWriter {
+    /// The count is of the object's bytes written so far (compressed).
+    pub fn create(
+        &self,
+        path: &ObjectPath,
+        compression: Compression,
+    ) -> (ObjectWriter, StoredBytes) {
         use async_compression::tokio::write::{BzEncoder, GzipEncoder, ZstdEncoder};
-        let raw = object_store::buffered::BufWriter::with_capacity(
-            self.store.clone(),
-            path.clone(),
-            WRITE_BUFFER,
-        );
-        match compression {
+        let count = StoredBytes::default();
+        let raw = Counted {
+            inner: object_store::buffered::BufWriter::with_capacity(
+                self.store.clone(),
+                path.clone(),
+                WRITE_BUFFER,
+            ),
+            count: count.clone(),
+        };
+        let out: ObjectWriter = match compression {
             Compression::None => Box::pin(raw),
             Compression::Gzip => Box::pin(GzipEncoder::new(raw)),
             Compression::Bzip2 => Box::pin(BzEncoder::new(raw)),
             Compression::Zstd => Box::pin(ZstdEncoder::new(raw)),
-        }
+        };
+        (out, count)
     }
 
     /// Delete an object.

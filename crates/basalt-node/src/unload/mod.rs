@@ -19,7 +19,7 @@ mod exec;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use basalt_io::{Compression, Location, ObjectWriter, S3Settings, Storage};
+use basalt_io::{Compression, Location, ObjectWriter, S3Settings, Storage, StoredBytes};
 use basalt_sql::CopyParameter;
 use basalt_sql::sqlparser::ast::Statement;
 use bytes::BytesMut;
@@ -276,7 +276,8 @@ struct Writer {
     /// The file name for part n.
     name: Box<dyn Fn(u32) -> String + Send + Sync>,
     part: u32,
-    current: Option<(FileSink, UnloadFile)>,
+    /// The file being written, and the bytes of it stored so far (compressed).
+    current: Option<(FileSink, UnloadFile, StoredBytes)>,
     done: Vec<UnloadFile>,
 }
 
@@ -288,7 +289,7 @@ impl Writer {
         if self.current.is_none() {
             self.open(batch)?;
         }
-        let (sink, file) = self.current.as_mut().expect("a file is open");
+        let (sink, file, stored) = self.current.as_mut().expect("a file is open");
         file.rows += batch.num_rows() as u64;
         let written = match sink {
             FileSink::Text { out, buf, header } => {
@@ -300,16 +301,17 @@ impl Writer {
                 out.write_all(buf)
                     .await
                     .map_err(|e| io_error(&file.url, e))?;
-                file.bytes += buf.len() as u64;
-                file.bytes
+                // The file's size as stored: after GZIP/ZSTD/BZIP2 (less what the
+                // compressor still holds).
+                stored.get()
             }
             FileSink::Parquet(w) => {
                 let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
                 w.write(&batch)
                     .await
                     .map_err(|e| parquet_error(&file.url, e))?;
-                file.bytes = w.bytes_written() as u64 + w.in_progress_size() as u64;
-                file.bytes
+                // Row groups written, and the encoded size of the one in memory.
+                w.bytes_written() as u64 + w.in_progress_size() as u64
             }
         };
         if written >= self.opts.max_file_size {
@@ -333,7 +335,7 @@ impl Writer {
             OutFormat::Parquet => Compression::None,
             _ => self.opts.compression,
         };
-        let out = self.storage.create(&path, compression);
+        let (out, stored) = self.storage.create(&path, compression);
         let sink = match self.opts.format {
             OutFormat::Parquet => {
                 let mut props = WriterProperties::builder()
@@ -373,12 +375,12 @@ impl Writer {
             start: now,
             end: now,
         };
-        self.current = Some((sink, file));
+        self.current = Some((sink, file, stored));
         Ok(())
     }
 
     async fn close(&mut self) -> Result<(), NodeError> {
-        let Some((sink, mut file)) = self.current.take() else {
+        let Some((sink, mut file, stored)) = self.current.take() else {
             return Ok(());
         };
         match sink {
@@ -389,6 +391,7 @@ impl Writer {
                 w.close().await.map_err(|e| parquet_error(&file.url, e))?;
             }
         }
+        file.bytes = stored.get();
         file.end = Utc::now().naive_utc();
         info!(file = %file.url, rows = file.rows, bytes = file.bytes, "UNLOAD file written");
         self.done.push(file);
