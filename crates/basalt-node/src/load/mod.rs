@@ -1365,39 +1365,64 @@ async fn load_file(source: &Source, spec: &LoadSpec, load: &mut CopyIn) -> Resul
             message: format!("no JSON spec for a {} load", spec.opts.format.name()),
         });
     };
-    let mut reader = source.storage.read(file, spec.opts.compression).await?;
-    let mut bytes = vec![];
-    reader
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|source| basalt_io::IoError::Read {
-            url: file.url.clone(),
-            source,
-        })?;
-    load_json(&bytes, json, &spec.targets, load)
+    let reader = source.storage.read(file, spec.opts.compression).await?;
+    let read_size = READ_CHUNK.min(spec.chunk_bytes);
+    load_json(reader, &file.url, read_size, json, &spec.targets, load)
         .await
         .map_err(named)
 }
 
-/// Load the JSON values of one file. A value that does not parse is rejected (1224) and
-/// reading goes on at the next line.
+/// Load the JSON values of a stream (the object at `url`) read `read_size` bytes at a time: memory holds the
+/// values not yet parsed (the one being read, at least), never the whole file.
 async fn load_json(
-    bytes: &[u8],
+    mut reader: basalt_io::ObjectReader,
+    url: &str,
+    read_size: usize,
     spec: &JsonSpec,
     targets: &[String],
     load: &mut CopyIn,
 ) -> Result<(), NodeError> {
-    // `start`: where the current deserializer began, on line `start_line`; `line`: the
-    // line of the position reached.
-    let (mut start, mut start_line) = (0, 1u64);
-    'file: while start < bytes.len() {
+    // `buf[start..]`: input not yet parsed, whose first line is `start_line`.
+    let (mut buf, mut start, mut start_line) = (Vec::<u8>::new(), 0usize, 1u64);
+    let mut at_end = false;
+    loop {
+        // Read more: the first time, and when what is buffered ends inside a value.
+        if !at_end {
+            buf.drain(..start);
+            start = 0;
+            let from = buf.len();
+            buf.resize(from + read_size.max(1), 0);
+            let got =
+                reader
+                    .read(&mut buf[from..])
+                    .await
+                    .map_err(|source| basalt_io::IoError::Read {
+                        url: url.to_string(),
+                        source,
+                    })?;
+            buf.truncate(from + got);
+            at_end = got == 0;
+        }
+        let bytes = &buf[..];
         let mut line = start_line;
         let mut values =
             serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<serde_json::Value>();
+        let mut need_more = false;
         loop {
             let from = start + values.byte_offset();
             match values.next() {
-                None => break 'file,
+                None => {
+                    // Only blanks are left.
+                    (start, start_line) = (bytes.len(), line);
+                    need_more = !at_end;
+                    break;
+                }
+                Some(Ok(_)) if !at_end && start + values.byte_offset() == bytes.len() => {
+                    // A value reaching the end of what was read may go on (a number).
+                    (start, start_line) = (from, line);
+                    need_more = true;
+                    break;
+                }
                 Some(Ok(value)) => {
                     let raw = &bytes[from..start + values.byte_offset()];
                     // The line the value ends on (STL_LOAD_ERRORS' rule for JSON).
@@ -1411,19 +1436,33 @@ async fn load_json(
                         load.flush().await?;
                     }
                 }
+                Some(Err(e)) if e.is_eof() && !at_end => {
+                    (start, start_line) = (from, line);
+                    need_more = true;
+                    break;
+                }
                 Some(Err(e)) => {
                     // Reject what is left of the line the error is on; go on after it.
                     let bad_line = start_line + e.line().saturating_sub(1) as u64;
-                    let next = memchr::memchr_iter(b'\n', &bytes[start..])
+                    let Some(next) = memchr::memchr_iter(b'\n', &bytes[start..])
                         .nth(e.line().saturating_sub(1))
-                        .map_or(bytes.len(), |i| start + i + 1);
+                        .map(|i| start + i + 1)
+                        .or(at_end.then_some(bytes.len()))
+                    else {
+                        // The line goes on past what was read.
+                        need_more = true;
+                        break;
+                    };
                     let raw = bytes[from.min(next)..next].trim_ascii();
                     load.rows
                         .reject_record(bad_line, raw, format!("Invalid JSON: {e}"))?;
                     (start, start_line) = (next, bad_line + 1);
-                    continue 'file;
+                    break;
                 }
             }
+        }
+        if !need_more && at_end && start >= buf.len() {
+            break;
         }
     }
     load.flush().await
