@@ -141,7 +141,6 @@ const COPY_FLAGS: &[&str] = &[
     "MANIFEST",
     "PARQUET",
     "ORC",
-    "AVRO",
     "BLANKSASNULL",
     "EMPTYASNULL",
     "TRUNCATECOLUMNS",
@@ -180,7 +179,8 @@ const COPY_WITH_VALUE: &[&str] = &[
     "MASTER_SYMMETRIC_KEY",
 ];
 /// Parameters whose argument may be absent, or a bare word.
-const COPY_OPTIONAL_VALUE: &[&str] = &["JSON", "ACCEPTINVCHARS", "COMPUPDATE", "STATUPDATE"];
+const COPY_OPTIONAL_VALUE: &[&str] =
+    &["JSON", "AVRO", "ACCEPTINVCHARS", "COMPUPDATE", "STATUPDATE"];
 
 /// `ANALYZE COMPRESSION [t [(cols)]] [COMPROWS n]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -70,6 +70,10 @@ enum FileFormat {
     Json(JsonArg),
     /// Columns map by position.
     Parquet,
+    /// `AVRO 'auto' | 'auto ignorecase'`: fields map to the columns of the same name.
+    Avro {
+        ignore_case: bool,
+    },
 }
 
 /// JSON's argument as written.
@@ -96,6 +100,7 @@ impl FileFormat {
             FileFormat::FixedWidth(_) => "Fixed",
             FileFormat::Json(_) => "Json",
             FileFormat::Parquet => "Parquet",
+            FileFormat::Avro { .. } => "Avro",
         }
     }
 }
@@ -234,12 +239,22 @@ impl LoadOptions {
                         _ => JsonArg::PathsFile(arg),
                     })
                 }
-                "ORC" | "AVRO" => {
-                    return Err(NodeError::unsupported(format!(
-                        "COPY from {} files",
-                        p.name
-                    )));
+                "AVRO" => {
+                    let arg = p.value.clone().unwrap_or_else(|| "auto".into());
+                    format = FileFormat::Avro {
+                        ignore_case: match arg.to_ascii_lowercase().as_str() {
+                            "auto" => false,
+                            "auto ignorecase" => true,
+                            _ => {
+                                return Err(NodeError::unsupported(
+                                    "COPY AVRO with a JSONPaths file (use 'auto' or 'auto \
+                                     ignorecase')",
+                                ));
+                            }
+                        },
+                    };
                 }
+                "ORC" => return Err(NodeError::unsupported("COPY from ORC files")),
                 "DELIMITER" => delimiter = Some(one_byte("DELIMITER", &value())?),
                 "QUOTE" => quote = Some(one_byte("QUOTE", &value())?),
                 "NULL" => null = Some(value()),
@@ -334,7 +349,10 @@ impl LoadOptions {
                 )));
             }
         }
-        let other = matches!(format, FileFormat::Json(_) | FileFormat::Parquet);
+        let other = matches!(
+            format,
+            FileFormat::Json(_) | FileFormat::Parquet | FileFormat::Avro { .. }
+        );
         if other
             && (escapes
                 || remove_quotes
@@ -345,14 +363,16 @@ impl LoadOptions {
         {
             return Err(invalid(
                 "COPY: ESCAPE, REMOVEQUOTES, DELIMITER, NULL AS, FILLRECORD and IGNOREHEADER \
-                 apply to text files, not JSON or PARQUET",
+                 apply to text files, not JSON, PARQUET or AVRO",
             ));
         }
-        if format == FileFormat::Parquet && compression != Compression::None {
-            return Err(invalid(
-                "COPY: PARQUET files carry their own compression; GZIP, BZIP2 and ZSTD do not \
-                 apply",
-            ));
+        if matches!(format, FileFormat::Parquet | FileFormat::Avro { .. })
+            && compression != Compression::None
+        {
+            return Err(invalid(format!(
+                "COPY: {} files carry their own compression; GZIP, BZIP2 and ZSTD do not apply",
+                format.name().to_ascii_uppercase()
+            )));
         }
         if quote.is_some() && !csv {
             return Err(invalid("COPY: QUOTE is used only with CSV"));
@@ -410,7 +430,7 @@ impl LoadOptions {
             },
             // Records arrive already split (JSON) or typed (Parquet); `,` joins fields in
             // STL_LOAD_ERRORS.raw_line.
-            FileFormat::Json(_) | FileFormat::Parquet => Format::Csv {
+            FileFormat::Json(_) | FileFormat::Parquet | FileFormat::Avro { .. } => Format::Csv {
                 delimiter: b',',
                 quote: b'"',
                 escape: b'"',
@@ -1360,6 +1380,11 @@ async fn load_file(source: &Source, spec: &LoadSpec, load: &mut CopyIn) -> Resul
     if let Some(r) = &mut load.rows.redshift {
         r.file.clone_from(&file.url);
     }
+    if let FileFormat::Avro { ignore_case } = spec.opts.format {
+        return load_avro(source, spec, load, ignore_case)
+            .await
+            .map_err(named);
+    }
     let Some(json) = &spec.json else {
         return Err(NodeError::Internal {
             message: format!("no JSON spec for a {} load", spec.opts.format.name()),
@@ -1370,6 +1395,72 @@ async fn load_file(source: &Source, spec: &LoadSpec, load: &mut CopyIn) -> Resul
     load_json(reader, &file.url, read_size, json, &spec.targets, load)
         .await
         .map_err(named)
+}
+
+/// Load an Avro object container file: decoded block by block on the blocking pool (memory
+/// holds a batch, not the file), its fields matched to the COPY's columns by name (`'auto'`;
+/// `'auto ignorecase'`: whatever their case; a column without a field is NULL, a field
+/// without a column is skipped), the values converted under the COPY's rules like
+/// Parquet's, a row's number being its "line".
+async fn load_avro(
+    source: &Source,
+    spec: &LoadSpec,
+    load: &mut CopyIn,
+    ignore_case: bool,
+) -> Result<(), NodeError> {
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let url = source.file.url.clone();
+    let reader = source.storage.read(&source.file, Compression::None).await?;
+    let bad_file = |e: &dyn std::fmt::Display| {
+        NodeError::invalid("22P04", format!("not a readable Avro file: {e}"))
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let input = std::io::BufReader::new(tokio_util::io::SyncIoBridge::new(reader));
+    // Ends when the file does, or when the COPY stops receiving.
+    tokio::task::spawn_blocking(move || {
+        let batches = match arrow_avro::reader::ReaderBuilder::new()
+            .with_batch_size(ROWS_PER_BATCH)
+            .build(input)
+        {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        for batch in batches {
+            if tx.blocking_send(batch).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(batch) = rx.recv().await {
+        let batch = batch.map_err(|e| bad_file(&e))?;
+        let fields = batch.schema();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(spec.targets.len());
+        let mut types = Vec::with_capacity(spec.targets.len());
+        for target in &spec.targets {
+            let found = fields.fields().iter().position(|f| {
+                f.name() == target || (ignore_case && f.name().eq_ignore_ascii_case(target))
+            });
+            let column = match found {
+                Some(i) => batch.column(i).clone(),
+                None => new_null_array(&DataType::Utf8, batch.num_rows()),
+            };
+            types.push(Field::new(
+                format!("c{}", types.len()),
+                column.data_type().clone(),
+                true,
+            ));
+            columns.push(column);
+        }
+        let picked = RecordBatch::try_new(Arc::new(Schema::new(types)), columns)?;
+        let converted = load.rows.typed_batch(picked)?;
+        load.push_converted(&converted).await?;
+    }
+    tracing::debug!(file = %url, "Avro file read");
+    load.flush().await
 }
 
 /// Load the JSON values of a stream (the object at `url`) read `read_size` bytes at a time: memory holds the
