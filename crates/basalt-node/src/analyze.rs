@@ -255,20 +255,9 @@ impl Session {
                 a.value(0).max(0) as u64
             })
         };
-        let text = |i: usize| -> Result<Option<String>, NodeError> {
-            let a = cast(row.column(i), &DataType::Utf8)?;
-            let a = a.as_string::<i32>();
-            Ok((!a.is_null(0)).then(|| a.value(0).to_string()))
-        };
+        let text = |i: usize| crate::stats::first_as_text(row.column(i));
         let rows = int(0)?;
-        let mut stats = TableStats {
-            analyzed_at: chrono::Utc::now()
-                .naive_utc()
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-            rows,
-            columns: Default::default(),
-        };
+        let mut stats = crate::stats::measured_now(rows);
         for (k, c) in cols.iter().enumerate() {
             let at = 1 + 4 * k;
             let non_null = int(at)?;

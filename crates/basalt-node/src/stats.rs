@@ -29,6 +29,25 @@ use datafusion::physical_expr::expressions::Column;
 
 use crate::NodeError;
 
+/// Statistics of `rows` rows, measured now, with no column's yet.
+pub(crate) fn measured_now(rows: u64) -> TableStats {
+    TableStats {
+        analyzed_at: chrono::Utc::now()
+            .naive_utc()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        rows,
+        columns: Default::default(),
+    }
+}
+
+/// The first value of `values` as the text statistics keep (its cast to text).
+pub(crate) fn first_as_text(values: &ArrayRef) -> Result<Option<String>, NodeError> {
+    let a = cast(values, &DataType::Utf8)?;
+    let a = a.as_string::<i32>();
+    Ok((!a.is_null(0)).then(|| a.value(0).to_string()))
+}
+
 /// One column's sketch: NULLs counted, and the distinct, smallest and largest value
 /// accumulators (in that order).
 #[derive(Debug)]
@@ -229,21 +248,12 @@ impl WriteStats {
     /// rows taken in.
     pub(crate) fn finish(mut self, columns: &[ColumnMeta]) -> Result<TableStats, NodeError> {
         let rows = self.rows;
-        let mut stats = TableStats {
-            analyzed_at: chrono::Utc::now()
-                .naive_utc()
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-            rows,
-            columns: Default::default(),
-        };
+        let mut stats = measured_now(rows);
         let text = |v: ScalarValue| -> Result<Option<String>, NodeError> {
             if v.is_null() {
                 return Ok(None);
             }
-            let a = cast(&v.to_array()?, &DataType::Utf8)?;
-            let a = a.as_string::<i32>();
-            Ok((!a.is_null(0)).then(|| a.value(0).to_string()))
+            first_as_text(&v.to_array()?)
         };
         for (c, sketch) in columns.iter().zip(&mut self.columns) {
             let non_null = rows - sketch.nulls.min(rows);
