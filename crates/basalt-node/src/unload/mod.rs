@@ -70,6 +70,9 @@ struct UnloadOptions {
     include: bool,
     parallel: bool,
     max_file_size: u64,
+    /// `ROWGROUPSIZE`: a Parquet row group ends at this many bytes (encoded, estimated), or
+    /// at ROW_GROUP_ROWS rows.
+    row_group_bytes: Option<u64>,
     manifest: bool,
     verbose: bool,
     allow_overwrite: bool,
@@ -83,12 +86,12 @@ fn invalid(message: impl Into<String>) -> NodeError {
     NodeError::invalid("22023", message)
 }
 
-/// `MAXFILESIZE 100 MB` as bytes.
-fn size(value: &str) -> Result<u64, NodeError> {
+/// `MAXFILESIZE 100 MB` (`what`'s value) as bytes.
+fn size(what: &str, value: &str) -> Result<u64, NodeError> {
     let (n, unit) = value.split_once(' ').unwrap_or((value, "MB"));
     let n: f64 = n
         .parse()
-        .map_err(|_| invalid(format!("UNLOAD MAXFILESIZE: '{n}' is not a number")))?;
+        .map_err(|_| invalid(format!("UNLOAD {what}: '{n}' is not a number")))?;
     let bytes = if unit == "GB" { n * 1024.0 } else { n } * MB as f64;
     Ok(bytes as u64)
 }
@@ -106,6 +109,7 @@ impl UnloadOptions {
             include: false,
             parallel: true,
             max_file_size: MAX_FILE_SIZE,
+            row_group_bytes: None,
             manifest: false,
             verbose: false,
             allow_overwrite: false,
@@ -146,15 +150,22 @@ impl UnloadOptions {
                     o.parallel = !matches!(p.value.as_deref(), Some("OFF" | "FALSE"));
                 }
                 "MAXFILESIZE" => {
-                    o.max_file_size = size(&value())?;
+                    o.max_file_size = size("MAXFILESIZE", &value())?;
                     if !(MIN_FILE_SIZE..=MAX_FILE_SIZE).contains(&o.max_file_size) {
                         return Err(invalid(
                             "UNLOAD MAXFILESIZE must be between 5 MB and 6.2 GB",
                         ));
                     }
                 }
-                // Row groups hold ROW_GROUP_ROWS rows whatever their size.
-                "ROWGROUPSIZE" => {}
+                "ROWGROUPSIZE" => {
+                    let bytes = size("ROWGROUPSIZE", &value())?;
+                    if !(32 * MB..=128 * MB).contains(&bytes) {
+                        return Err(invalid(
+                            "UNLOAD ROWGROUPSIZE must be between 32 MB and 128 MB",
+                        ));
+                    }
+                    o.row_group_bytes = Some(bytes);
+                }
                 "MANIFEST" => o.manifest = true,
                 "VERBOSE" => o.verbose = true,
                 "ALLOWOVERWRITE" => o.allow_overwrite = true,
@@ -207,6 +218,11 @@ impl UnloadOptions {
                     o.format
                 )));
             }
+        }
+        if o.row_group_bytes.is_some() && o.format != OutFormat::Parquet {
+            return Err(invalid(
+                "UNLOAD: ROWGROUPSIZE applies to FORMAT PARQUET only",
+            ));
         }
         if o.format == OutFormat::Parquet && o.compression != Compression::None {
             return Err(invalid(
@@ -340,7 +356,8 @@ impl Writer {
             OutFormat::Parquet => {
                 let mut props = WriterProperties::builder()
                     .set_compression(ParquetCompression::SNAPPY)
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .set_max_row_group_bytes(self.opts.row_group_bytes.map(|b| b as usize));
                 for (field, column) in self.schema.fields().iter().zip(first.columns()) {
                     if !field.data_type().is_nested() {
                         props = props.set_column_dictionary_enabled(
