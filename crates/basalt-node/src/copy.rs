@@ -725,24 +725,17 @@ impl CopyIn {
     }
 
     /// Take `data`, writing full batches of rows to the slices.
+    /// (A COPY FROM STDIN, [`CopyIn::in_chunks`].)
     pub(crate) async fn feed(&mut self, data: &[u8]) -> Result<(), NodeError> {
-        if let Some(ch) = &mut self.chunks {
-            if ch.ended {
-                return Ok(());
-            }
-            ch.pending.extend_from_slice(data);
-            if ch.pending.len() >= ch.chunk_bytes {
-                return self.cut_chunk(false).await;
-            }
+        let Some(ch) = &mut self.chunks else {
+            return Err(not_chunked());
+        };
+        if ch.ended {
             return Ok(());
         }
-        if self.rows.ended {
-            return Ok(());
-        }
-        self.rows.buf.extend_from_slice(data);
-        self.rows.parse_complete(false)?;
-        if self.rows.buffered() >= ROWS_PER_BATCH {
-            self.flush().await?;
+        ch.pending.extend_from_slice(data);
+        if ch.pending.len() >= ch.chunk_bytes {
+            return self.cut_chunk(false).await;
         }
         Ok(())
     }
@@ -750,8 +743,7 @@ impl CopyIn {
     /// The input ended: parse and write what is left of it, and the chunks being parsed.
     pub(crate) async fn end_input(&mut self) -> Result<(), NodeError> {
         if self.chunks.is_none() {
-            self.rows.parse_complete(true)?;
-            return self.flush().await;
+            return Err(not_chunked());
         }
         self.cut_chunk(true).await?;
         while self
@@ -841,6 +833,14 @@ impl CopyIn {
             return Ok(());
         }
         self.writer.push(batch, &self.plan).await
+    }
+}
+
+/// Input fed to a [`CopyIn`] that does not cut it into chunks (a file load's, which reads
+/// its files itself).
+fn not_chunked() -> NodeError {
+    NodeError::Internal {
+        message: "COPY input fed to a load that reads its own files".into(),
     }
 }
 
