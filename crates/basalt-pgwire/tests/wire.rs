@@ -1740,7 +1740,22 @@ async fn csv_nulls_and_quoting(chunk_bytes: usize) {
 /// line a bad value is on; whatever the chunk size, the same result.
 #[tokio::test]
 async fn copy_from_stdin_in_chunks_keeps_order_lines_and_end_marker() {
-    use futures::SinkExt;
+    /// `data` sent to `copy ch from stdin with (header)` in messages of 37 bytes: records
+    /// cut anywhere, escapes included. The rows copied, or the COPY's error.
+    async fn send(client: &Client, data: &str) -> Result<u64, tokio_postgres::Error> {
+        use futures::SinkExt;
+        let sink = client
+            .copy_in("copy ch from stdin with (header)")
+            .await
+            .expect("copy starts");
+        futures::pin_mut!(sink);
+        for piece in data.as_bytes().chunks(37) {
+            sink.send(bytes::Bytes::copy_from_slice(piece))
+                .await
+                .expect("data");
+        }
+        sink.finish().await
+    }
     let mut data = String::from("id\tlabel\n");
     for i in 1..=500 {
         data.push_str(&format!("{i}\tline {i}\\n\\\\x\n"));
@@ -1754,19 +1769,8 @@ async fn copy_from_stdin_in_chunks_keeps_order_lines_and_end_marker() {
                 .batch_execute("create table ch (id int, label varchar(30))")
                 .await
                 .expect("create");
-            let sink = client
-                .copy_in("copy ch from stdin with (header)")
-                .await
-                .expect("copy starts");
-            futures::pin_mut!(sink);
-            // Messages of 37 bytes: records cut anywhere, escapes included.
-            for piece in data.as_bytes().chunks(37) {
-                sink.send(bytes::Bytes::copy_from_slice(piece))
-                    .await
-                    .expect("data");
-            }
             assert_eq!(
-                sink.finish().await.expect("copy done"),
+                send(&client, &data).await.expect("copy done"),
                 500,
                 "{chunk_bytes}"
             );
@@ -1785,17 +1789,7 @@ async fn copy_from_stdin_in_chunks_keeps_order_lines_and_end_marker() {
             // and nothing is written.
             client.batch_execute("truncate ch").await.expect("truncate");
             let bad = data.replace("301\tline", "3x1\tline");
-            let sink = client
-                .copy_in("copy ch from stdin with (header)")
-                .await
-                .expect("copy starts");
-            futures::pin_mut!(sink);
-            for piece in bad.as_bytes().chunks(37) {
-                sink.send(bytes::Bytes::copy_from_slice(piece))
-                    .await
-                    .expect("data");
-            }
-            let e = sink.finish().await.expect_err("bad integer");
+            let e = send(&client, &bad).await.expect_err("bad integer");
             assert_eq!(code(&e), "22P02", "{chunk_bytes}: {e}");
             let message = e.as_db_error().expect("db error").message().to_string();
             assert!(message.contains("3x1"), "{chunk_bytes}: {message}");
