@@ -2075,3 +2075,50 @@ async fn loads_gather_the_statistics_analyze_measures() {
         }
     }
 }
+
+/// Rows bound for a slice that gets few of each batch's rows (a skewed distribution key) are
+/// copied out of their batches once those batches hold twice a flush's rows, so that a slice
+/// waiting to fill does not keep every batch of a load in memory; the rows stay as they were.
+#[tokio::test]
+async fn a_slice_with_few_rows_does_not_hold_whole_batches() {
+    use crate::dml::{FLUSH_ROWS, SliceRows};
+    use datafusion::arrow::array::{AsArray, Int32Array, RecordBatch};
+    use datafusion::arrow::datatypes::Int32Type;
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(dir.path(), 1, 1);
+    let mut s = leader.session("basalt", "dev").unwrap();
+    exec(&mut s, "create table skew (a int) sortkey(a)").await;
+    let table = leader
+        .catalog()
+        .snapshot()
+        .table_by_name("public", "skew")
+        .unwrap()
+        .clone();
+    let batch_rows = FLUSH_ROWS / 4;
+    let mut pending = SliceRows::default();
+    let mut expected = vec![];
+    for b in 0..12i32 {
+        let values: Int32Array = (0..batch_rows as i32).map(|r| b * 1_000_000 - r).collect();
+        let batch =
+            RecordBatch::try_new(table.arrow_schema(), vec![std::sync::Arc::new(values)]).unwrap();
+        // Every 1000th row is this slice's.
+        let source = pending.sources.len();
+        for r in (0..batch_rows).step_by(1000) {
+            pending.rows.push((source, r));
+            expected.push(b * 1_000_000 - r as i32);
+        }
+        pending.sources.push(batch);
+        pending.source_rows += batch_rows;
+        pending.compact(&table).unwrap();
+        assert!(
+            pending.source_rows < 2 * FLUSH_ROWS + batch_rows,
+            "batch {b}"
+        );
+    }
+    assert!(pending.sources.len() < 12, "the rows were copied out");
+    let gathered = basalt_storage::gather_rows(&table, &pending.sources, pending.rows).unwrap();
+    expected.sort_unstable();
+    let got = gathered.column(0).as_primitive::<Int32Type>();
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got.values().to_vec(), expected);
+}
