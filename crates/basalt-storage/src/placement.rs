@@ -75,6 +75,9 @@ pub fn target_slices(table: &TableMeta, topology: &Topology) -> Vec<SliceId> {
     }
 }
 
+/// A slice and the positions of a batch's rows that go to it, `None` for all of them.
+pub type SliceShare = (SliceId, Option<Vec<u32>>);
+
 /// Which of a batch's rows (logical column order) go to which slice, without copying them:
 /// per slice that gets rows, their positions in order, or `None` for all of them (an ALL
 /// table's copy on each node).
@@ -85,7 +88,7 @@ pub fn slice_rows(
     topology: &Topology,
     batch: &RecordBatch,
     rr_start: &mut u64,
-) -> Result<Vec<(SliceId, Option<Vec<u32>>)>, StorageError> {
+) -> Result<Vec<SliceShare>, StorageError> {
     let n = topology.slice_count() as u64;
     let rows = batch.num_rows();
     if rows == 0 {
