@@ -75,9 +75,6 @@ pub fn target_slices(table: &TableMeta, topology: &Topology) -> Vec<SliceId> {
     }
 }
 
-/// A slice and the positions of a batch's rows that go to it, `None` for all of them.
-pub type SliceShare = (SliceId, Option<Vec<u32>>);
-
 /// Which of a batch's rows (logical column order) go to which slice, without copying them:
 /// per slice that gets rows, their positions in order, or `None` for all of them (an ALL
 /// table's copy on each node).
@@ -88,7 +85,7 @@ pub fn slice_rows(
     topology: &Topology,
     batch: &RecordBatch,
     rr_start: &mut u64,
-) -> Result<Vec<SliceShare>, StorageError> {
+) -> Result<Vec<(SliceId, Option<Vec<u32>>)>, StorageError> {
     let n = topology.slice_count() as u64;
     let rows = batch.num_rows();
     if rows == 0 {
