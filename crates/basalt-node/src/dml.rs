@@ -15,7 +15,7 @@ use basalt_sql::sqlparser::ast::{
     AssignmentTarget, FromTable, Statement, TableFactor, TableObject, UpdateTableFromKind,
 };
 use basalt_storage::RoaringBitmap;
-use basalt_storage::{ComputeCluster, WriteRequest, gather_rows, slice_rows};
+use basalt_storage::{ComputeCluster, WriteRequest, split_by_slice};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
     new_null_array,
@@ -33,7 +33,7 @@ use crate::stats::WriteStats;
 use crate::{NodeError, Session};
 
 /// Rows buffered per slice before a segment is written.
-pub(crate) const FLUSH_ROWS: usize = 1 << 20;
+const FLUSH_ROWS: usize = 1 << 20;
 
 const CAST: CastOptions<'static> = CastOptions {
     safe: false,
@@ -611,32 +611,6 @@ fn replace_default_keyword(
 /// the writer gathers them.
 type Flushed = (u64, SliceId, Vec<SegmentMeta>, Option<WriteStats>);
 
-/// Rows bound for one slice, not copied yet: the batches they came in, and their `(batch,
-/// row)` positions in arrival order. A write gathers them once, in sort-key order.
-#[derive(Default)]
-pub(crate) struct SliceRows {
-    pub(crate) sources: Vec<RecordBatch>,
-    pub(crate) rows: Vec<(usize, usize)>,
-    /// Rows of `sources`, this slice's or not: what its references keep in memory.
-    pub(crate) source_rows: usize,
-}
-
-impl SliceRows {
-    /// Copy the rows out of their batches when they are a small part of them (a slice that
-    /// few rows go to, by a skewed key), so that holding them does not hold whole batches.
-    pub(crate) fn compact(&mut self, table: &TableMeta) -> Result<(), NodeError> {
-        if self.source_rows < 2 * FLUSH_ROWS || self.rows.len() * 2 > self.source_rows {
-            return Ok(());
-        }
-        let rows = std::mem::take(&mut self.rows);
-        let batch = gather_rows(table, &std::mem::take(&mut self.sources), rows)?;
-        self.rows = (0..batch.num_rows()).map(|r| (0, r)).collect();
-        self.source_rows = batch.num_rows();
-        self.sources = vec![batch];
-        Ok(())
-    }
-}
-
 /// Writes rows of one table: conform, place on slices, buffer per slice, write segments.
 /// A slice's buffered rows are written (sorted, encoded, compressed) by a task of their own
 /// while the writer takes more rows, up to one write per core at a time.
@@ -648,7 +622,7 @@ pub(crate) struct TableWriter {
     /// IDENTITY values advance by this many steps: a COPY's shares on several nodes number
     /// their rows interleaved (unique, not consecutive, as Redshift's are).
     identity_stride: i64,
-    pending: BTreeMap<SliceId, SliceRows>,
+    pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)>,
     /// Segment writes under way.
     writing: tokio::task::JoinSet<Result<Flushed, NodeError>>,
     /// Flushes started so far.
@@ -811,23 +785,14 @@ impl TableWriter {
             self.choose_encodings(&conformed)?;
         }
         self.rows += conformed.num_rows() as u64;
-        for (slice, rows) in slice_rows(&self.table, &topology, &conformed, &mut self.rr)? {
+        for (slice, part) in split_by_slice(&self.table, &topology, &conformed, &mut self.rr)? {
             let e = self.pending.entry(slice).or_default();
-            let source = e.sources.len();
-            e.sources.push(conformed.clone());
-            match rows {
-                Some(rows) => e
-                    .rows
-                    .extend(rows.into_iter().map(|r| (source, r as usize))),
-                None => e
-                    .rows
-                    .extend((0..conformed.num_rows()).map(|r| (source, r))),
-            }
-            e.source_rows += conformed.num_rows();
-            e.compact(&self.table)?;
-            if e.rows.len() >= FLUSH_ROWS {
-                let rows = std::mem::take(e);
-                self.start_write(slice, rows).await?;
+            e.1 += part.num_rows();
+            e.0.push(part);
+            if e.1 >= FLUSH_ROWS {
+                let batches = std::mem::take(&mut e.0);
+                e.1 = 0;
+                self.start_write(slice, batches).await?;
             }
         }
         Ok(())
@@ -835,7 +800,11 @@ impl TableWriter {
 
     /// Start writing `batches` to `slice`, first waiting for a write to finish when as many
     /// as there are cores are under way.
-    async fn start_write(&mut self, slice: SliceId, rows: SliceRows) -> Result<(), NodeError> {
+    async fn start_write(
+        &mut self,
+        slice: SliceId,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), NodeError> {
         let most = std::thread::available_parallelism().map_or(2, |n| n.get());
         while self.writing.len() >= most {
             self.next_written().await?;
@@ -846,25 +815,15 @@ impl TableWriter {
         let sketch = self.stats.is_some() && self.counts_rows_of(slice);
         self.writing.spawn(
             async move {
-                let batch = {
-                    let table = table.clone();
-                    tokio::task::spawn_blocking(move || {
-                        gather_rows(&table, &rows.sources, rows.rows)
-                    })
-                    .await
-                    .map_err(|e| NodeError::Internal {
-                        message: format!("gathering rows for a segment write failed: {e}"),
-                    })??
-                };
                 // The rows' statistics are taken beside their write.
                 let stats = sketch.then(|| {
-                    let (table, batch) = (table.clone(), batch.clone());
-                    tokio::task::spawn_blocking(move || WriteStats::of(&table.columns, &[batch]))
+                    let (table, batches) = (table.clone(), batches.clone());
+                    tokio::task::spawn_blocking(move || WriteStats::of(&table.columns, &batches))
                 });
                 let req = WriteRequest {
                     table,
                     slice,
-                    batches: vec![batch],
+                    batches,
                 };
                 let segments = node.write(req).await?;
                 let stats = match stats {
@@ -950,8 +909,8 @@ impl TableWriter {
     /// Write what is buffered and wait for every write under way.
     pub(crate) async fn write_rest(&mut self) -> Result<(), NodeError> {
         let mut flush: Result<(), NodeError> = Ok(());
-        for (slice, rows) in std::mem::take(&mut self.pending) {
-            flush = self.start_write(slice, rows).await;
+        for (slice, (batches, _)) in std::mem::take(&mut self.pending) {
+            flush = self.start_write(slice, batches).await;
             if flush.is_err() {
                 break;
             }

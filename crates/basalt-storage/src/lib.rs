@@ -7,10 +7,8 @@
 //! (min, max, null count) acting as **zone maps** that scans use to skip blocks.
 //!
 //! ```text
-//!  INSERT batch ─▶ placement::slice_rows (KEY hash / EVEN round robin / ALL copies)
-//!              ─▶ sort::gather_rows (a slice's rows, copied once, in sort-key order)
-//!              ─▶ ComputeNode::write ─▶ SliceStore::write_segment (sort if not yet, encode,
-//!                 fsync)
+//!  INSERT batch ─▶ placement::split_by_slice (KEY hash / EVEN round robin / ALL copies)
+//!              ─▶ ComputeNode::write ─▶ SliceStore::write_segment (sort, encode, fsync)
 //!  SELECT       ─▶ ComputeNode::scan  ─▶ DataSourceExec(Parquet, pruning by zone maps)
 //! ```
 //!
@@ -36,7 +34,8 @@ pub use compute::{
 pub use deletes::{DELETE_VECTOR_FORMAT_VERSION, kept_rows};
 pub use encoding::{ROWS_PER_BLOCK, candidate_encodings, encoded_sizes, writer_properties};
 pub use error::StorageError;
-pub use placement::{hash_fingerprint, key_slice, placement_partitions, slice_rows, target_slices};
+pub use placement::{
+    hash_fingerprint, key_slice, placement_partitions, split_by_slice, target_slices,
+};
 pub use roaring::RoaringBitmap;
 pub use segment::{SEGMENT_FORMAT_VERSION, SliceStore};
-pub use sort::gather_rows;

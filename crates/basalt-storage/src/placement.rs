@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use basalt_catalog::{DistStyle, SliceId, TableMeta, Topology};
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
 use datafusion::common::hash_utils::create_hashes;
 use datafusion::physical_plan::repartition::REPARTITION_RANDOM_STATE;
 
@@ -75,32 +76,32 @@ pub fn target_slices(table: &TableMeta, topology: &Topology) -> Vec<SliceId> {
     }
 }
 
-/// Which of a batch's rows (logical column order) go to which slice, without copying them:
-/// per slice that gets rows, their positions in order, or `None` for all of them (an ALL
-/// table's copy on each node).
+/// Split a batch (logical column order) into per-slice batches.
 ///
 /// `rr_start` is the round-robin position for EVEN; it is advanced by the number of rows.
-pub fn slice_rows(
+pub fn split_by_slice(
     table: &TableMeta,
     topology: &Topology,
     batch: &RecordBatch,
     rr_start: &mut u64,
-) -> Result<Vec<(SliceId, Option<Vec<u32>>)>, StorageError> {
+) -> Result<Vec<(SliceId, RecordBatch)>, StorageError> {
     let n = topology.slice_count() as u64;
     let rows = batch.num_rows();
     if rows == 0 {
         return Ok(vec![]);
     }
-    let mut idx: Vec<Vec<u32>> = vec![vec![]; n as usize];
     match table.effective_diststyle() {
-        DistStyle::All | DistStyle::Auto => {
-            return Ok(topology.first_slices().map(|s| (s, None)).collect());
-        }
+        DistStyle::All | DistStyle::Auto => Ok(topology
+            .first_slices()
+            .map(|s| (s, batch.clone()))
+            .collect()),
         DistStyle::Even => {
+            let mut idx: Vec<Vec<u32>> = vec![vec![]; n as usize];
             for r in 0..rows {
                 idx[((*rr_start + r as u64) % n) as usize].push(r as u32);
             }
             *rr_start += rows as u64;
+            take_groups(batch, idx)
         }
         DistStyle::Key => {
             let key = table
@@ -112,17 +113,32 @@ pub fn slice_rows(
                 REPARTITION_RANDOM_STATE.random_state(),
                 &mut hashes,
             )?;
+            let mut idx: Vec<Vec<u32>> = vec![vec![]; n as usize];
             for (r, &h) in hashes.iter().enumerate() {
                 idx[key_slice(h, topology).0 as usize].push(r as u32);
             }
+            take_groups(batch, idx)
         }
     }
-    Ok(idx
-        .into_iter()
-        .enumerate()
-        .filter(|(_, rows)| !rows.is_empty())
-        .map(|(slice, rows)| (SliceId(slice as u32), Some(rows)))
-        .collect())
+}
+
+fn take_groups(
+    batch: &RecordBatch,
+    idx: Vec<Vec<u32>>,
+) -> Result<Vec<(SliceId, RecordBatch)>, StorageError> {
+    let mut out = vec![];
+    for (slice, rows) in idx.into_iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let b = if rows.len() == batch.num_rows() {
+            batch.clone()
+        } else {
+            take_record_batch(batch, &UInt32Array::from(rows))?
+        };
+        out.push((SliceId(slice as u32), b));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

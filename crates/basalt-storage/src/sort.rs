@@ -27,10 +27,7 @@ use basalt_catalog::{SortKeyKind, TableMeta};
 use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array, make_comparator,
 };
-use datafusion::arrow::compute::{
-    LexicographicalComparator, SortColumn, SortOptions, interleave, sort_to_indices,
-    take_record_batch,
-};
+use datafusion::arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::expressions::Column;
@@ -98,71 +95,10 @@ pub(crate) fn sort_batch(
     table: &TableMeta,
     batch: &RecordBatch,
 ) -> Result<RecordBatch, StorageError> {
-    if in_key_order(table, batch)? {
-        return Ok(batch.clone());
-    }
     Ok(match sort_indices(table, batch)? {
         Some(indices) => take_record_batch(batch, &indices)?,
         None => batch.clone(),
     })
-}
-
-/// Whether `batch`'s rows are already in the table's (lexicographic) key order, as
-/// [`gather_rows`] leaves them: a pass that stops at the first row out of order, instead of
-/// a sort and a copy of every column. Always false for a z-order, which ranks the rows.
-fn in_key_order(table: &TableMeta, batch: &RecordBatch) -> Result<bool, StorageError> {
-    if merge_ordering(table).is_none() {
-        return Ok(false);
-    }
-    let columns: Vec<SortColumn> = table
-        .sortkey_indices()
-        .into_iter()
-        .map(|i| SortColumn {
-            values: batch.column(i).clone(),
-            options: Some(KEY_ORDER),
-        })
-        .collect();
-    let cmp = LexicographicalComparator::try_new(&columns)?;
-    Ok((1..batch.num_rows()).all(|i| cmp.compare(i - 1, i).is_le()))
-}
-
-/// One slice's rows gathered into one batch from the batches they came in (`rows` are
-/// `(batch, row)` positions in arrival order), copying each value once: in the table's
-/// sort-key order when that order is lexicographic, so that the segment write finds them
-/// sorted (the key columns are gathered and sorted first, then every column is gathered in
-/// that order); in arrival order for a z-order, which the segment write ranks and sorts.
-pub fn gather_rows(
-    table: &TableMeta,
-    sources: &[RecordBatch],
-    mut rows: Vec<(usize, usize)>,
-) -> Result<RecordBatch, StorageError> {
-    let Some(first) = sources.first() else {
-        return Ok(RecordBatch::new_empty(table.arrow_schema()));
-    };
-    let gather = |column: usize, rows: &[(usize, usize)]| {
-        let values: Vec<&dyn Array> = sources.iter().map(|b| b.column(column).as_ref()).collect();
-        interleave(&values, rows)
-    };
-    let key = table.sortkey_indices();
-    if merge_ordering(table).is_some() && rows.len() > 1 {
-        let keys = key
-            .iter()
-            .map(|&i| gather(i, &rows))
-            .collect::<Result<Vec<_>, _>>()?;
-        let order = compound_indices(None, &keys)?;
-        rows = order.values().iter().map(|&i| rows[i as usize]).collect();
-    }
-    // All the rows of one batch, in order (an ALL table's copy, an unsorted table's rows).
-    if sources.len() == 1
-        && rows.len() == first.num_rows()
-        && rows.iter().enumerate().all(|(i, &(_, r))| i == r)
-    {
-        return Ok(first.clone());
-    }
-    let columns = (0..first.num_columns())
-        .map(|i| gather(i, &rows))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(first.schema(), columns)?)
 }
 
 /// Lexicographic order by `lead` (if any), then `columns`.
@@ -685,47 +621,6 @@ mod tests {
         let mut unsorted = t.clone();
         unsorted.sortkey = None;
         assert!(sort_indices(&unsorted, &grid(&t, 4)).unwrap().is_none());
-    }
-
-    /// A slice's rows gathered from several batches come out as the take-concat-sort they
-    /// replace would give: sorted for a compound key (which the segment write then finds in
-    /// order and keeps), in arrival order for a z-order; one whole batch is not copied.
-    #[test]
-    fn gathered_rows_are_the_slice_rows_in_key_order() {
-        let compound = grid_table(SortKeyKind::Compound);
-        let all = grid(&compound, 32);
-        let sources = [all.slice(0, 300), all.slice(300, 400), all.slice(700, 324)];
-        // Every other row of each source, the sources interleaved.
-        let mut rows = vec![];
-        for r in (0..400).step_by(2) {
-            for (b, s) in sources.iter().enumerate() {
-                if r < s.num_rows() {
-                    rows.push((b, r));
-                }
-            }
-        }
-        let expected = {
-            let parts: Vec<RecordBatch> =
-                rows.iter().map(|&(b, r)| sources[b].slice(r, 1)).collect();
-            concat_batches(&all.schema(), &parts).unwrap()
-        };
-        let gathered = gather_rows(&compound, &sources, rows.clone()).unwrap();
-        assert_eq!(gathered, sorted(&compound, &expected));
-        assert!(in_key_order(&compound, &gathered).unwrap());
-        assert!(!in_key_order(&compound, &expected).unwrap());
-        assert_eq!(sorted(&compound, &gathered), gathered);
-
-        let z = grid_table(SortKeyKind::Interleaved);
-        let arrival = gather_rows(&z, &sources, rows).unwrap();
-        assert_eq!(arrival, expected);
-        assert!(!in_key_order(&z, &sorted(&z, &arrival)).unwrap());
-
-        let mut unsorted = compound.clone();
-        unsorted.sortkey = None;
-        let whole = (0..all.num_rows()).map(|r| (0, r)).collect();
-        let same = gather_rows(&unsorted, std::slice::from_ref(&all), whole).unwrap();
-        assert!(same.column(0).to_data().ptr_eq(&all.column(0).to_data()));
-        assert_eq!(gather_rows(&compound, &[], vec![]).unwrap().num_rows(), 0);
     }
 
     #[tokio::test]
