@@ -441,6 +441,24 @@ async fn errors_carry_sqlstate_and_the_connection_survives() {
             .await
             .unwrap_err();
         assert_eq!(code(&e), "42P01");
+        // UNLOAD: a FIXEDWIDTH value wider than its column, an option FIXEDWIDTH excludes,
+        // encryption (not offered).
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (sql, sqlstate) in [
+            (
+                "unload ('select ''wider''') to '{}/w_' fixedwidth 'v:3'",
+                "22001",
+            ),
+            (
+                "unload ('select 1') to '{}/h_' fixedwidth 'v:3' header",
+                "22023",
+            ),
+            ("unload ('select 1') to '{}/e_' encrypted", "0A000"),
+        ] {
+            let sql = sql.replace("{}", &dir.path().display().to_string());
+            let e = client.simple_query(&sql).await.unwrap_err();
+            assert_eq!(code(&e), sqlstate, "{sql}");
+        }
         // Still usable, both protocols.
         assert_eq!(
             simple_rows(&client, "select 1").await,

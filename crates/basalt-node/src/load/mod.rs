@@ -175,13 +175,13 @@ fn invalid(message: impl Into<String>) -> NodeError {
     NodeError::invalid("22023", message)
 }
 
-/// `FIXEDWIDTH 'id:4,name:10'`: the widths.
-fn fixed_widths(spec: &str) -> Result<Vec<usize>, NodeError> {
+/// `FIXEDWIDTH 'id:4,name:10'` of `command` (COPY, UNLOAD): the widths, in characters.
+pub(crate) fn fixed_widths(command: &str, spec: &str) -> Result<Vec<usize>, NodeError> {
     spec.split(',')
         .map(|part| {
             let (_, width) = part.rsplit_once(':').ok_or_else(|| {
                 invalid(format!(
-                    "COPY FIXEDWIDTH: '{part}' is not label:width (in '{spec}')"
+                    "{command} FIXEDWIDTH: '{part}' is not label:width (in '{spec}')"
                 ))
             })?;
             width
@@ -189,7 +189,7 @@ fn fixed_widths(spec: &str) -> Result<Vec<usize>, NodeError> {
                 .parse::<usize>()
                 .ok()
                 .filter(|w| *w > 0)
-                .ok_or_else(|| invalid(format!("COPY FIXEDWIDTH: bad width in '{part}'")))
+                .ok_or_else(|| invalid(format!("{command} FIXEDWIDTH: bad width in '{part}'")))
         })
         .collect()
 }
@@ -226,7 +226,7 @@ impl LoadOptions {
             };
             match p.name.as_str() {
                 "CSV" => format = FileFormat::Csv,
-                "FIXEDWIDTH" => format = FileFormat::FixedWidth(fixed_widths(&value())?),
+                "FIXEDWIDTH" => format = FileFormat::FixedWidth(fixed_widths("COPY", &value())?),
                 "PARQUET" => format = FileFormat::Parquet,
                 "JSON" => {
                     let arg = p.value.clone().unwrap_or_else(|| "auto".into());

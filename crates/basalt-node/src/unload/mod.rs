@@ -65,6 +65,9 @@ struct UnloadOptions {
     header: bool,
     add_quotes: bool,
     escape: bool,
+    /// `FIXEDWIDTH 'label:width,...'` (text only): each column padded with spaces to its
+    /// width in characters, no delimiter.
+    fixed_widths: Option<Vec<usize>>,
     null: String,
     partition_by: Vec<String>,
     include: bool,
@@ -104,6 +107,7 @@ impl UnloadOptions {
             header: false,
             add_quotes: false,
             escape: false,
+            fixed_widths: None,
             null: String::new(),
             partition_by: vec![],
             include: false,
@@ -142,6 +146,9 @@ impl UnloadOptions {
                 "HEADER" => o.header = true,
                 "ADDQUOTES" => o.add_quotes = true,
                 "ESCAPE" => o.escape = true,
+                "FIXEDWIDTH" => {
+                    o.fixed_widths = Some(crate::load::fixed_widths("UNLOAD", &value())?);
+                }
                 "PARTITION" => {
                     o.partition_by = value().split(',').map(str::to_string).collect();
                 }
@@ -216,6 +223,20 @@ impl UnloadOptions {
                 return Err(invalid(format!(
                     "UNLOAD: {what} cannot be used with FORMAT {:?}",
                     o.format
+                )));
+            }
+        }
+        if o.fixed_widths.is_some() {
+            let refused = [
+                (o.format != OutFormat::Text, "CSV, JSON or PARQUET"),
+                (delimiter.is_some(), "DELIMITER"),
+                (o.header, "HEADER"),
+                (o.add_quotes, "ADDQUOTES"),
+                (o.escape, "ESCAPE"),
+            ];
+            if let Some((_, what)) = refused.iter().find(|(set, _)| *set) {
+                return Err(invalid(format!(
+                    "UNLOAD: FIXEDWIDTH cannot be used with {what}"
                 )));
             }
         }
@@ -513,6 +534,18 @@ fn json_bare(t: &DataType) -> bool {
     t.is_numeric() || matches!(t, DataType::Boolean)
 }
 
+/// A value in Postgres' text output, into `value` (cleared first); false for a NULL.
+fn text_value(col: &ArrayRef, row: usize, value: &mut BytesMut) -> Result<bool, NodeError> {
+    value.clear();
+    if col.is_null(row) || col.data_type() == &DataType::Null {
+        return Ok(false);
+    }
+    if !crate::pgtext::write_value(col.as_ref(), row, None, value) {
+        crate::pgtext::write_display(col.as_ref(), row, value)?;
+    }
+    Ok(true)
+}
+
 /// Rows as delimited text, CSV or JSON lines, values in Postgres' text output.
 fn encode(batch: &RecordBatch, opts: &UnloadOptions, out: &mut BytesMut) -> Result<(), NodeError> {
     let schema = batch.schema();
@@ -522,6 +555,9 @@ fn encode(batch: &RecordBatch, opts: &UnloadOptions, out: &mut BytesMut) -> Resu
         .map(|f| serde_json::to_string(f.name()).unwrap_or_default())
         .collect();
     let mut value = BytesMut::new();
+    if let Some(widths) = &opts.fixed_widths {
+        return fixed_width_rows(batch, widths, opts, out);
+    }
     for row in 0..batch.num_rows() {
         if opts.format == OutFormat::Json {
             out.extend_from_slice(b"{");
@@ -534,11 +570,7 @@ fn encode(batch: &RecordBatch, opts: &UnloadOptions, out: &mut BytesMut) -> Resu
                     std::slice::from_ref(&opts.delimiter)
                 });
             }
-            let null = col.is_null(row) || col.data_type() == &DataType::Null;
-            value.clear();
-            if !null && !crate::pgtext::write_value(col.as_ref(), row, None, &mut value) {
-                crate::pgtext::write_display(col.as_ref(), row, &mut value)?;
-            }
+            let null = !text_value(col, row, &mut value)?;
             match opts.format {
                 OutFormat::Json => {
                     out.extend_from_slice(names[i].as_bytes());
@@ -581,6 +613,41 @@ fn encode(batch: &RecordBatch, opts: &UnloadOptions, out: &mut BytesMut) -> Resu
         } else {
             b"\n"
         });
+    }
+    Ok(())
+}
+
+/// Rows as FIXEDWIDTH text: each value (a NULL as NULL AS, or as spaces) padded with spaces
+/// to its column's width in characters. A wider value is an error (22001): UNLOAD does not
+/// cut values, as Redshift's does not.
+fn fixed_width_rows(
+    batch: &RecordBatch,
+    widths: &[usize],
+    opts: &UnloadOptions,
+    out: &mut BytesMut,
+) -> Result<(), NodeError> {
+    let schema = batch.schema();
+    let mut value = BytesMut::new();
+    for row in 0..batch.num_rows() {
+        for ((col, &width), field) in batch.columns().iter().zip(widths).zip(schema.fields()) {
+            if !text_value(col, row, &mut value)? {
+                value.extend_from_slice(opts.null.as_bytes());
+            }
+            let chars = String::from_utf8_lossy(&value).chars().count();
+            if chars > width {
+                return Err(NodeError::invalid(
+                    "22001",
+                    format!(
+                        "UNLOAD FIXEDWIDTH: a value of column \"{}\" is {chars} characters, \
+                         wider than its width {width}",
+                        field.name()
+                    ),
+                ));
+            }
+            out.extend_from_slice(&value);
+            out.resize(out.len() + (width - chars), b' ');
+        }
+        out.extend_from_slice(b"\n");
     }
     Ok(())
 }
@@ -839,6 +906,15 @@ fn file_layout(
         .filter(|i| opts.include || !keys.contains(i))
         .collect();
     let file_schema = Arc::new(schema.project(&kept)?);
+    if let Some(widths) = &opts.fixed_widths
+        && widths.len() != file_schema.fields().len()
+    {
+        return Err(invalid(format!(
+            "UNLOAD FIXEDWIDTH gives {} width(s) for {} column(s) in the files",
+            widths.len(),
+            file_schema.fields().len()
+        )));
+    }
     Ok((keys, kept, file_schema))
 }
 
