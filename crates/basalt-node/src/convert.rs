@@ -58,6 +58,22 @@ pub(crate) struct LoadError {
     pub reason: String,
     /// The Postgres SQLSTATE of the error, for the statement's error when MAXERROR is passed.
     pub sqlstate: &'static str,
+    /// Every field of the row as parsed, for STL_LOADERROR_DETAIL (none for an error of the
+    /// whole line, whose fields did not match the columns).
+    pub fields: Vec<FieldDetail>,
+}
+
+/// One field of a rejected row (a row of STL_LOADERROR_DETAIL).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct FieldDetail {
+    pub colname: String,
+    /// The field as parsed (empty for a NULL).
+    pub value: String,
+    pub is_null: bool,
+    /// The column's type as Redshift names it, and its length (a string's characters, a
+    /// decimal's precision, 0 otherwise).
+    pub ty: String,
+    pub col_length: i32,
 }
 
 impl LoadError {
@@ -81,6 +97,7 @@ impl LoadError {
             code,
             reason: clip(&reason.into(), REASON_MAX),
             sqlstate,
+            fields: vec![],
         }
     }
 }
@@ -317,6 +334,27 @@ pub(crate) fn convert(
     for (i, c) in columns.iter().enumerate() {
         let input = batch.column(i);
         let (ty_name, col_length) = redshift_type(&c.ty);
+        let fields = |row: usize| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(j, c)| {
+                    let (ty, length) = redshift_type(&c.ty);
+                    let value = batch.column(j);
+                    FieldDetail {
+                        colname: c.name.clone(),
+                        value: clip(&display(value, row), RAW_MAX),
+                        is_null: value.is_null(row),
+                        ty: ty.to_string(),
+                        col_length: length
+                            .split(',')
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0),
+                    }
+                })
+                .collect()
+        };
         let error = |row: usize, raw: &str, code: i32, sqlstate, reason: String| LoadError {
             file: rows.file.to_string(),
             line: rows.lines[row],
@@ -328,6 +366,7 @@ pub(crate) fn convert(
             code,
             reason: clip(&reason, REASON_MAX),
             sqlstate,
+            fields: fields(row),
         };
         let mut failed = vec![false; n];
         let converted = convert_any(input, c, rules, &mut |row, raw, sqlstate, reason| {

@@ -1,5 +1,5 @@
 //! The leader's log of loads, behind Redshift's `STL_LOAD_ERRORS` (the rows a COPY rejected,
-//! kept whether or not the COPY committed) and `STL_LOAD_COMMITS` (each file a committed COPY
+//! kept whether or not the COPY committed; `STL_LOADERROR_DETAIL` their fields) and `STL_LOAD_COMMITS` (each file a committed COPY
 //! loaded). Like the query log it holds the most recent entries in memory.
 
 use std::collections::VecDeque;
@@ -203,6 +203,56 @@ pub(crate) fn stl_load_errors(
         })
         .collect();
     batch(stl_load_errors_schema(), rows)
+}
+
+pub(crate) fn stl_loaderror_detail_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("userid", DataType::Int32, true),
+        Field::new("slice", DataType::Int32, true),
+        Field::new("session", DataType::Int32, true),
+        Field::new("query", DataType::Int32, true),
+        Field::new("filename", DataType::Utf8, true),
+        Field::new("line_number", DataType::Int64, true),
+        Field::new("field", DataType::Int32, true),
+        Field::new("colname", DataType::Utf8, true),
+        Field::new("value", DataType::Utf8, true),
+        Field::new("is_null", DataType::Int32, true),
+        Field::new("type", DataType::Utf8, true),
+        Field::new("col_length", DataType::Int32, true),
+    ]))
+}
+
+/// STL_LOADERROR_DETAIL: a row per field of each rejected row whose fields were parsed (an
+/// error of a whole line, such as a wrong number of fields, has none), fields numbered from 1.
+pub(crate) fn stl_loaderror_detail(
+    log: &LoadLog,
+    userid: impl Fn(&str) -> Option<i32>,
+) -> Result<RecordBatch> {
+    let rows = log
+        .errors
+        .lock()
+        .iter()
+        .flat_map(|(run, e)| {
+            let userid = userid(&run.user);
+            e.fields.iter().enumerate().map(move |(i, f)| {
+                vec![
+                    ScalarValue::Int32(userid),
+                    ScalarValue::Int32(Some(0)),
+                    ScalarValue::Int32(Some(run.pid)),
+                    ScalarValue::Int32(Some(run.query as i32)),
+                    ScalarValue::from(e.file.as_str()),
+                    ScalarValue::Int64(Some(e.line as i64)),
+                    ScalarValue::Int32(Some(i as i32 + 1)),
+                    ScalarValue::from(f.colname.as_str()),
+                    ScalarValue::from(f.value.as_str()),
+                    ScalarValue::Int32(Some(i32::from(f.is_null))),
+                    ScalarValue::from(f.ty.as_str()),
+                    ScalarValue::Int32(Some(f.col_length)),
+                ]
+            })
+        })
+        .collect();
+    batch(stl_loaderror_detail_schema(), rows)
 }
 
 pub(crate) fn stl_load_commits_schema() -> SchemaRef {

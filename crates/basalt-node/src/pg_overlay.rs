@@ -86,6 +86,7 @@ enum Kind {
     StlBcast,
     StlReturn,
     StlLoadErrors,
+    StlLoadErrorDetail,
     StlLoadCommits,
     StlUnloadLog,
     StvLoadState,
@@ -114,6 +115,7 @@ pub(crate) const OVERLAY_ONLY: &[&str] = &[
     "stl_bcast",
     "stl_return",
     "stl_load_errors",
+    "stl_loaderror_detail",
     "stl_load_commits",
     "stl_unload_log",
     "stv_load_state",
@@ -148,6 +150,7 @@ impl Kind {
             "stl_bcast" => Kind::StlBcast,
             "stl_return" => Kind::StlReturn,
             "stl_load_errors" => Kind::StlLoadErrors,
+            "stl_loaderror_detail" => Kind::StlLoadErrorDetail,
             "stl_load_commits" => Kind::StlLoadCommits,
             "stl_unload_log" => Kind::StlUnloadLog,
             "stv_load_state" => Kind::StvLoadState,
@@ -344,6 +347,9 @@ impl PgCatalogOverlay {
                     |u| Some(self.usesysid(u)),
                     |id| oids.get(&id).copied().unwrap_or(id as i32),
                 )
+            }
+            Kind::StlLoadErrorDetail => {
+                crate::loadlog::stl_loaderror_detail(&self.load_log, |u| Some(self.usesysid(u)))
             }
             Kind::StlLoadCommits => {
                 crate::loadlog::stl_load_commits(&self.load_log, |u| Some(self.usesysid(u)))
@@ -703,6 +709,9 @@ impl PgCatalogOverlay {
             }
             Kind::SvlQuerySummary => return Ok(crate::querylog::svl_query_summary_schema()),
             Kind::StlLoadErrors => return Ok(crate::loadlog::stl_load_errors_schema()),
+            Kind::StlLoadErrorDetail => {
+                return Ok(crate::loadlog::stl_loaderror_detail_schema());
+            }
             Kind::StlLoadCommits => return Ok(crate::loadlog::stl_load_commits_schema()),
             Kind::StlUnloadLog => return Ok(crate::loadlog::stl_unload_log_schema()),
             Kind::StvLoadState => return Ok(crate::loadlog::stv_load_state_schema()),

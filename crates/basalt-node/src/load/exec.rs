@@ -56,7 +56,7 @@ use tracing::{Instrument, info_span};
 
 use super::{LoadOptions, LoadSpec};
 use crate::NodeError;
-use crate::convert::LoadError;
+use crate::convert::{FieldDetail, LoadError};
 use crate::copy::CopyIn;
 use crate::dml::ColumnSource;
 use crate::extension::{WireSettings, params_of, wire_params};
@@ -64,7 +64,7 @@ use crate::json::JsonSpec;
 use crate::loadlog::{LoadProgress, LoadRun};
 
 /// Version of [`CopyLoadExec`]'s encoding inside plan fragments.
-const COPY_NODE_VERSION: u32 = 3;
+const COPY_NODE_VERSION: u32 = 4;
 
 /// How often a share reports the bytes it has read.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -117,6 +117,8 @@ pub(crate) struct RejectedRow {
     code: i32,
     reason: String,
     sqlstate: String,
+    /// The row's fields (since COPY node version 4).
+    fields: Vec<FieldDetail>,
 }
 
 impl From<&LoadError> for RejectedRow {
@@ -132,6 +134,7 @@ impl From<&LoadError> for RejectedRow {
             code: e.code,
             reason: e.reason.clone(),
             sqlstate: e.sqlstate.to_string(),
+            fields: e.fields.clone(),
         }
     }
 }
@@ -149,6 +152,7 @@ impl From<RejectedRow> for LoadError {
             code: r.code,
             reason: r.reason,
             sqlstate: crate::error::known_sqlstate(&r.sqlstate),
+            fields: r.fields,
         }
     }
 }
