@@ -2,7 +2,8 @@
 # Loading and unloading side by side (issue 5): BasaltDB's COPY of TPC-H SF1 files from an
 # S3-compatible server (s3s-fs on 127.0.0.1) as CSV, gzip CSV and Parquet, COPY FROM STDIN
 # through the wire, and UNLOAD to Parquet; DuckDB's COPY of the same files (from local disk:
-# its S3 extension cannot be downloaded here) in the same run. Results, in MB/s of the
+# its S3 extension cannot be downloaded here) and DataFusion's equivalent (the file written as
+# sorted Parquet) in the same run. Results, in MB/s of the
 # files' bytes, go to target/bench/load-<timestamp>/results.md.
 #
 #   benches/load.sh [--tables lineitem,orders] [--slices N] [--nodes N] [--runs N] [--profile P]
@@ -24,8 +25,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-python3 -c "import duckdb, psycopg2, tpchgen_cli" 2>/dev/null || \
-  pip install -q tpchgen-cli duckdb psycopg2-binary
+python3 -c "import duckdb, datafusion, psycopg2, tpchgen_cli" 2>/dev/null || \
+  pip install -q tpchgen-cli duckdb datafusion psycopg2-binary
 [ -f "$DATA/csv/lineitem.csv" ] || tpchgen-cli csv -s 1 -o "$DATA/csv"
 [ -f "$DATA/parquet/lineitem.parquet" ] || tpchgen-cli parquet -s 1 -o "$DATA/parquet"
 mkdir -p "$DATA/csv-gz"
