@@ -198,8 +198,11 @@ async fn shutdown_signal() {
     }
 }
 
+/// The log goes to stderr, as a server's diagnostics do (stdout stays for what a command
+/// prints).
 fn init_logging(filter: &str) {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),

@@ -111,7 +111,7 @@ impl ProcessCluster {
         let mut cmd = self.compute_command(dir, secret);
         match self.compute_log {
             Some(filter) => {
-                // The log goes to stdout, errors to stderr: both into the file.
+                // The log (stderr), and anything printed: both into the file.
                 let log = std::fs::File::create(dir.with_extension("log")).expect("log file");
                 let err = log.try_clone().expect("log file");
                 cmd.env("BASALT_LOG", filter)
