@@ -114,6 +114,10 @@ fn clip(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+/// Rejected rows whose fields are kept for STL_LOADERROR_DETAIL, per parser (a file's chunk):
+/// Redshift keeps those of 20 rows per slice and load.
+const DETAIL_ROWS: usize = 20;
+
 /// The rejected rows of one load, and how many it may reject (MAXERROR).
 #[derive(Debug)]
 pub(crate) struct Rejects {
@@ -124,7 +128,10 @@ pub(crate) struct Rejects {
 
 impl Rejects {
     /// Reject a row; past MAXERROR the load fails with the first error's SQLSTATE.
-    pub(crate) fn reject(&mut self, e: LoadError) -> Result<(), NodeError> {
+    pub(crate) fn reject(&mut self, mut e: LoadError) -> Result<(), NodeError> {
+        if self.found.len() >= DETAIL_ROWS {
+            e.fields = vec![];
+        }
         self.found.push(e);
         if self.found.len() as u64 > self.max {
             let first = &self.found[0];
@@ -831,6 +838,32 @@ mod tests {
 
     fn t(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    /// The fields of the first DETAIL_ROWS rejected rows are kept, not those of the rest.
+    #[test]
+    fn rejected_rows_keep_their_fields_up_to_the_detail_limit() {
+        let mut rejects = Rejects {
+            max: 100,
+            table: "t".into(),
+            found: vec![],
+        };
+        for line in 1..=25 {
+            let mut e = LoadError::line("f", line, "raw", code::INVALID_LINE, "22P04", "bad");
+            e.fields = vec![FieldDetail {
+                colname: "a".into(),
+                value: line.to_string(),
+                is_null: false,
+                ty: "int4".into(),
+                col_length: 0,
+            }];
+            rejects.reject(e).unwrap();
+        }
+        let kept: Vec<usize> = rejects.found.iter().map(|e| e.fields.len()).collect();
+        assert_eq!(
+            kept,
+            [vec![1; DETAIL_ROWS], vec![0; 25 - DETAIL_ROWS]].concat()
+        );
     }
 
     #[test]
