@@ -548,6 +548,9 @@ fn text_value(col: &ArrayRef, row: usize, value: &mut BytesMut) -> Result<bool, 
 
 /// Rows as delimited text, CSV or JSON lines, values in Postgres' text output.
 fn encode(batch: &RecordBatch, opts: &UnloadOptions, out: &mut BytesMut) -> Result<(), NodeError> {
+    if let Some(widths) = &opts.fixed_widths {
+        return fixed_width_rows(batch, widths, opts, out);
+    }
     let schema = batch.schema();
     let names: Vec<String> = schema
         .fields()
@@ -555,9 +558,6 @@ fn encode(batch: &RecordBatch, opts: &UnloadOptions, out: &mut BytesMut) -> Resu
         .map(|f| serde_json::to_string(f.name()).unwrap_or_default())
         .collect();
     let mut value = BytesMut::new();
-    if let Some(widths) = &opts.fixed_widths {
-        return fixed_width_rows(batch, widths, opts, out);
-    }
     for row in 0..batch.num_rows() {
         if opts.format == OutFormat::Json {
             out.extend_from_slice(b"{");
